@@ -1,0 +1,139 @@
+// Package app assembles eventfx services with go.uber.org/fx: the core
+// (config, logger), a transport (Kafka or in-memory), the Publisher and the
+// Subscriber modules, and Run for a main function.
+//
+//	fx.New(
+//		app.Core(cfg),
+//		app.Kafka,
+//		app.Subscriber,
+//		handlers.Register(handlers.New("billing", "orders", bill)),
+//	).Run()
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"go.uber.org/fx"
+	"go.uber.org/fx/fxevent"
+
+	"github.com/eventfx/eventfx/config"
+	"github.com/eventfx/eventfx/handlers"
+	"github.com/eventfx/eventfx/router"
+)
+
+// Core provides the validated config (defaults applied) and the service's
+// *slog.Logger (text on stderr, info level; replace it with fx.Decorate),
+// routes fx's own logs through it at debug level, and sets fx's stop
+// timeout above shutdown_timeout. An invalid config fails fx.New with every
+// bad field listed.
+func Core(cfg config.Config) fx.Option {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return fx.Error(err)
+	}
+	return fx.Options(
+		fx.Supply(cfg),
+		fx.Provide(func() *slog.Logger {
+			return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})).With("service", cfg.Service)
+		}),
+		fx.WithLogger(func(l *slog.Logger) fxevent.Logger {
+			fl := &fxevent.SlogLogger{Logger: l}
+			fl.UseLogLevel(slog.LevelDebug)
+			return fl
+		}),
+		fx.StopTimeout(cfg.ShutdownTimeout+10*time.Second),
+	)
+}
+
+// KafkaModule provides the Kafka transport (see Kafka), started before
+// and closed after everything that uses it.
+var KafkaModule = fx.Module("eventfx.kafka",
+	fx.Provide(func(lc fx.Lifecycle, cfg config.Config, l *slog.Logger) Transport {
+		k := NewKafka(cfg, l)
+		lc.Append(fx.Hook{OnStart: k.Start, OnStop: func(context.Context) error { return k.Close() }})
+		return k
+	}),
+)
+
+// MemoryModule provides the in-memory transport, for unit tests.
+var MemoryModule = fx.Module("eventfx.memory",
+	fx.Provide(func(lc fx.Lifecycle, l *slog.Logger) Transport {
+		m := NewMemory(l)
+		lc.Append(fx.Hook{OnStop: func(context.Context) error { return m.Close() }})
+		return m
+	}),
+)
+
+// PublisherModule provides *Publisher.
+var PublisherModule = fx.Module("eventfx.publisher", fx.Provide(NewPublisher))
+
+// SubscriberParams are what the subscriber module needs.
+type SubscriberParams struct {
+	fx.In
+	Lifecycle  fx.Lifecycle
+	Shutdowner fx.Shutdowner
+	Config     config.Config
+	Logger     *slog.Logger
+	Transport  Transport
+	Handlers   []handlers.Handler `group:"eventfx.handlers"`
+}
+
+// SubscriberModule runs the registered handlers (handlers.Register,
+// handlers.AsHandler) in a router with the standard middleware chain.
+// OnStart returns once every handler is subscribed; OnStop drains (see
+// router.Router.Shutdown). A router that dies in the background shuts the
+// app down with exit code 1.
+var SubscriberModule = fx.Module("eventfx.subscriber",
+	fx.Provide(NewSubscriber),
+	fx.Invoke(func(*router.Router) {}),
+)
+
+// NewSubscriber builds the router of the registered handlers and ties it to
+// the lifecycle. Duplicate handler names fail here, hence fx.New.
+func NewSubscriber(p SubscriberParams) (*router.Router, error) {
+	r, err := router.New(router.Params{
+		Config:        p.Config,
+		Logger:        p.Logger,
+		Handlers:      p.Handlers,
+		NewSubscriber: p.Transport.Subscriber,
+		Publisher:     p.Transport.Publisher(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	runErr := make(chan error, 1)
+	p.Lifecycle.Append(fx.Hook{
+		OnStart: func(ctx context.Context) error {
+			go func() {
+				err := r.Run(context.Background())
+				select {
+				case <-r.Stopping():
+					runErr <- err
+					return
+				default:
+				}
+				if err == nil {
+					err = errors.New("all handlers stopped")
+				}
+				p.Logger.Error("router stopped unexpectedly; shutting down", "error", err)
+				runErr <- err
+				_ = p.Shutdowner.Shutdown(fx.ExitCode(1))
+			}()
+			select {
+			case <-r.Running():
+				return nil
+			case err := <-runErr:
+				return fmt.Errorf("start router: %w", err)
+			case <-ctx.Done():
+				return fmt.Errorf("start router: %w", ctx.Err())
+			}
+		},
+		OnStop: func(ctx context.Context) error { return r.Shutdown(ctx) },
+	})
+	return r, nil
+}

@@ -1,0 +1,235 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/eventfx/eventfx/config"
+	"github.com/eventfx/eventfx/internal/broker"
+	"github.com/eventfx/eventfx/router"
+)
+
+// Transport is where messages travel: Kafka in production and on the
+// embedded broker, in-memory in unit tests of a team's own logic.
+type Transport interface {
+	// Publisher is shared by everything in the service. Its Close is a
+	// no-op: the transport closes the real publisher once, last.
+	Publisher() message.Publisher
+	// Subscriber returns a subscriber consuming in the given consumer group.
+	Subscriber(consumerGroup string) (message.Subscriber, error)
+	// Start connects (and starts the embedded broker, if configured).
+	Start(ctx context.Context) error
+	// Close closes the publisher and the embedded broker. Idempotent.
+	Close() error
+}
+
+// Kafka is the Kafka transport: watermill-kafka (Sarama) publisher and
+// subscribers configured from config.Config, on the brokers of the config or
+// on the process's embedded broker when kafka.brokers is [embedded].
+type Kafka struct {
+	cfg    config.Config
+	logger *slog.Logger
+	wlog   watermill.LoggerAdapter
+
+	mu      sync.Mutex
+	brokers []string
+	pub     message.Publisher
+	release func()
+	closed  bool
+}
+
+// NewKafka returns the Kafka transport; cfg must have its defaults applied.
+// It does no I/O: Start connects.
+func NewKafka(cfg config.Config, logger *slog.Logger) *Kafka {
+	return &Kafka{cfg: cfg, logger: logger, wlog: watermill.NewSlogLogger(logger)}
+}
+
+// Brokers are the bootstrap brokers, known after Start.
+func (k *Kafka) Brokers() []string {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.brokers
+}
+
+// Start starts the embedded broker if configured and connects the publisher.
+func (k *Kafka) Start(ctx context.Context) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.pub != nil {
+		return nil
+	}
+	brokers := k.cfg.Kafka.Brokers
+	if len(brokers) == 1 && brokers[0] == config.Embedded {
+		b, release, err := broker.Acquire()
+		if err != nil {
+			return err
+		}
+		k.release = release
+		brokers = []string{b.Addr()}
+		k.logger.Info("embedded Kafka broker", "addr", b.Addr())
+	}
+	k.brokers = brokers
+	sc, err := SaramaConfig(k.cfg)
+	if err != nil {
+		k.releaseBroker()
+		return err
+	}
+	pub, err := kafka.NewPublisher(kafka.PublisherConfig{
+		Brokers:               brokers,
+		Marshaler:             marshaler{},
+		OverwriteSaramaConfig: sc,
+	}, k.wlog)
+	if err != nil {
+		k.releaseBroker()
+		return fmt.Errorf("connect to Kafka %v: %w", brokers, err)
+	}
+	k.pub = pub
+	return nil
+}
+
+func (k *Kafka) releaseBroker() {
+	if k.release != nil {
+		k.release()
+		k.release = nil
+	}
+}
+
+// Publisher returns the shared publisher (see Transport).
+func (k *Kafka) Publisher() message.Publisher { return sharedPublisher{k} }
+
+type sharedPublisher struct{ k *Kafka }
+
+func (p sharedPublisher) Publish(topic string, msgs ...*message.Message) error {
+	p.k.mu.Lock()
+	pub := p.k.pub
+	p.k.mu.Unlock()
+	if pub == nil {
+		return errors.New("kafka publisher not started (or already closed)")
+	}
+	return pub.Publish(topic, msgs...)
+}
+
+func (sharedPublisher) Close() error { return nil }
+
+// Subscriber returns a subscriber of the given consumer group. The Sarama
+// client is created on Subscribe, so it may be called before Start.
+func (k *Kafka) Subscriber(consumerGroup string) (message.Subscriber, error) {
+	return &kafkaSubscriber{k: k, group: consumerGroup, tracker: newDrainTracker()}, nil
+}
+
+// Close closes the publisher, then releases the embedded broker.
+func (k *Kafka) Close() error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.closed {
+		return nil
+	}
+	k.closed = true
+	var err error
+	if k.pub != nil {
+		err = k.pub.Close()
+		k.pub = nil
+	}
+	k.releaseBroker()
+	return err
+}
+
+// kafkaSubscriber creates its watermill-kafka subscriber lazily (the
+// brokers are known after Start) and drains natively (router.Drainer).
+type kafkaSubscriber struct {
+	k       *Kafka
+	group   string
+	tracker *drainTracker
+
+	mu   sync.Mutex
+	subs []*kafka.Subscriber
+}
+
+func (s *kafkaSubscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
+	sc, err := SaramaConfig(s.k.cfg)
+	if err != nil {
+		return nil, err
+	}
+	sub, err := kafka.NewSubscriber(kafka.SubscriberConfig{
+		Brokers:               s.k.Brokers(),
+		Unmarshaler:           marshaler{},
+		OverwriteSaramaConfig: sc,
+		ConsumerGroup:         s.group,
+		Tracer:                tracer{s.tracker},
+	}, s.k.wlog)
+	if err != nil {
+		return nil, fmt.Errorf("kafka subscriber %s: %w", s.group, err)
+	}
+	s.mu.Lock()
+	s.subs = append(s.subs, sub)
+	s.mu.Unlock()
+	return sub.Subscribe(ctx, topic)
+}
+
+func (s *kafkaSubscriber) Drain(ctx context.Context) error { return s.tracker.Drain(ctx) }
+
+func (s *kafkaSubscriber) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var errs []error
+	for _, sub := range s.subs {
+		errs = append(errs, sub.Close())
+	}
+	return errors.Join(errs...)
+}
+
+var _ router.Drainer = (*kafkaSubscriber)(nil)
+
+// SaramaConfig is the Sarama configuration eventfx uses for cfg. The
+// choices, against Sarama's defaults:
+//   - consumer: initial offset from kafka.initial_offset (Sarama: newest);
+//     offsets auto-committed every kafka.commit_interval and flushed when a
+//     session ends (rebalance, graceful stop), so a crash redelivers at most
+//     one interval of handled messages; session/heartbeat/rebalance timeouts
+//     from config.
+//   - producer: acks=all with the idempotent producer (kafka.acks: all), or
+//     leader acks; short metadata backoff so the first publish to a new
+//     topic does not stall.
+func SaramaConfig(cfg config.Config) (*sarama.Config, error) {
+	sc := sarama.NewConfig()
+	sc.ClientID = cfg.Service
+	sc.Version = sarama.V2_8_0_0
+	sc.Metadata.Retry.Backoff = 100 * time.Millisecond
+	sc.Metadata.Retry.Max = 10
+
+	sc.Consumer.Return.Errors = true
+	sc.Consumer.Offsets.Initial = sarama.OffsetOldest
+	if cfg.Kafka.InitialOffset == config.OffsetNewest {
+		sc.Consumer.Offsets.Initial = sarama.OffsetNewest
+	}
+	sc.Consumer.Offsets.AutoCommit.Enable = true
+	sc.Consumer.Offsets.AutoCommit.Interval = cfg.Kafka.CommitInterval
+	sc.Consumer.Group.Session.Timeout = cfg.Kafka.SessionTimeout
+	sc.Consumer.Group.Heartbeat.Interval = cfg.Kafka.HeartbeatInterval
+	sc.Consumer.Group.Rebalance.Timeout = cfg.Kafka.RebalanceTimeout
+
+	sc.Producer.Return.Successes = true
+	sc.Producer.Return.Errors = true
+	sc.Producer.Retry.Max = 5
+	sc.Producer.Retry.Backoff = 100 * time.Millisecond
+	if cfg.Kafka.Acks == config.AcksLeader {
+		sc.Producer.RequiredAcks = sarama.WaitForLocal
+	} else {
+		sc.Producer.RequiredAcks = sarama.WaitForAll
+		sc.Producer.Idempotent = true
+		sc.Net.MaxOpenRequests = 1
+	}
+	if err := sc.Validate(); err != nil {
+		return nil, fmt.Errorf("sarama config: %w", err)
+	}
+	return sc, nil
+}

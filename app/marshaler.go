@@ -1,0 +1,68 @@
+package app
+
+import (
+	"fmt"
+
+	"github.com/IBM/sarama"
+	"github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/eventfx/eventfx/internal/meta"
+)
+
+// marshaler is the wire format of design.md: the payload untouched, the
+// message ID in _watermill_message_uuid, metadata as headers, and the
+// partition key (metadata meta.Key) as the Kafka key — nil when there is
+// none, so unkeyed messages spread over partitions.
+type marshaler struct{}
+
+var _ kafka.MarshalerUnmarshaler = marshaler{}
+
+func (marshaler) Marshal(topic string, msg *message.Message) (*sarama.ProducerMessage, error) {
+	headers := make([]sarama.RecordHeader, 0, len(msg.Metadata)+1)
+	headers = append(headers, sarama.RecordHeader{Key: []byte(kafka.UUIDHeaderKey), Value: []byte(msg.UUID)})
+	var key sarama.Encoder
+	for k, v := range msg.Metadata {
+		switch k {
+		case meta.Key:
+			if v != "" {
+				key = sarama.StringEncoder(v)
+			}
+		case kafka.UUIDHeaderKey:
+			// The ID travels in msg.UUID; a stray copy would be ambiguous.
+		default:
+			headers = append(headers, sarama.RecordHeader{Key: []byte(k), Value: []byte(v)})
+		}
+	}
+	return &sarama.ProducerMessage{Topic: topic, Key: key, Value: sarama.ByteEncoder(msg.Payload), Headers: headers}, nil
+}
+
+// Unmarshal never fails, so a malformed record reaches the handler chain
+// (and the poison queue) instead of stopping the consumer. A record without
+// an ID header (another producer's) gets the stable ID
+// "<topic>-<partition>-<offset>".
+func (marshaler) Unmarshal(km *sarama.ConsumerMessage) (*message.Message, error) {
+	var id string
+	md := make(message.Metadata, len(km.Headers)+1)
+	for _, h := range km.Headers {
+		if h == nil {
+			continue
+		}
+		if string(h.Key) == kafka.UUIDHeaderKey {
+			id = string(h.Value)
+			continue
+		}
+		md[string(h.Key)] = string(h.Value)
+	}
+	if id == "" {
+		id = fmt.Sprintf("%s-%d-%d", km.Topic, km.Partition, km.Offset)
+	}
+	if len(km.Key) > 0 {
+		md[meta.Key] = string(km.Key)
+	} else {
+		delete(md, meta.Key)
+	}
+	msg := message.NewMessage(id, km.Value)
+	msg.Metadata = md
+	return msg, nil
+}

@@ -1,0 +1,56 @@
+package app
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
+
+	"github.com/eventfx/eventfx/router"
+)
+
+// Memory is the in-memory transport (Watermill's gochannel), for unit tests
+// of a team's own logic. It has no consumer groups (every handler gets
+// every message), no partitions and no durability; real behaviour is tested
+// on the embedded broker.
+type Memory struct {
+	ch   *gochannel.GoChannel
+	once sync.Once
+}
+
+// NewMemory returns an in-memory transport. Subscribers see the messages
+// published before they subscribed, as a group starting at the oldest
+// offset would.
+func NewMemory(logger *slog.Logger) *Memory {
+	return &Memory{ch: gochannel.NewGoChannel(gochannel.Config{Persistent: true}, watermill.NewSlogLogger(logger))}
+}
+
+// Publisher returns the shared publisher; its Close is a no-op.
+func (m *Memory) Publisher() message.Publisher { return unclosable{m.ch} }
+
+// Subscriber returns a subscriber that drains at shutdown.
+func (m *Memory) Subscriber(string) (message.Subscriber, error) {
+	return router.Gate(unclosable{m.ch}), nil
+}
+
+// Start does nothing.
+func (m *Memory) Start(context.Context) error { return nil }
+
+// Close closes the channels once.
+func (m *Memory) Close() error {
+	var err error
+	m.once.Do(func() { err = m.ch.Close() })
+	return err
+}
+
+type unclosable struct{ pubsub }
+
+type pubsub interface {
+	message.Publisher
+	Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error)
+}
+
+func (unclosable) Close() error { return nil }

@@ -1,0 +1,65 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"time"
+
+	"go.uber.org/fx"
+
+	"github.com/eventfx/eventfx/config"
+)
+
+// ExitError is returned by Run when the app asked to exit with a non-zero
+// code (for example after its router died).
+type ExitError struct{ Code int }
+
+func (e ExitError) Error() string { return fmt.Sprintf("exit code %d", e.Code) }
+
+// Run is a service's main: it loads the config (--config FILE in args, else
+// EVENTFX_CONFIG, then EVENTFX_* overrides), builds an fx app from Core and
+// the modules that build returns for that config, starts it, waits for
+// SIGINT/SIGTERM (or an fx.Shutdowner), and stops it gracefully. It returns
+// the first error; main prints it and exits non-zero.
+//
+//	func main() {
+//		if err := app.Run(os.Args[1:], func(config.Config) fx.Option {
+//			return fx.Options(app.KafkaModule, app.SubscriberModule, handlers.Register(...))
+//		}); err != nil {
+//			fmt.Fprintln(os.Stderr, err)
+//			os.Exit(1)
+//		}
+//	}
+func Run(args []string, build func(config.Config) fx.Option) error {
+	fs := flag.NewFlagSet("eventfx", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	path := fs.String("config", "", "YAML config file (default $EVENTFX_CONFIG)")
+	if err := fs.Parse(args); err != nil {
+		return fmt.Errorf("%w (usage: --config FILE)", err)
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		return err
+	}
+	cfg = cfg.WithDefaults()
+	a := fx.New(Core(cfg), build(cfg))
+	if err := a.Err(); err != nil {
+		return err
+	}
+	startCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := a.Start(startCtx); err != nil {
+		return err
+	}
+	sig := <-a.Wait()
+	stopCtx, cancelStop := context.WithTimeout(context.Background(), cfg.ShutdownTimeout+10*time.Second)
+	defer cancelStop()
+	stopErr := a.Stop(stopCtx)
+	if sig.ExitCode != 0 {
+		return errors.Join(ExitError{Code: sig.ExitCode}, stopErr)
+	}
+	return stopErr
+}

@@ -1,0 +1,81 @@
+package handlers
+
+import (
+	"context"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/eventfx/eventfx/internal/meta"
+)
+
+type messageKey struct{}
+
+// WithMessage records the message being handled in ctx; the typed handlers
+// do it, so the accessors below work inside them.
+func WithMessage(ctx context.Context, msg *message.Message) context.Context {
+	return context.WithValue(ctx, messageKey{}, msg)
+}
+
+// MessageFromContext returns the message being handled, if ctx belongs to a
+// handler.
+func MessageFromContext(ctx context.Context) (*message.Message, bool) {
+	msg, ok := ctx.Value(messageKey{}).(*message.Message)
+	return msg, ok
+}
+
+// MessageID returns the ID of the message being handled, or "".
+func MessageID(ctx context.Context) string {
+	if msg, ok := MessageFromContext(ctx); ok {
+		return msg.UUID
+	}
+	return ""
+}
+
+// CorrelationID returns the correlation ID of the message being handled, or
+// the one set with WithCorrelationID, or "".
+func CorrelationID(ctx context.Context) string {
+	if msg, ok := MessageFromContext(ctx); ok {
+		if id := msg.Metadata.Get(meta.CorrelationID); id != "" {
+			return id
+		}
+	}
+	return meta.CorrelationIDFrom(ctx)
+}
+
+// WithCorrelationID returns ctx carrying a correlation ID, for code outside
+// a handler (an HTTP request, a job) that publishes events.
+func WithCorrelationID(ctx context.Context, id string) context.Context {
+	return meta.WithCorrelationID(ctx, id)
+}
+
+// Key returns the partition key of the message being handled, or "".
+func Key(ctx context.Context) string {
+	if msg, ok := MessageFromContext(ctx); ok {
+		return msg.Metadata.Get(meta.Key)
+	}
+	return ""
+}
+
+// Topic returns the topic the message being handled was consumed from.
+func Topic(ctx context.Context) string {
+	return message.SubscribeTopicFromCtx(ctx)
+}
+
+// HandlerName returns the name of the handler running.
+func HandlerName(ctx context.Context) string {
+	return message.HandlerNameFromCtx(ctx)
+}
+
+// Attempt returns the 1-based attempt number of the current delivery (1 on
+// the first try, 2 on the first retry); 0 outside a handler.
+func Attempt(ctx context.Context) int {
+	return meta.Attempt(ctx)
+}
+
+// Header returns a header (metadata entry) of the message being handled.
+func Header(ctx context.Context, name string) string {
+	if msg, ok := MessageFromContext(ctx); ok {
+		return msg.Metadata.Get(name)
+	}
+	return ""
+}

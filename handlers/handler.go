@@ -1,0 +1,190 @@
+// Package handlers is how a team declares its handlers: typed functions of
+// an event, errors classified as permanent or transient, access to the
+// message's ID, correlation ID, key, topic and attempt from the context, and
+// fx helpers that register handlers in a value group.
+package handlers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/eventfx/eventfx/config"
+	"github.com/eventfx/eventfx/internal/meta"
+)
+
+// Handler is one subscription: the messages of Topic go to Func, in their
+// own consumer group "<service or kafka.consumer_group>.<Name>".
+type Handler struct {
+	// Name identifies the handler: consumer group suffix, handler_poisoned
+	// header, log field. Required, unique within a service.
+	Name string
+	// Topic is consumed. Required.
+	Topic string
+	// PublishTopic receives the messages Func returns. Empty when the
+	// handler emits nothing.
+	PublishTopic string
+	// Func handles one message. A nil error acknowledges it; an error is
+	// retried unless Permanent, then poisoned.
+	Func message.HandlerFunc
+	// Retry overrides the non-zero fields of the service's retry policy.
+	Retry config.Retry
+}
+
+// Validator is implemented by events that check themselves after decoding;
+// a validation error is permanent.
+type Validator interface {
+	Validate() error
+}
+
+// Keyed is implemented by emitted events that have a partition key (same
+// key → same partition → order).
+type Keyed interface {
+	EventKey() string
+}
+
+// Option customises a typed handler.
+type Option func(*options)
+
+type options struct {
+	codec Codec
+	retry config.Retry
+}
+
+// WithCodec replaces the JSON codec.
+func WithCodec(c Codec) Option { return func(o *options) { o.codec = c } }
+
+// WithRetry overrides fields of the service's retry policy for this handler.
+func WithRetry(r config.Retry) Option { return func(o *options) { o.retry = r } }
+
+func buildOptions(opts []Option) options {
+	o := options{codec: JSON{}}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return o
+}
+
+// New declares a handler of events of type T, decoded with the codec (JSON
+// by default). A payload that does not decode, or a T whose Validate fails,
+// is a permanent error: the message goes to the poison queue at once.
+func New[T any](name, topic string, fn func(ctx context.Context, e T) error, opts ...Option) Handler {
+	o := buildOptions(opts)
+	return Handler{
+		Name:  name,
+		Topic: topic,
+		Retry: o.retry,
+		Func: func(msg *message.Message) ([]*message.Message, error) {
+			ctx, e, err := decode[T](msg, o.codec)
+			if err != nil {
+				return nil, err
+			}
+			return nil, fn(ctx, e)
+		},
+	}
+}
+
+// NewEmitting declares a handler of In events that emits Out events to
+// publishTopic. The emitted events carry the incoming correlation ID, a new
+// message ID and, when Out implements Keyed, their partition key. They are
+// published before the incoming message is acknowledged; if publishing
+// fails, the incoming message is retried.
+func NewEmitting[In, Out any](name, topic, publishTopic string, fn func(ctx context.Context, e In) ([]Out, error), opts ...Option) Handler {
+	o := buildOptions(opts)
+	return Handler{
+		Name:         name,
+		Topic:        topic,
+		PublishTopic: publishTopic,
+		Retry:        o.retry,
+		Func: func(msg *message.Message) ([]*message.Message, error) {
+			ctx, e, err := decode[In](msg, o.codec)
+			if err != nil {
+				return nil, err
+			}
+			outs, err := fn(ctx, e)
+			if err != nil {
+				return nil, err
+			}
+			msgs := make([]*message.Message, 0, len(outs))
+			for _, out := range outs {
+				m, err := Encode(ctx, o.codec, out)
+				if err != nil {
+					return nil, Permanent(fmt.Errorf("encode %T: %w", out, err))
+				}
+				msgs = append(msgs, m)
+			}
+			return msgs, nil
+		},
+	}
+}
+
+// Encode builds a message from a typed event: a new ID, the codec's
+// content type, the correlation ID from ctx and the event's key if it is
+// Keyed.
+func Encode(ctx context.Context, c Codec, v any) (*message.Message, error) {
+	payload, err := c.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	m := message.NewMessage(watermill.NewUUID(), payload)
+	m.Metadata.Set(meta.ContentType, c.ContentType())
+	if id := CorrelationID(ctx); id != "" {
+		m.Metadata.Set(meta.CorrelationID, id)
+	}
+	if k, ok := v.(Keyed); ok && k.EventKey() != "" {
+		m.Metadata.Set(meta.Key, k.EventKey())
+	}
+	return m, nil
+}
+
+// decode turns msg into a T and the context the typed function gets.
+func decode[T any](msg *message.Message, c Codec) (context.Context, T, error) {
+	ctx := WithMessage(msg.Context(), msg)
+	var e T
+	if err := c.Unmarshal(msg.Payload, &e); err != nil {
+		return ctx, e, Permanent(fmt.Errorf("decode %T: %w", e, err))
+	}
+	if v, ok := any(&e).(Validator); ok {
+		if err := v.Validate(); err != nil {
+			return ctx, e, Permanent(fmt.Errorf("invalid %T: %w", e, err))
+		}
+	} else if v, ok := any(e).(Validator); ok {
+		if err := v.Validate(); err != nil {
+			return ctx, e, Permanent(fmt.Errorf("invalid %T: %w", e, err))
+		}
+	}
+	return ctx, e, nil
+}
+
+// Check reports every wiring mistake in hs at once: missing names or
+// topics, duplicate names, handlers without a function.
+func Check(hs []Handler) error {
+	var errs []error
+	seen := make(map[string]bool, len(hs))
+	for i, h := range hs {
+		switch {
+		case h.Name == "":
+			errs = append(errs, fmt.Errorf("handler #%d (topic %q): name is required", i, h.Topic))
+		case seen[h.Name]:
+			errs = append(errs, fmt.Errorf("handler %q: name used twice; handler names must be unique", h.Name))
+		}
+		seen[h.Name] = true
+		if h.Topic == "" {
+			errs = append(errs, fmt.Errorf("handler %q: topic is required", h.Name))
+		} else if err := config.ValidTopicName(h.Topic); err != nil {
+			errs = append(errs, fmt.Errorf("handler %q: topic: %w", h.Name, err))
+		}
+		if h.PublishTopic != "" {
+			if err := config.ValidTopicName(h.PublishTopic); err != nil {
+				errs = append(errs, fmt.Errorf("handler %q: publish topic: %w", h.Name, err))
+			}
+		}
+		if h.Func == nil {
+			errs = append(errs, fmt.Errorf("handler %q: Func is nil", h.Name))
+		}
+	}
+	return errors.Join(errs...)
+}

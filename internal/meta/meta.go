@@ -1,0 +1,66 @@
+// Package meta names the message metadata (Kafka headers) and context keys
+// that eventfx's packages share. The header names are part of the wire
+// contract in design.md.
+package meta
+
+import "context"
+
+// Headers on the wire.
+const (
+	// CorrelationID is the correlation ID header (Watermill's name).
+	CorrelationID = "correlation_id"
+	// ContentType is the media type of the payload, when known.
+	ContentType = "content_type"
+	// Key carries the Kafka partition key inside a Watermill message. The
+	// Kafka marshaler moves it to the record key and never writes it as a
+	// header.
+	Key = "_eventfx_key"
+
+	// Poison headers: Watermill's four names, then eventfx's.
+	ReasonPoisoned     = "reason_poisoned"
+	TopicPoisoned      = "topic_poisoned"
+	HandlerPoisoned    = "handler_poisoned"
+	SubscriberPoisoned = "subscriber_poisoned"
+	Attempts           = "eventfx_attempts"
+	PoisonedAt         = "eventfx_poisoned_at"
+	OriginalPartition  = "eventfx_original_partition"
+	OriginalOffset     = "eventfx_original_offset"
+	ConsumerGroup      = "eventfx_consumer_group"
+	// Replayed counts how many times a poisoned message was replayed.
+	Replayed = "eventfx_replayed"
+)
+
+// PoisonHeaders lists the headers the poison queue adds; replay removes them.
+var PoisonHeaders = []string{
+	ReasonPoisoned, TopicPoisoned, HandlerPoisoned, SubscriberPoisoned,
+	Attempts, PoisonedAt, OriginalPartition, OriginalOffset, ConsumerGroup,
+}
+
+type ctxKey int
+
+const (
+	attemptKey ctxKey = iota
+	correlationKey
+)
+
+// WithAttempt records the 1-based attempt number in ctx.
+func WithAttempt(ctx context.Context, attempt int) context.Context {
+	return context.WithValue(ctx, attemptKey, attempt)
+}
+
+// Attempt returns the 1-based attempt number recorded in ctx, or 0.
+func Attempt(ctx context.Context) int {
+	n, _ := ctx.Value(attemptKey).(int)
+	return n
+}
+
+// WithCorrelationID records a correlation ID in ctx.
+func WithCorrelationID(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, correlationKey, id)
+}
+
+// CorrelationIDFrom returns the correlation ID recorded in ctx, or "".
+func CorrelationIDFrom(ctx context.Context) string {
+	id, _ := ctx.Value(correlationKey).(string)
+	return id
+}

@@ -1,0 +1,102 @@
+package router
+
+import (
+	"context"
+	"sync"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+)
+
+// Gate wraps a subscriber that cannot drain by itself (the in-memory one)
+// so it can: Drain stops forwarding messages and waits until every
+// forwarded message was acked or nacked. Messages received after Drain are
+// left unacknowledged. The Kafka subscriber drains natively and needs no gate.
+func Gate(s message.Subscriber) message.Subscriber {
+	return &gate{Subscriber: s, stop: make(chan struct{}), idle: make(chan struct{}, 1)}
+}
+
+type gate struct {
+	message.Subscriber
+	stop     chan struct{}
+	once     sync.Once
+	mu       sync.Mutex
+	inflight int
+	idle     chan struct{} // signalled when inflight drops to 0
+}
+
+func (g *gate) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
+	in, err := g.Subscriber.Subscribe(ctx, topic)
+	if err != nil {
+		return nil, err
+	}
+	out := make(chan *message.Message)
+	go func() {
+		defer close(out)
+		for msg := range in {
+			if !g.take() {
+				continue
+			}
+			select {
+			case out <- msg:
+				go func() {
+					select {
+					case <-msg.Acked():
+					case <-msg.Nacked():
+					}
+					g.release()
+				}()
+			case <-g.stop:
+				g.release()
+			}
+		}
+	}()
+	return out, nil
+}
+
+// take counts one more message in flight, unless draining started.
+func (g *gate) take() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	select {
+	case <-g.stop:
+		return false
+	default:
+	}
+	g.inflight++
+	return true
+}
+
+func (g *gate) release() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.inflight--
+	if g.inflight == 0 {
+		select {
+		case g.idle <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (g *gate) Drain(ctx context.Context) error {
+	g.mu.Lock()
+	g.once.Do(func() { close(g.stop) })
+	n := g.inflight
+	g.mu.Unlock()
+	if n == 0 {
+		return nil
+	}
+	for {
+		select {
+		case <-g.idle:
+			g.mu.Lock()
+			n = g.inflight
+			g.mu.Unlock()
+			if n == 0 {
+				return nil
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}

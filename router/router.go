@@ -1,0 +1,177 @@
+// Package router builds eventfx's Watermill router: one handler per
+// registered handlers.Handler, each in its own consumer group, behind the
+// standard middleware chain, with a graceful drain at shutdown.
+package router
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/eventfx/eventfx/config"
+	"github.com/eventfx/eventfx/handlers"
+)
+
+// Drainer is implemented by subscribers that can stop taking new messages
+// and wait until every message they delivered was acknowledged and its
+// offset marked for commit. Drain returns ctx's error if ctx ends first.
+type Drainer interface {
+	Drain(ctx context.Context) error
+}
+
+// NewSubscriberFunc creates the subscriber of one handler, consuming in the
+// given consumer group.
+type NewSubscriberFunc func(consumerGroup string) (message.Subscriber, error)
+
+// Params are what New needs.
+type Params struct {
+	// Config must have its defaults applied (config.Config.WithDefaults).
+	Config   config.Config
+	Logger   *slog.Logger
+	Handlers []handlers.Handler
+	// NewSubscriber creates each handler's subscriber.
+	NewSubscriber NewSubscriberFunc
+	// Publisher publishes emitted events and poisoned messages. The router
+	// never closes it.
+	Publisher message.Publisher
+}
+
+// Router runs the handlers. Run it once; stop it with Shutdown.
+type Router struct {
+	router   *message.Router
+	subs     []message.Subscriber
+	logger   *slog.Logger
+	shutdown time.Duration
+	stopping chan struct{}
+	stopOnce sync.Once
+}
+
+// ConsumerGroup is the consumer group of a handler:
+// "<kafka.consumer_group or service>.<handler>".
+func ConsumerGroup(cfg config.Config, handler string) string {
+	prefix := cfg.Kafka.ConsumerGroup
+	if prefix == "" {
+		prefix = cfg.Service
+	}
+	return prefix + "." + handler
+}
+
+// New builds the router. It reports every wiring mistake (duplicate or
+// missing handler names, bad topics) as an error, and does no I/O.
+func New(p Params) (*Router, error) {
+	if err := handlers.Check(p.Handlers); err != nil {
+		return nil, err
+	}
+	if p.Logger == nil {
+		p.Logger = slog.Default()
+	}
+	closeTimeout := min(5*time.Second, p.Config.ShutdownTimeout)
+	if closeTimeout <= 0 {
+		closeTimeout = 5 * time.Second
+	}
+	wr, err := message.NewRouter(message.RouterConfig{CloseTimeout: closeTimeout}, watermill.NewSlogLogger(p.Logger))
+	if err != nil {
+		return nil, fmt.Errorf("create router: %w", err)
+	}
+	r := &Router{router: wr, logger: p.Logger, shutdown: p.Config.ShutdownTimeout, stopping: make(chan struct{})}
+	pub := unclosable{p.Publisher}
+	for _, h := range p.Handlers {
+		group := ConsumerGroup(p.Config, h.Name)
+		sub, err := p.NewSubscriber(group)
+		if err != nil {
+			return nil, fmt.Errorf("handler %q: subscriber: %w", h.Name, err)
+		}
+		r.subs = append(r.subs, sub)
+		var wh *message.Handler
+		if h.PublishTopic != "" {
+			wh = wr.AddHandler(h.Name, h.Topic, sub, h.PublishTopic, pub, h.Func)
+		} else {
+			wh = wr.AddConsumerHandler(h.Name, h.Topic, sub, message.NoPublishHandlerFunc(func(msg *message.Message) error {
+				_, err := h.Func(msg)
+				return err
+			}))
+		}
+		wh.AddMiddleware(Chain(p.Config, h, group, pub, p.Logger)...)
+	}
+	return r, nil
+}
+
+// Chain is the middleware of one handler, outermost first. The order is a
+// contract (design.md): changing it changes how often a message is tried and
+// what is poisoned.
+func Chain(cfg config.Config, h handlers.Handler, group string, pub message.Publisher, logger *slog.Logger) []message.HandlerMiddleware {
+	policy := cfg.Retry.Override(h.Retry).WithDefaults()
+	return []message.HandlerMiddleware{
+		// 1. Correlation ID: keep or generate; copy onto emitted events.
+		CorrelationID,
+		// 2. Tracing and metrics: not yet (observability issue).
+		// 3. Poison queue: outside retry, so it sees only the final failure.
+		Poison(PoisonConfig{Topic: cfg.Poison.Topic, Handler: h.Name, ConsumerGroup: group, Publisher: pub, Logger: logger}),
+		// 4. Retry with exponential backoff and jitter; permanent errors skip it.
+		Retry(policy, h.Name, logger),
+		// 5. Per-attempt timeout, inside retry so each attempt gets its own.
+		Timeout(policy.AttemptTimeout),
+		// 6. Panic recoverer: a panic is an error like any other.
+		Recoverer(h.Name, logger),
+	}
+}
+
+// Run runs the handlers until Shutdown; it returns once they all stopped.
+// An error, or a return before Shutdown was called, means the router died.
+func (r *Router) Run(ctx context.Context) error {
+	return r.router.Run(ctx)
+}
+
+// Running is closed once every handler is subscribed.
+func (r *Router) Running() <-chan struct{} { return r.router.Running() }
+
+// Stopping is closed when Shutdown starts.
+func (r *Router) Stopping() <-chan struct{} { return r.stopping }
+
+// Shutdown stops the handlers gracefully: subscribers stop taking new
+// messages, in-flight handlers finish and their offsets are marked (up to
+// the config's shutdown_timeout, or ctx's deadline if sooner), then the
+// router closes, which commits. Messages still in flight when the time is
+// up are cancelled and nacked — never poisoned — and delivered again after
+// the restart.
+func (r *Router) Shutdown(ctx context.Context) error {
+	r.stopOnce.Do(func() { close(r.stopping) })
+	if r.shutdown > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, r.shutdown)
+		defer cancel()
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, len(r.subs))
+	for i, s := range r.subs {
+		d, ok := s.(Drainer)
+		if !ok {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = d.Drain(ctx)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		r.logger.Warn("drain incomplete: in-flight messages will be cancelled and redelivered after restart", "error", err)
+	}
+	if err := r.router.Close(); err != nil {
+		return fmt.Errorf("close router: %w", err)
+	}
+	return nil
+}
+
+// unclosable shields the shared publisher from the router, which closes a
+// handler's publisher when the handler stops; its owner closes it once, last.
+type unclosable struct{ message.Publisher }
+
+func (unclosable) Close() error { return nil }
