@@ -15,6 +15,7 @@ import (
 
 	"github.com/eventfx/eventfx/config"
 	"github.com/eventfx/eventfx/internal/broker"
+	"github.com/eventfx/eventfx/internal/wmlog"
 	"github.com/eventfx/eventfx/router"
 )
 
@@ -50,7 +51,7 @@ type Kafka struct {
 // NewKafka returns the Kafka transport; cfg must have its defaults applied.
 // It does no I/O: Start connects.
 func NewKafka(cfg config.Config, logger *slog.Logger) *Kafka {
-	return &Kafka{cfg: cfg, logger: logger, wlog: watermill.NewSlogLogger(logger)}
+	return &Kafka{cfg: cfg, logger: logger, wlog: wmlog.New(logger)}
 }
 
 // Brokers are the bootstrap brokers, known after Start.

@@ -5,10 +5,10 @@ import (
 	"log/slog"
 	"sync"
 
-	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
 
+	"github.com/eventfx/eventfx/internal/wmlog"
 	"github.com/eventfx/eventfx/router"
 )
 
@@ -25,7 +25,7 @@ type Memory struct {
 // published before they subscribed, as a group starting at the oldest
 // offset would.
 func NewMemory(logger *slog.Logger) *Memory {
-	return &Memory{ch: gochannel.NewGoChannel(gochannel.Config{Persistent: true}, watermill.NewSlogLogger(logger))}
+	return &Memory{ch: gochannel.NewGoChannel(gochannel.Config{Persistent: true}, wmlog.New(logger))}
 }
 
 // Publisher returns the shared publisher; its Close is a no-op.

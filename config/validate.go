@@ -122,7 +122,7 @@ func (p *problems) kafka(k Kafka, service string) {
 	}
 	p.positive("kafka.session_timeout", k.SessionTimeout)
 	p.positive("kafka.heartbeat_interval", k.HeartbeatInterval)
-	if k.HeartbeatInterval > 0 && k.HeartbeatInterval >= k.SessionTimeout {
+	if k.HeartbeatInterval > 0 && k.SessionTimeout > 0 && k.HeartbeatInterval >= k.SessionTimeout {
 		p.add("kafka.heartbeat_interval", "must be less than kafka.session_timeout (%v), got %v",
 			k.SessionTimeout, k.HeartbeatInterval)
 	}

@@ -11,11 +11,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/eventfx/eventfx/config"
 	"github.com/eventfx/eventfx/handlers"
+	"github.com/eventfx/eventfx/internal/wmlog"
 )
 
 // Drainer is implemented by subscribers that can stop taking new messages
@@ -75,7 +75,7 @@ func New(p Params) (*Router, error) {
 	if closeTimeout <= 0 {
 		closeTimeout = 5 * time.Second
 	}
-	wr, err := message.NewRouter(message.RouterConfig{CloseTimeout: closeTimeout}, watermill.NewSlogLogger(p.Logger))
+	wr, err := message.NewRouter(message.RouterConfig{CloseTimeout: closeTimeout}, wmlog.New(p.Logger))
 	if err != nil {
 		return nil, fmt.Errorf("create router: %w", err)
 	}
