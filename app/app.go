@@ -46,7 +46,7 @@ func Core(cfg config.Config) fx.Option {
 			fl.UseLogLevel(slog.LevelDebug)
 			return fl
 		}),
-		fx.StopTimeout(cfg.ShutdownTimeout+10*time.Second),
+		fx.StopTimeout(cfg.ShutdownTimeout+router.CloseGrace+5*time.Second),
 	)
 }
 

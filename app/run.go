@@ -11,6 +11,7 @@ import (
 	"go.uber.org/fx"
 
 	"github.com/eventfx/eventfx/config"
+	"github.com/eventfx/eventfx/router"
 )
 
 // ExitError is returned by Run when the app asked to exit with a non-zero
@@ -55,7 +56,7 @@ func Run(args []string, build func(config.Config) fx.Option) error {
 		return err
 	}
 	sig := <-a.Wait()
-	stopCtx, cancelStop := context.WithTimeout(context.Background(), cfg.ShutdownTimeout+10*time.Second)
+	stopCtx, cancelStop := context.WithTimeout(context.Background(), cfg.ShutdownTimeout+router.CloseGrace+5*time.Second)
 	defer cancelStop()
 	stopErr := a.Stop(stopCtx)
 	if sig.ExitCode != 0 {

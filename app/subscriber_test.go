@@ -311,3 +311,61 @@ func TestDuplicateHandlerNamesFailFxNew(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), `handler "same": name used twice`)
 }
+
+func TestMessageInterruptedByShutdownIsRedeliveredNotPoisoned(t *testing.T) {
+	addr := kafkatest.Broker(t)
+	cfg := kafkatest.Config(addr)
+	cfg.ShutdownTimeout = 300 * time.Millisecond
+	cfg.Retry = config.Retry{MaxRetries: 100, InitialInterval: time.Minute, MaxInterval: time.Minute, AttemptTimeout: time.Minute}
+	topic := kafkatest.Unique("orders")
+	var c calls
+	first := make(chan struct{})
+	a := startSubscriber(t, cfg, handlers.New("stuck", topic, func(ctx context.Context, o Order) error {
+		if c.add(handlers.MessageID(ctx)) == 1 {
+			close(first)
+		}
+		return errors.New("downstream unavailable") // retried after a minute
+	}))
+	kafkatest.Produce(t, addr, record(topic, "m1", "", `{"id":"o1"}`))
+	select {
+	case <-first:
+	case <-time.After(waitFor):
+		t.Fatal("handler not called")
+	}
+	a.RequireStop() // the drain gives up after 300ms; the retry is cancelled
+
+	assert.Zero(t, kafkatest.Count(t, addr, cfg.Poison.Topic), "a message interrupted by shutdown must not be poisoned")
+	assert.Zero(t, kafkatest.Committed(t, addr, router.ConsumerGroup(cfg, "stuck"), topic), "offset of the interrupted message must not be committed")
+
+	again := make(chan string, 1)
+	startSubscriber(t, cfg, handlers.New("stuck", topic, func(ctx context.Context, o Order) error {
+		again <- handlers.MessageID(ctx)
+		return nil
+	}))
+	select {
+	case id := <-again:
+		assert.Equal(t, "m1", id)
+	case <-time.After(waitFor):
+		t.Fatal("interrupted message not delivered again after restart")
+	}
+}
+
+func TestRetryAttemptTimeoutThenSuccess(t *testing.T) {
+	addr := kafkatest.Broker(t)
+	cfg := kafkatest.Config(addr)
+	topic := kafkatest.Unique("orders")
+	attempts := make(chan int, 5)
+	startSubscriber(t, cfg, handlers.New("slow-first", topic, func(ctx context.Context, o Order) error {
+		attempts <- handlers.Attempt(ctx)
+		if handlers.Attempt(ctx) == 1 {
+			<-ctx.Done() // the per-attempt timeout cancels this attempt
+			return ctx.Err()
+		}
+		return ctx.Err() // a retry must start with a live context
+	}, handlers.WithRetry(config.Retry{AttemptTimeout: 50 * time.Millisecond})))
+	kafkatest.Produce(t, addr, record(topic, "m1", "", `{"id":"o1"}`))
+	kafkatest.Eventually(t, waitFor, func() bool { return kafkatest.Committed(t, addr, router.ConsumerGroup(cfg, "slow-first"), topic) == 1 },
+		func() string { return "message not handled" })
+	assert.Equal(t, []int{1, 2}, []int{<-attempts, <-attempts})
+	assert.Zero(t, kafkatest.Count(t, addr, cfg.Poison.Topic))
+}

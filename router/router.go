@@ -42,6 +42,10 @@ type Params struct {
 	Publisher message.Publisher
 }
 
+// CloseGrace bounds closing the router after the drain: cancelled handlers
+// return, consumers commit their offsets and leave their groups.
+const CloseGrace = 10 * time.Second
+
 // Router runs the handlers. Run it once; stop it with Shutdown.
 type Router struct {
 	router   *message.Router
@@ -71,11 +75,7 @@ func New(p Params) (*Router, error) {
 	if p.Logger == nil {
 		p.Logger = slog.Default()
 	}
-	closeTimeout := min(5*time.Second, p.Config.ShutdownTimeout)
-	if closeTimeout <= 0 {
-		closeTimeout = 5 * time.Second
-	}
-	wr, err := message.NewRouter(message.RouterConfig{CloseTimeout: closeTimeout}, wmlog.New(p.Logger))
+	wr, err := message.NewRouter(message.RouterConfig{CloseTimeout: CloseGrace}, wmlog.New(p.Logger))
 	if err != nil {
 		return nil, fmt.Errorf("create router: %w", err)
 	}
@@ -137,7 +137,7 @@ func (r *Router) Stopping() <-chan struct{} { return r.stopping }
 // Shutdown stops the handlers gracefully: subscribers stop taking new
 // messages, in-flight handlers finish and their offsets are marked (up to
 // the config's shutdown_timeout, or ctx's deadline if sooner), then the
-// router closes, which commits. Messages still in flight when the time is
+// router closes, which commits (up to CloseGrace more). Messages still in flight when the time is
 // up are cancelled and nacked — never poisoned — and delivered again after
 // the restart.
 func (r *Router) Shutdown(ctx context.Context) error {

@@ -1,0 +1,89 @@
+package app_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/fx"
+	"go.uber.org/fx/fxtest"
+
+	"github.com/eventfx/eventfx/app"
+	"github.com/eventfx/eventfx/config"
+	"github.com/eventfx/eventfx/handlers"
+	"github.com/eventfx/eventfx/internal/kafkatest"
+)
+
+func TestModulesStartAndStop(t *testing.T) {
+	addr := kafkatest.Broker(t)
+	noop := handlers.New("noop", "events", func(context.Context, Order) error { return nil })
+	tests := []struct {
+		name    string
+		cfg     config.Config
+		modules fx.Option
+	}{
+		{"kafka transport", kafkatest.Config(addr), app.KafkaModule},
+		{"kafka transport on the embedded broker", config.Config{}.WithDefaults(), app.KafkaModule},
+		{"memory transport", config.Config{}.WithDefaults(), app.MemoryModule},
+		{"publisher", kafkatest.Config(addr), fx.Options(app.KafkaModule, app.PublisherModule, fx.Invoke(func(*app.Publisher) {}))},
+		{"subscriber on kafka", kafkatest.Config(addr), fx.Options(app.KafkaModule, app.SubscriberModule, handlers.Register(noop))},
+		{"subscriber in memory", config.Config{}.WithDefaults(), fx.Options(app.MemoryModule, app.SubscriberModule, handlers.Register(noop))},
+		{"subscriber without handlers", kafkatest.Config(addr), fx.Options(app.KafkaModule, app.SubscriberModule)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a := fxtest.New(t, app.Core(tt.cfg), tt.modules)
+			a.RequireStart().RequireStop()
+		})
+	}
+}
+
+func TestInvalidConfigFailsFxNewListingEveryField(t *testing.T) {
+	cfg := config.Config{Kafka: config.Kafka{InitialOffset: "latest", Acks: "some"}, Retry: config.Retry{Jitter: 3}}
+	err := fx.New(app.Core(cfg), fx.NopLogger).Err()
+	require.Error(t, err)
+	for _, path := range []string{"kafka.initial_offset", "kafka.acks", "retry.jitter"} {
+		assert.Contains(t, err.Error(), path)
+	}
+}
+
+func TestPublisherPutsIDKeyAndCorrelationIDOnTheWire(t *testing.T) {
+	addr := kafkatest.Broker(t)
+	cfg := kafkatest.Config(addr)
+	var pub *app.Publisher
+	fxtest.New(t, app.Core(cfg), app.KafkaModule, app.PublisherModule, fx.Populate(&pub)).RequireStart().RequireStop()
+	a := fxtest.New(t, app.Core(cfg), app.KafkaModule, app.PublisherModule, fx.Populate(&pub))
+	a.RequireStart()
+	defer a.RequireStop()
+	topic := kafkatest.Unique("orders")
+	ctx := handlers.WithCorrelationID(context.Background(), "corr-from-ctx")
+
+	_, err := pub.Publish(ctx, topic, []byte(`{"id":"o1"}`), app.WithKey("customer-1"), app.WithID("id-1"))
+	require.NoError(t, err)
+	m, err := pub.PublishEvent(context.Background(), topic, Order{ID: "o2"}, app.WithCorrelationID("corr-explicit"))
+	require.NoError(t, err)
+
+	recs := kafkatest.Read(t, addr, topic, 2, 10*time.Second)
+	byID := map[string]map[string]string{}
+	keys := map[string][]byte{}
+	for _, r := range recs {
+		h := kafkatest.Headers(r)
+		byID[h["_watermill_message_uuid"]] = h
+		keys[h["_watermill_message_uuid"]] = r.Key
+		assert.NotContains(t, h, "_eventfx_key", "the key travels as the Kafka key, not a header")
+	}
+	require.Contains(t, byID, "id-1", kafkatest.Describe(recs))
+	require.Contains(t, byID, m.UUID, kafkatest.Describe(recs))
+	assert.Equal(t, "corr-from-ctx", byID["id-1"]["correlation_id"])
+	assert.Equal(t, []byte("customer-1"), keys["id-1"])
+	assert.Equal(t, "corr-explicit", byID[m.UUID]["correlation_id"])
+	assert.Nil(t, keys[m.UUID], "an unkeyed message has a null key")
+	assert.Equal(t, "application/json", byID[m.UUID]["content_type"])
+
+	_, err = pub.Publish(ctx, cfg.Poison.Topic, []byte("x"))
+	assert.ErrorContains(t, err, "poison topic")
+	_, err = pub.Publish(ctx, "bad topic!", []byte("x"))
+	assert.Error(t, err)
+}
