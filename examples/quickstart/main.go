@@ -11,6 +11,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"sync"
@@ -38,13 +39,13 @@ func main() {
 	keep := flag.Bool("keep-running", false, "keep consuming after the ten events, until Ctrl-C")
 	timeout := flag.Duration("timeout", 60*time.Second, "give up if the ten events have not arrived by then")
 	flag.Parse()
-	if err := run(*keep, *timeout); err != nil {
+	if err := run(os.Stdout, *keep, *timeout); err != nil {
 		fmt.Fprintln(os.Stderr, "quickstart:", err)
 		os.Exit(1)
 	}
 }
 
-func run(keep bool, timeout time.Duration) error {
+func run(out io.Writer, keep bool, timeout time.Duration) error {
 	// Both services use the embedded broker (kafka.brokers: [embedded], the
 	// default); EVENTFX_* variables still override, e.g. EVENTFX_KAFKA_BROKERS.
 	cfg, err := config.Load("")
@@ -55,7 +56,7 @@ func run(keep bool, timeout time.Duration) error {
 	var wg sync.WaitGroup
 	wg.Add(events)
 	receive := func(ctx context.Context, e Event) error {
-		fmt.Printf("Received message: %s correlation_id=%s\n", e.Name, handlers.CorrelationID(ctx))
+		fmt.Fprintf(out, "Received message: %s correlation_id=%s\n", e.Name, handlers.CorrelationID(ctx))
 		wg.Done()
 		return nil
 	}
@@ -90,19 +91,19 @@ func run(keep bool, timeout time.Duration) error {
 		if err != nil {
 			return err
 		}
-		fmt.Printf("Published message: event_%d id=%s correlation_id=%s\n", i, m.UUID, handlers.CorrelationID(handlers.WithMessage(ctx, m)))
+		fmt.Fprintf(out, "Published message: event_%d id=%s correlation_id=%s\n", i, m.UUID, handlers.CorrelationID(handlers.WithMessage(ctx, m)))
 	}
 
 	all := make(chan struct{})
 	go func() { wg.Wait(); close(all) }()
 	select {
 	case <-all:
-		fmt.Println("All", events, "messages received.")
+		fmt.Fprintln(out, "All", events, "messages received.")
 	case <-ctx.Done():
 		return fmt.Errorf("not all %d messages arrived within %s", events, timeout)
 	}
 	if keep {
-		fmt.Println("Keep running; Ctrl-C to stop.")
+		fmt.Fprintln(out, "Keep running; Ctrl-C to stop.")
 		sig := make(chan os.Signal, 1)
 		signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
 		<-sig

@@ -1,0 +1,222 @@
+package router_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/eventfx/eventfx/config"
+	"github.com/eventfx/eventfx/handlers"
+	"github.com/eventfx/eventfx/router"
+)
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// failing returns a handler failing with err for its first n calls, and a
+// pointer to its call count.
+func failing(n int, err error) (message.HandlerFunc, *int) {
+	calls := 0
+	return func(msg *message.Message) ([]*message.Message, error) {
+		calls++
+		if calls <= n {
+			return nil, err
+		}
+		return nil, nil
+	}, &calls
+}
+
+func fastRetry(maxRetries int) config.Retry {
+	return config.Retry{MaxRetries: maxRetries, InitialInterval: time.Millisecond, MaxInterval: 2 * time.Millisecond}
+}
+
+func TestRetryAttempts(t *testing.T) {
+	transient := errors.New("busy")
+	tests := []struct {
+		name         string
+		policy       config.Retry
+		failures     int
+		err          error
+		wantCalls    int
+		wantAttempts int // of the final AttemptsError; 0 = success
+	}{
+		{"succeeds first time", fastRetry(3), 0, transient, 1, 0},
+		{"fails twice then succeeds", fastRetry(3), 2, transient, 3, 0},
+		{"always fails", fastRetry(3), 100, transient, 4, 4},
+		{"no retries", fastRetry(config.NoRetries), 100, transient, 1, 1},
+		{"permanent error", fastRetry(3), 100, handlers.Permanent(transient), 1, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h, calls := failing(tt.failures, tt.err)
+			_, err := router.Retry(tt.policy, "h", quiet)(h)(message.NewMessage("m", nil))
+			var ae *router.AttemptsError
+			if tt.wantAttempts > 0 {
+				require.ErrorAs(t, err, &ae)
+				assert.Equal(t, tt.wantAttempts, ae.Attempts)
+			} else {
+				assert.NoError(t, err)
+			}
+			assert.Equal(t, tt.wantCalls, *calls)
+		})
+	}
+}
+
+func TestRetryPutsAttemptInContext(t *testing.T) {
+	var seen []int
+	h := func(msg *message.Message) ([]*message.Message, error) {
+		seen = append(seen, handlers.Attempt(msg.Context()))
+		return nil, errors.New("again")
+	}
+	_, _ = router.Retry(fastRetry(2), "h", quiet)(h)(message.NewMessage("m", nil))
+	assert.Equal(t, []int{1, 2, 3}, seen)
+}
+
+func TestRetryHonoursRetryAfterCappedAtMaxInterval(t *testing.T) {
+	h, _ := failing(1, handlers.RetryAfter(errors.New("429"), 80*time.Millisecond))
+	start := time.Now()
+	_, err := router.Retry(config.Retry{MaxRetries: 1, InitialInterval: time.Millisecond, MaxInterval: time.Second}, "h", quiet)(h)(message.NewMessage("m", nil))
+	require.NoError(t, err)
+	assert.GreaterOrEqual(t, time.Since(start), 80*time.Millisecond, "waited at least Retry-After")
+
+	// A hint above max_interval is capped: with a one-hour hint and a 1ms cap the
+	// retry happens at once, so this returns instead of hanging.
+	h, calls := failing(1, handlers.RetryAfter(errors.New("503"), time.Hour))
+	_, err = router.Retry(config.Retry{MaxRetries: 1, InitialInterval: time.Millisecond, MaxInterval: time.Millisecond}, "h", quiet)(h)(message.NewMessage("m", nil))
+	require.NoError(t, err)
+	assert.Equal(t, 2, *calls)
+}
+
+func TestRetryStopsWhenMessageContextIsCancelled(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	h := func(msg *message.Message) ([]*message.Message, error) {
+		cancel() // shutdown starts during the first attempt
+		return nil, errors.New("busy")
+	}
+	msg := message.NewMessage("m", nil)
+	msg.SetContext(ctx)
+	_, err := router.Retry(config.Retry{MaxRetries: 5, InitialInterval: time.Hour, MaxInterval: time.Hour}, "h", quiet)(h)(msg)
+	var ae *router.AttemptsError
+	require.ErrorAs(t, err, &ae)
+	assert.Equal(t, 1, ae.Attempts)
+}
+
+// recorder is a publisher that records what it is given.
+type recorder struct {
+	mu   sync.Mutex
+	msgs map[string][]*message.Message
+	err  error
+}
+
+func (r *recorder) Publish(topic string, msgs ...*message.Message) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.err != nil {
+		return r.err
+	}
+	if r.msgs == nil {
+		r.msgs = map[string][]*message.Message{}
+	}
+	r.msgs[topic] = append(r.msgs[topic], msgs...)
+	return nil
+}
+
+func (r *recorder) Close() error { return nil }
+
+func poisonOf(pub message.Publisher) message.HandlerMiddleware {
+	return router.Poison(router.PoisonConfig{Topic: "poison", Handler: "h", ConsumerGroup: "svc.h", Publisher: pub, Logger: quiet})
+}
+
+func TestPoisonKeepsMessageAndAddsHeaders(t *testing.T) {
+	pub := &recorder{}
+	msg := message.NewMessage("m1", []byte("payload"))
+	msg.Metadata.Set("correlation_id", "c1")
+	msg.Metadata.Set("custom", "kept")
+	h := func(*message.Message) ([]*message.Message, error) {
+		return nil, &router.AttemptsError{Err: errors.New("line one\nline two"), Attempts: 6}
+	}
+	produced, err := poisonOf(pub)(h)(msg)
+	require.NoError(t, err, "a poisoned message is acknowledged")
+	assert.Empty(t, produced)
+	require.Len(t, pub.msgs["poison"], 1)
+	p := pub.msgs["poison"][0]
+	assert.Equal(t, "m1", p.UUID)
+	assert.Equal(t, "payload", string(p.Payload))
+	assert.Equal(t, "c1", p.Metadata.Get("correlation_id"))
+	assert.Equal(t, "kept", p.Metadata.Get("custom"))
+	assert.Equal(t, "line one line two", p.Metadata.Get("reason_poisoned"))
+	assert.Equal(t, "6", p.Metadata.Get("eventfx_attempts"))
+	assert.Equal(t, "h", p.Metadata.Get("handler_poisoned"))
+	assert.Equal(t, "svc.h", p.Metadata.Get("eventfx_consumer_group"))
+	_, err = time.Parse(time.RFC3339, p.Metadata.Get("eventfx_poisoned_at"))
+	assert.NoError(t, err)
+	assert.Empty(t, msg.Metadata.Get("reason_poisoned"), "the original message is not modified")
+}
+
+func TestPoisonSkipsMessagesInterruptedByShutdown(t *testing.T) {
+	pub := &recorder{}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	msg := message.NewMessage("m1", nil)
+	msg.SetContext(ctx)
+	h := func(*message.Message) ([]*message.Message, error) { return nil, errors.New("context canceled") }
+	_, err := poisonOf(pub)(h)(msg)
+	assert.ErrorIs(t, err, router.ErrInterrupted)
+	assert.ErrorIs(t, err, context.Canceled, "Watermill's router does not log it as a failure")
+	assert.Empty(t, pub.msgs)
+}
+
+func TestPoisonPublishFailureNacks(t *testing.T) {
+	pub := &recorder{err: errors.New("broker down")}
+	h := func(*message.Message) ([]*message.Message, error) { return nil, errors.New("bad") }
+	_, err := poisonOf(pub)(h)(message.NewMessage("m1", nil))
+	assert.ErrorContains(t, err, "broker down")
+}
+
+func TestRecovererTurnsPanicIntoOneLineError(t *testing.T) {
+	h := func(*message.Message) ([]*message.Message, error) { panic("first\nsecond") }
+	_, err := router.Recoverer("h", quiet)(h)(message.NewMessage("m", nil))
+	assert.EqualError(t, err, "panic: first second")
+}
+
+func TestCorrelationIDKeptGeneratedAndCopied(t *testing.T) {
+	emit := func(*message.Message) ([]*message.Message, error) {
+		return []*message.Message{message.NewMessage("out", nil)}, nil
+	}
+	in := message.NewMessage("in", nil)
+	in.Metadata.Set("correlation_id", "c1")
+	out, err := router.CorrelationID(emit)(in)
+	require.NoError(t, err)
+	assert.Equal(t, "c1", out[0].Metadata.Get("correlation_id"))
+
+	bare := message.NewMessage("in", nil)
+	out, err = router.CorrelationID(emit)(bare)
+	require.NoError(t, err)
+	assert.NotEmpty(t, bare.Metadata.Get("correlation_id"))
+	assert.Equal(t, bare.Metadata.Get("correlation_id"), out[0].Metadata.Get("correlation_id"))
+}
+
+func TestTimeoutCancelsAttemptAndIsOffWhenZero(t *testing.T) {
+	var deadline bool
+	h := func(msg *message.Message) ([]*message.Message, error) {
+		_, deadline = msg.Context().Deadline()
+		return nil, nil
+	}
+	_, _ = router.Timeout(0)(h)(message.NewMessage("m", nil))
+	assert.False(t, deadline, "no timer when the timeout is off")
+
+	block := func(msg *message.Message) ([]*message.Message, error) {
+		<-msg.Context().Done()
+		return nil, msg.Context().Err()
+	}
+	_, err := router.Timeout(10 * time.Millisecond)(block)(message.NewMessage("m", nil))
+	assert.ErrorIs(t, err, context.DeadlineExceeded)
+	assert.ErrorContains(t, err, "attempt timed out after 10ms")
+}
