@@ -91,7 +91,7 @@ func (k *Kafka) Start(ctx context.Context) error {
 	}, k.wlog)
 	if err != nil {
 		k.releaseBroker()
-		return fmt.Errorf("connect to Kafka %v: %w", brokers, err)
+		return connectError(brokers, k.cfg.Kafka.SASL, err)
 	}
 	k.pub = pub
 	return nil
@@ -102,6 +102,18 @@ func (k *Kafka) releaseBroker() {
 		k.release()
 		k.release = nil
 	}
+}
+
+// connectError says what failing to reach the brokers most likely means.
+func connectError(brokers []string, sasl config.SASL, err error) error {
+	if !errors.Is(err, sarama.ErrOutOfBrokers) {
+		return fmt.Errorf("connect to Kafka %v: %w", brokers, err)
+	}
+	if sasl.Mechanism != "" {
+		return fmt.Errorf("connect to Kafka %v: no broker accepted the connection; with SASL %s as user %q this usually means wrong credentials (a broker closes the connection when authentication fails): %w",
+			brokers, sasl.Mechanism, sasl.Username, err)
+	}
+	return fmt.Errorf("connect to Kafka %v: no broker answered: %w", brokers, err)
 }
 
 // Publisher returns the shared publisher (see Transport).
@@ -200,6 +212,7 @@ var _ router.Drainer = (*kafkaSubscriber)(nil)
 //   - producer: acks=all with the idempotent producer (kafka.acks: all), or
 //     leader acks; short metadata backoff so the first publish to a new
 //     topic does not stall.
+//   - TLS and SASL (PLAIN, SCRAM-SHA-256/512) from kafka.tls and kafka.sasl.
 func SaramaConfig(cfg config.Config) (*sarama.Config, error) {
 	sc := sarama.NewConfig()
 	sc.ClientID = cfg.Service
@@ -228,6 +241,9 @@ func SaramaConfig(cfg config.Config) (*sarama.Config, error) {
 		sc.Producer.RequiredAcks = sarama.WaitForAll
 		sc.Producer.Idempotent = true
 		sc.Net.MaxOpenRequests = 1
+	}
+	if err := applySecurity(sc, cfg.Kafka); err != nil {
+		return nil, err
 	}
 	if err := sc.Validate(); err != nil {
 		return nil, fmt.Errorf("sarama config: %w", err)

@@ -57,7 +57,7 @@ type Kafka struct {
 	// comma-separated.
 	Brokers []string `koanf:"brokers"`
 	// ConsumerGroup prefixes every handler's consumer group
-	// ("<group>.<handler>"). Default: Service. From [a-zA-Z0-9._-].
+	// ("<group>.<handler>"). Empty (the default): Service. From [a-zA-Z0-9._-].
 	ConsumerGroup string `koanf:"consumer_group"`
 	// InitialOffset is where a group with no committed offset starts:
 	// "oldest" (default) or "newest".

@@ -30,7 +30,8 @@ const (
 )
 
 // WithDefaults returns a copy of c with every zero field set to the default
-// documented on it. Kafka.ConsumerGroup defaults to Service. Each route's
+// documented on it. Kafka.ConsumerGroup stays empty when unset: the
+// consumer-group prefix is then Service, whatever Service becomes later. Each route's
 // Webhook.Timeout gets its default, but Route.Retry stays an override: the
 // effective policy of a route is c.Retry.Override(route.Retry). The copy
 // shares no slices with c.
@@ -42,7 +43,6 @@ func (c Config) WithDefaults() Config {
 	if len(k.Brokers) == 0 {
 		k.Brokers = []string{Embedded}
 	}
-	k.ConsumerGroup = cmp.Or(k.ConsumerGroup, c.Service)
 	k.InitialOffset = cmp.Or(k.InitialOffset, defaultInitialOffset)
 	k.Acks = cmp.Or(k.Acks, defaultAcks)
 	k.Consume = cmp.Or(k.Consume, defaultConsume)

@@ -15,7 +15,6 @@ func defaults() config.Config {
 		Service: "eventfx",
 		Kafka: config.Kafka{
 			Brokers:           []string{config.Embedded},
-			ConsumerGroup:     "eventfx",
 			InitialOffset:     config.OffsetOldest,
 			Acks:              config.AcksAll,
 			Consume:           config.ConsumePartition,
@@ -65,7 +64,6 @@ func TestWithDefaults(t *testing.T) {
 			},
 			want: func(c *config.Config) {
 				c.Service = "billing"
-				c.Kafka.ConsumerGroup = "billing"
 				c.Kafka.Brokers = []string{"k:9092"}
 				c.Kafka.Acks = config.AcksLeader
 				c.Kafka.MaxInFlight = 8

@@ -2,7 +2,6 @@ package config_test
 
 import (
 	"fmt"
-	"log"
 
 	"github.com/eventfx/eventfx/config"
 )
@@ -12,7 +11,8 @@ import (
 func ExampleLoad() {
 	cfg, err := config.Load("") // "" = the file named by EVENTFX_CONFIG, if any
 	if err != nil {
-		log.Fatal(err) // in main only
+		fmt.Println(err) // every problem, one per line
+		return
 	}
 	fmt.Println(cfg.Kafka.Brokers)
 }
@@ -39,7 +39,7 @@ subscriber:
 		return
 	}
 	route := cfg.Subscriber.Routes[0]
-	fmt.Println(cfg.Kafka.ConsumerGroup, cfg.Kafka.Brokers, cfg.Retry.MaxRetries, cfg.Retry.MaxInterval)
+	fmt.Println(cfg.Service, cfg.Kafka.Brokers, cfg.Retry.MaxRetries, cfg.Retry.MaxInterval)
 	fmt.Println(route.Name, route.Webhook.Timeout, cfg.Retry.Override(route.Retry).EffectiveMaxRetries())
 	// Output:
 	// billing [127.0.0.1:9092] 3 30s

@@ -56,8 +56,11 @@ func envKeys() (map[string]key, error) {
 	m := make(map[string]key)
 	for _, k := range keys() {
 		name := envName(k.path)
-		if other, dup := m[name]; dup || name == EnvConfig {
-			return nil, fmt.Errorf("keys %q and %q both map to environment variable %s", other.path, k.path, name)
+		if other, dup := m[name]; dup {
+			return nil, fmt.Errorf("keys %s and %s both map to environment variable %s", other.path, k.path, name)
+		}
+		if name == EnvConfig {
+			return nil, fmt.Errorf("key %s maps to %s, which names the config file", k.path, EnvConfig)
 		}
 		m[name] = k
 	}
@@ -185,4 +188,19 @@ func describeValue(v any) string {
 		return "a list"
 	}
 	return shorten(fmt.Sprint(v))
+}
+
+// describeKind says what kind of value v is, without showing it.
+func describeKind(v any) string {
+	switch v.(type) {
+	case string:
+		return "a string"
+	case map[string]any:
+		return "a mapping"
+	case []any:
+		return "a list"
+	case bool:
+		return "a boolean"
+	}
+	return "a number"
 }

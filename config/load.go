@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"math"
 	"os"
 	"reflect"
@@ -71,7 +72,11 @@ func load(src koanf.Provider, file string, environ []string) (Config, error) {
 	}
 	k := koanf.New(".")
 	if src != nil {
-		if err := k.Load(src, yaml.Parser()); err != nil {
+		err := k.Load(src, yaml.Parser())
+		if _, isRead := errors.AsType[*fs.PathError](err); isRead {
+			return Config{}, fmt.Errorf("read config: %w", err) // names the file
+		}
+		if err != nil {
 			return Config{}, fmt.Errorf("config%s: %w", where, err)
 		}
 	}
@@ -84,13 +89,15 @@ func load(src koanf.Provider, file string, environ []string) (Config, error) {
 	var c Config
 	err = k.UnmarshalWithConf("", &c, koanf.UnmarshalConf{DecoderConfig: &mapstructure.DecoderConfig{
 		DecodeHook: mapstructure.ComposeDecodeHookFunc(
+			rejectBoolMismatch,
 			rejectBareDuration,
 			mapstructure.StringToTimeDurationHookFunc(),
 			rejectInexactInt,
 			mapstructure.StringToSliceHookFunc(","),
 			trimSpaces,
 		),
-		// The environment gives strings: "3" must decode into an int.
+		// The environment gives strings: "3" must decode into an int. The
+		// hooks above refuse the weak conversions that hide mistakes.
 		WeaklyTypedInput: true,
 		ErrorUnused:      true,
 		TagName:          "koanf",
@@ -208,10 +215,14 @@ func decodeProblem(de *mapstructure.DecodeError, raw map[string]any) []FieldErro
 	if unknown, ok := strings.CutPrefix(cause.Error(), "has invalid keys: "); ok {
 		var out []FieldError
 		for key := range strings.SplitSeq(unknown, ", ") {
+			msg := "unknown key"
+			if strings.Contains(key, ".") {
+				msg += ` (nest keys: write "a: {b: 1}", not "a.b: 1")`
+			}
 			if path != "" {
 				key = path + "." + key
 			}
-			out = append(out, FieldError{Path: key, Msg: "unknown key"})
+			out = append(out, FieldError{Path: key, Msg: msg})
 		}
 		return out
 	}
@@ -221,7 +232,13 @@ func decodeProblem(de *mapstructure.DecodeError, raw map[string]any) []FieldErro
 		return []FieldError{{Path: path, Msg: cause.Error()}}
 	}
 	msg := "must be " + describeType(t)
-	if v, ok := valueAt(raw, path); ok && !isSecret(path) {
+	v, ok := valueAt(raw, path)
+	switch {
+	case !ok || isSecret(path): // say nothing of the value
+	case t.Kind() == reflect.Struct || t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.Struct:
+		// A misplaced scalar here may be a secret one level too high.
+		msg += ", got " + describeKind(v)
+	default:
 		msg += ", got " + describeValue(v)
 	}
 	return []FieldError{{Path: path, Msg: msg}}
@@ -255,13 +272,29 @@ func related(a, b string) bool {
 
 // Decode hooks.
 
+// rejectBoolMismatch refuses what weak typing would turn into 1 or "0":
+// a boolean for a non-boolean key, or a number for a boolean key.
+func rejectBoolMismatch(from, to reflect.Type, data any) (any, error) {
+	isBool := func(t reflect.Type) bool { return t.Kind() == reflect.Bool }
+	isNumber := func(t reflect.Type) bool {
+		return reflect.Zero(t).CanInt() || reflect.Zero(t).CanUint() || reflect.Zero(t).CanFloat()
+	}
+	switch {
+	case isBool(from) && !isBool(to) && to.Kind() != reflect.Interface:
+		return nil, fmt.Errorf("%v is not a %v", data, to)
+	case isBool(to) && isNumber(from):
+		return nil, fmt.Errorf("%v is not a boolean", data)
+	}
+	return data, nil
+}
+
 // rejectBareDuration refuses a non-zero number for a duration: YAML
 // `timeout: 30` would otherwise silently mean 30ns.
 func rejectBareDuration(from, to reflect.Type, data any) (any, error) {
 	if to != durationType || data == nil || from.Kind() == reflect.String || reflect.ValueOf(data).IsZero() {
 		return data, nil
 	}
-	return nil, fmt.Errorf(`a duration needs a unit, such as "30s"`)
+	return nil, errors.New(`a duration needs a unit, such as "30s"`)
 }
 
 // rejectInexactInt refuses a number an integer key cannot hold exactly:

@@ -130,6 +130,11 @@ func TestLoadYAMLRejects(t *testing.T) {
 			want: []config.FieldError{{Path: "subscriber.routes[0].webhook.timeot", Msg: "unknown key"}},
 		},
 		{
+			name: "dotted key",
+			yaml: "kafka.brokers: [a:1]",
+			want: []config.FieldError{{Path: "kafka.brokers", Msg: `unknown key (nest keys: write "a: {b: 1}", not "a.b: 1")`}},
+		},
+		{
 			name: "camelCase key",
 			yaml: "retry: {maxRetries: 3}",
 			want: []config.FieldError{{Path: "retry.maxRetries", Msg: "unknown key"}},
@@ -170,14 +175,29 @@ func TestLoadYAMLRejects(t *testing.T) {
 			want: []config.FieldError{{Path: "kafka.tls.enabled", Msg: `must be true or false, got "yes"`}},
 		},
 		{
+			name: "boolean for an integer",
+			yaml: "retry: {max_retries: true}",
+			want: []config.FieldError{{Path: "retry.max_retries", Msg: "must be a whole number, got true"}},
+		},
+		{
+			name: "boolean for a string",
+			yaml: "kafka: {acks: false}",
+			want: []config.FieldError{{Path: "kafka.acks", Msg: "must be a string, got false"}},
+		},
+		{
+			name: "number for a boolean",
+			yaml: "kafka: {tls: {enabled: 1}}",
+			want: []config.FieldError{{Path: "kafka.tls.enabled", Msg: "must be true or false, got 1"}},
+		},
+		{
 			name: "mapping",
 			yaml: "kafka: embedded",
-			want: []config.FieldError{{Path: "kafka", Msg: `must be a mapping of keys to values, got "embedded"`}},
+			want: []config.FieldError{{Path: "kafka", Msg: "must be a mapping of keys to values, got a string"}},
 		},
 		{
 			name: "list of mappings",
 			yaml: "subscriber: {routes: [orders]}",
-			want: []config.FieldError{{Path: "subscriber.routes[0]", Msg: `must be a mapping of keys to values, got "orders"`}},
+			want: []config.FieldError{{Path: "subscriber.routes[0]", Msg: "must be a mapping of keys to values, got a string"}},
 		},
 		{
 			name: "string",
@@ -188,6 +208,11 @@ func TestLoadYAMLRejects(t *testing.T) {
 			name: "secret values are not echoed",
 			yaml: "kafka: {sasl: {mechanism: PLAIN, username: u, password: [hunter2]}}",
 			want: []config.FieldError{{Path: "kafka.sasl.password", Msg: "must be a string"}},
+		},
+		{
+			name: "nor scalars where a mapping belongs",
+			yaml: "http: hunter2",
+			want: []config.FieldError{{Path: "http", Msg: "must be a mapping of keys to values, got a string"}},
 		},
 		{
 			name:    "unknown environment variable",
@@ -325,6 +350,10 @@ func TestLoadYAMLAcceptsConvenientForms(t *testing.T) {
 			func(c config.Config) any { return c.Kafka.Brokers }, []string{"k:9092"}},
 		{"comma-separated brokers", "kafka: {brokers: 'a:1, b:2'}",
 			func(c config.Config) any { return c.Kafka.Brokers }, []string{"a:1", "b:2"}},
+		{"numeric password", "kafka: {sasl: {mechanism: PLAIN, username: u, password: 123456}}",
+			func(c config.Config) any { return c.Kafka.SASL.Password }, "123456"},
+		{"quoted boolean", "kafka: {tls: {enabled: 'true'}}",
+			func(c config.Config) any { return c.Kafka.TLS.Enabled }, true},
 		{"quoted integer", "retry: {max_retries: '3'}",
 			func(c config.Config) any { return c.Retry.MaxRetries }, 3},
 		{"integral float", "kafka: {max_in_flight: 1e3}",

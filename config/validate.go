@@ -100,7 +100,7 @@ func (p *problems) kafka(k Kafka, service string) {
 	switch {
 	case len(k.Brokers) == 0:
 		p.add("kafka.brokers", "required: host:port entries, or %q", Embedded)
-	case len(k.Brokers) == 1 && k.Brokers[0] == Embedded:
+	case len(k.Brokers) == 1 && k.Brokers[0] == Embedded: // the in-process broker
 	default:
 		for i, b := range k.Brokers {
 			path := fmt.Sprintf("kafka.brokers[%d]", i)
@@ -111,7 +111,7 @@ func (p *problems) kafka(k Kafka, service string) {
 			p.hostPort(path, b, false)
 		}
 	}
-	if k.ConsumerGroup != service { // else reported as service
+	if k.ConsumerGroup != "" && k.ConsumerGroup != service { // else reported as service
 		p.name("kafka.consumer_group", k.ConsumerGroup)
 	}
 	p.oneOf("kafka.initial_offset", k.InitialOffset, OffsetOldest, OffsetNewest)
@@ -129,8 +129,11 @@ func (p *problems) kafka(k Kafka, service string) {
 	p.positive("kafka.rebalance_timeout", k.RebalanceTimeout)
 	p.positive("kafka.commit_interval", k.CommitInterval)
 
-	if (k.TLS.CertFile == "") != (k.TLS.KeyFile == "") {
-		p.add("kafka.tls", "cert_file and key_file must be set together")
+	switch {
+	case k.TLS.CertFile != "" && k.TLS.KeyFile == "":
+		p.add("kafka.tls.key_file", "required when cert_file is set")
+	case k.TLS.CertFile == "" && k.TLS.KeyFile != "":
+		p.add("kafka.tls.cert_file", "required when key_file is set")
 	}
 	if !k.TLS.Enabled && (k.TLS.CAFile != "" || k.TLS.CertFile != "" || k.TLS.KeyFile != "") {
 		p.add("kafka.tls.enabled", "must be true when ca_file, cert_file or key_file is set")
@@ -155,7 +158,7 @@ func (p *problems) kafka(k Kafka, service string) {
 // retry checks a retry block. An override (a route's) may leave fields zero
 // to inherit them; a complete policy (defaults applied) may not.
 func (p *problems) retry(prefix string, r Retry, override bool) {
-	zeroOK := func(isZero bool) bool { return override && isZero }
+	inherited := func(isZero bool) bool { return override && isZero }
 	if r.MaxRetries < NoRetries || (r.MaxRetries == 0 && !override) {
 		p.add(prefix+".max_retries", "must be positive, or %d for no retries; got %d", NoRetries, r.MaxRetries)
 	}
@@ -168,7 +171,7 @@ func (p *problems) retry(prefix string, r Retry, override bool) {
 		{"attempt_timeout", r.AttemptTimeout},
 	}
 	for _, f := range durations {
-		if !zeroOK(f.d == 0) {
+		if !inherited(f.d == 0) {
 			p.positive(prefix+"."+f.key, f.d)
 		}
 	}
@@ -176,7 +179,7 @@ func (p *problems) retry(prefix string, r Retry, override bool) {
 		p.add(prefix+".max_interval", "must be at least initial_interval (%v), got %v",
 			r.InitialInterval, r.MaxInterval)
 	}
-	if !zeroOK(r.Multiplier == 0) && !(r.Multiplier >= 1 && !math.IsInf(r.Multiplier, 1)) {
+	if !inherited(r.Multiplier == 0) && !(r.Multiplier >= 1 && !math.IsInf(r.Multiplier, 1)) {
 		p.add(prefix+".multiplier", "must be a finite number >= 1, got %v", r.Multiplier)
 	}
 	if !(r.Jitter >= 0 && r.Jitter <= 1) {

@@ -32,8 +32,8 @@ type retryAfterError struct {
 	delay time.Duration
 }
 
-func (e retryAfterError) Error() string            { return e.err.Error() }
-func (e retryAfterError) Unwrap() error            { return e.err }
+func (e retryAfterError) Error() string             { return e.err.Error() }
+func (e retryAfterError) Unwrap() error             { return e.err }
 func (e retryAfterError) RetryAfter() time.Duration { return e.delay }
 
 // RetryAfter marks err as transient and asks for the next attempt after

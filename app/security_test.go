@@ -1,0 +1,61 @@
+package app_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/eventfx/eventfx/app"
+	"github.com/eventfx/eventfx/config"
+	"github.com/eventfx/eventfx/internal/kafkatest"
+)
+
+func TestSASLMechanisms(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.AllowAutoTopicCreation(), kfake.EnableSASL(),
+		kfake.Superuser(config.SASLPlain, "plain-user", "plain-pw"),
+		kfake.Superuser(config.SASLScramSHA256, "scram256-user", "scram256-pw"),
+		kfake.Superuser(config.SASLScramSHA512, "scram512-user", "scram512-pw"),
+	)
+	require.NoError(t, err)
+	t.Cleanup(c.Close)
+	addr := c.ListenAddrs()[0]
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+
+	tests := []struct {
+		name    string
+		sasl    config.SASL
+		wantErr bool
+	}{
+		{"PLAIN", config.SASL{Mechanism: config.SASLPlain, Username: "plain-user", Password: "plain-pw"}, false},
+		{"SCRAM-SHA-256", config.SASL{Mechanism: config.SASLScramSHA256, Username: "scram256-user", Password: "scram256-pw"}, false},
+		{"SCRAM-SHA-512", config.SASL{Mechanism: config.SASLScramSHA512, Username: "scram512-user", Password: "scram512-pw"}, false},
+		{"wrong password", config.SASL{Mechanism: config.SASLScramSHA256, Username: "scram256-user", Password: "nope"}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := kafkatest.Config(addr)
+			cfg.Kafka.SASL = tt.sasl
+			k := app.NewKafka(cfg, quiet)
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			err := k.Start(ctx)
+			defer k.Close()
+			if tt.wantErr {
+				require.Error(t, err)
+				assert.NotContains(t, err.Error(), tt.sasl.Password, "the password never appears in errors")
+				assert.Contains(t, err.Error(), "wrong credentials")
+				return
+			}
+			require.NoError(t, err)
+			pub := app.NewPublisher(cfg, k)
+			_, err = pub.Publish(ctx, kafkatest.Unique("secure"), []byte("hello"))
+			assert.NoError(t, err)
+		})
+	}
+}
