@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -91,7 +92,7 @@ func (k *Kafka) Start(ctx context.Context) error {
 	}, k.wlog)
 	if err != nil {
 		k.releaseBroker()
-		return connectError(brokers, k.cfg.Kafka.SASL, err)
+		return connectError(brokers, k.cfg.Kafka, err)
 	}
 	k.pub = pub
 	return nil
@@ -105,15 +106,21 @@ func (k *Kafka) releaseBroker() {
 }
 
 // connectError says what failing to reach the brokers most likely means.
-func connectError(brokers []string, sasl config.SASL, err error) error {
+func connectError(brokers []string, k config.Kafka, err error) error {
 	if !errors.Is(err, sarama.ErrOutOfBrokers) {
 		return fmt.Errorf("connect to Kafka %v: %w", brokers, err)
 	}
-	if sasl.Mechanism != "" {
-		return fmt.Errorf("connect to Kafka %v: no broker accepted the connection; with SASL %s as user %q this usually means wrong credentials (a broker closes the connection when authentication fails): %w",
-			brokers, sasl.Mechanism, sasl.Username, err)
+	var hints []string
+	if k.SASL.Mechanism != "" {
+		hints = append(hints, fmt.Sprintf("with SASL %s as user %q, wrong credentials (a broker closes the connection when authentication fails)", k.SASL.Mechanism, k.SASL.Username))
 	}
-	return fmt.Errorf("connect to Kafka %v: no broker answered: %w", brokers, err)
+	if k.TLS.Enabled {
+		hints = append(hints, "with TLS, a certificate the broker or eventfx does not trust (kafka.tls.ca_file, cert_file, key_file)")
+	}
+	if len(hints) == 0 {
+		return fmt.Errorf("connect to Kafka %v: no broker answered: %w", brokers, err)
+	}
+	return fmt.Errorf("connect to Kafka %v: no broker accepted the connection; likely causes: %s: %w", brokers, strings.Join(hints, "; "), err)
 }
 
 // Publisher returns the shared publisher (see Transport).

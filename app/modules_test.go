@@ -87,3 +87,21 @@ func TestPublisherPutsIDKeyAndCorrelationIDOnTheWire(t *testing.T) {
 	_, err = pub.Publish(ctx, "bad topic!", []byte("x"))
 	assert.Error(t, err)
 }
+
+func TestRouterDyingInBackgroundShutsTheAppDownWithAnError(t *testing.T) {
+	var transport app.Transport
+	noop := handlers.New("noop", "events", func(context.Context, Order) error { return nil })
+	a := fxtest.New(t, app.Core(config.Config{}.WithDefaults()), app.MemoryModule, app.SubscriberModule,
+		handlers.Register(noop), fx.Populate(&transport))
+	a.RequireStart()
+	defer a.RequireStop()
+
+	require.NoError(t, transport.Close()) // every subscription ends: the router stops by itself
+
+	select {
+	case sig := <-a.Wait():
+		assert.Equal(t, 1, sig.ExitCode)
+	case <-time.After(10 * time.Second):
+		t.Fatal("app kept running after its router died")
+	}
+}
