@@ -58,6 +58,7 @@ var KafkaModule = fx.Module("eventfx.kafka",
 		lc.Append(fx.Hook{OnStart: k.Start, OnStop: func(context.Context) error { return k.Close() }})
 		return k
 	}),
+	fx.Provide(fx.Annotate(kafkaCheck, fx.ResultTags(`group:"eventfx.readiness"`))),
 )
 
 // MemoryModule provides the in-memory transport, for unit tests.
@@ -90,6 +91,7 @@ type SubscriberParams struct {
 // app down with exit code 1.
 var SubscriberModule = fx.Module("eventfx.subscriber",
 	fx.Provide(NewSubscriber),
+	fx.Provide(fx.Annotate(routerCheck, fx.ResultTags(`group:"eventfx.readiness"`))),
 	fx.Invoke(func(*router.Router) {}),
 )
 

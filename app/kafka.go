@@ -45,6 +45,7 @@ type Kafka struct {
 	mu      sync.Mutex
 	brokers []string
 	pub     message.Publisher
+	admin   sarama.Client // for Ping
 	release func()
 	closed  bool
 }
@@ -95,7 +96,37 @@ func (k *Kafka) Start(ctx context.Context) error {
 		return connectError(brokers, k.cfg.Kafka, err)
 	}
 	k.pub = pub
+	pc := *sc
+	pc.Metadata.Full = false
+	pc.Metadata.Retry.Max = 0
+	if k.admin, err = sarama.NewClient(brokers, &pc); err != nil {
+		_ = pub.Close()
+		k.pub = nil
+		k.releaseBroker()
+		return connectError(brokers, k.cfg.Kafka, err)
+	}
 	return nil
+}
+
+// Ping reports whether a broker answers a metadata request within ctx.
+func (k *Kafka) Ping(ctx context.Context) error {
+	k.mu.Lock()
+	c := k.admin
+	k.mu.Unlock()
+	if c == nil {
+		return errors.New("not connected")
+	}
+	done := make(chan error, 1)
+	go func() { done <- c.RefreshMetadata() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			return fmt.Errorf("kafka %v: %w", k.brokers, err)
+		}
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("kafka %v: no answer: %w", k.brokers, ctx.Err())
+	}
 }
 
 func (k *Kafka) releaseBroker() {
@@ -158,6 +189,10 @@ func (k *Kafka) Close() error {
 	if k.pub != nil {
 		err = k.pub.Close()
 		k.pub = nil
+	}
+	if k.admin != nil {
+		err = errors.Join(err, k.admin.Close())
+		k.admin = nil
 	}
 	k.releaseBroker()
 	return err
