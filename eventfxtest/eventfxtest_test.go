@@ -1,0 +1,84 @@
+package eventfxtest_test
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/eventfx/eventfx/eventfxtest"
+	"github.com/eventfx/eventfx/handlers"
+)
+
+type OrderPlaced struct {
+	ID     string `json:"id"`
+	Amount int    `json:"amount"`
+}
+
+type PaymentCaptured struct {
+	OrderID string `json:"order_id"`
+	Amount  int    `json:"amount"`
+}
+
+func (p PaymentCaptured) EventKey() string { return p.OrderID }
+
+func bill(ctx context.Context, o OrderPlaced) ([]PaymentCaptured, error) {
+	if o.Amount < 0 {
+		return nil, handlers.Permanent(errors.New("negative amount"))
+	}
+	return []PaymentCaptured{{OrderID: o.ID, Amount: o.Amount}}, nil
+}
+
+func TestHarnessOnTheEmbeddedBroker(t *testing.T) {
+	env := eventfxtest.New(t, eventfxtest.Modules(
+		handlers.Register(handlers.NewEmitting("billing", "orders", "payments", bill)),
+	))
+	sent := env.Publish("orders", OrderPlaced{ID: "o1", Amount: 5})
+	env.Publish("orders", OrderPlaced{ID: "o2", Amount: -1})
+
+	paid := env.Messages("payments", 1)
+	p := eventfxtest.Decode[PaymentCaptured](t, paid[0])
+	assert.Equal(t, PaymentCaptured{OrderID: "o1", Amount: 5}, p)
+	assert.Equal(t, "o1", eventfxtest.Key(paid[0]))
+	assert.Equal(t, sent.Metadata.Get("correlation_id"), paid[0].Metadata.Get("correlation_id"))
+
+	poisoned := env.Poisoned(1)
+	assert.Equal(t, "negative amount", poisoned[0].Reason)
+	assert.Equal(t, "billing", poisoned[0].Handler)
+	assert.Equal(t, "orders", poisoned[0].Topic)
+	assert.Equal(t, "1", poisoned[0].Attempts)
+}
+
+func TestHarnessInMemoryAndEventually(t *testing.T) {
+	var handled atomic.Int32
+	env := eventfxtest.New(t, eventfxtest.InMemory(), eventfxtest.Modules(
+		handlers.Register(handlers.New("counter", "orders", func(context.Context, OrderPlaced) error {
+			handled.Add(1)
+			return nil
+		})),
+	))
+	env.Publish("orders", OrderPlaced{ID: "o1", Amount: 1})
+	env.Publish("orders", OrderPlaced{ID: "o2", Amount: 2})
+	env.Eventually(func() bool { return handled.Load() == 2 }, "both orders handled")
+	msgs := env.Messages("orders", 2)
+	require.Len(t, msgs, 2)
+}
+
+func TestNoPoisonAfterARetriedSuccess(t *testing.T) {
+	var calls atomic.Int32
+	env := eventfxtest.New(t, eventfxtest.Modules(
+		handlers.Register(handlers.New("flaky", "orders", func(context.Context, OrderPlaced) error {
+			if calls.Add(1) < 3 {
+				return errors.New("try again")
+			}
+			return nil
+		})),
+	))
+	env.Publish("orders", OrderPlaced{ID: "o1", Amount: 1})
+	env.Eventually(func() bool { return calls.Load() == 3 }, "third attempt")
+	env.Stop() // drain: the message is done (acked or poisoned) before this returns
+	env.NoPoison()
+}
