@@ -28,6 +28,9 @@ type Transport interface {
 	Publisher() message.Publisher
 	// Subscriber returns a subscriber consuming in the given consumer group.
 	Subscriber(consumerGroup string) (message.Subscriber, error)
+	// Brokers are the bootstrap brokers once started (the embedded
+	// broker's address when configured so); nil for the in-memory transport.
+	Brokers() []string
 	// Start connects (and starts the embedded broker, if configured).
 	Start(ctx context.Context) error
 	// Close closes the publisher and the embedded broker. Idempotent.

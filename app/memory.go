@@ -36,6 +36,9 @@ func (m *Memory) Subscriber(string) (message.Subscriber, error) {
 	return router.Gate(unclosable{m.ch}), nil
 }
 
+// Brokers is nil: there are none.
+func (m *Memory) Brokers() []string { return nil }
+
 // Start does nothing.
 func (m *Memory) Start(context.Context) error { return nil }
 
