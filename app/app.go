@@ -28,24 +28,28 @@ import (
 
 // Core provides the validated config (defaults applied) and the service's
 // *slog.Logger (text on stderr, info level; replace it with fx.Decorate),
-// routes fx's own logs through it at debug level, and sets fx's stop
-// timeout above shutdown_timeout. An invalid config fails fx.New with every
-// bad field listed.
+// routes fx's own logs through it at debug level (fx's errors come back
+// from fx.New/Start/Stop, and are reported once, there), and sets fx's stop
+// timeout above shutdown_timeout plus the close grace. An invalid config
+// fails fx.New with every bad field listed.
 func Core(cfg config.Config) fx.Option {
 	cfg = cfg.WithDefaults()
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})).With("service", cfg.Service)
+	// The fx logger is built outside the graph, so it works even when the
+	// graph does not (an invalid config, a missing dependency).
+	fxLogger := fx.WithLogger(func() fxevent.Logger {
+		fl := &fxevent.SlogLogger{Logger: logger}
+		fl.UseLogLevel(slog.LevelDebug)
+		fl.UseErrorLevel(slog.LevelDebug)
+		return fl
+	})
 	if err := cfg.Validate(); err != nil {
-		return fx.Error(err)
+		return fx.Options(fxLogger, fx.Error(err))
 	}
 	return fx.Options(
+		fxLogger,
 		fx.Supply(cfg),
-		fx.Provide(func() *slog.Logger {
-			return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})).With("service", cfg.Service)
-		}),
-		fx.WithLogger(func(l *slog.Logger) fxevent.Logger {
-			fl := &fxevent.SlogLogger{Logger: l}
-			fl.UseLogLevel(slog.LevelDebug)
-			return fl
-		}),
+		fx.Supply(logger),
 		fx.StopTimeout(cfg.ShutdownTimeout+router.CloseGrace+5*time.Second),
 	)
 }
