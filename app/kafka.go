@@ -276,6 +276,9 @@ func SaramaConfig(cfg config.Config) (*sarama.Config, error) {
 	sc.Consumer.Group.Heartbeat.Interval = cfg.Kafka.HeartbeatInterval
 	sc.Consumer.Group.Rebalance.Timeout = cfg.Kafka.RebalanceTimeout
 
+	// Let the broker's message.max.bytes decide what is too large (Sarama's
+	// own 1 MiB cap would refuse a 1 MiB gateway body once headers are added).
+	sc.Producer.MaxMessageBytes = max(int(cfg.Publisher.MaxBodyBytes)+64<<10, sc.Producer.MaxMessageBytes)
 	sc.Producer.Return.Successes = true
 	sc.Producer.Return.Errors = true
 	sc.Producer.Retry.Max = 5

@@ -69,7 +69,7 @@ func NewOps(p OpsParams) *Ops {
 	})
 	o.Mux.HandleFunc("GET /readyz", o.readyz)
 	o.Mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	o.srv = &http.Server{Addr: p.Config.HTTP.Addr, Handler: o.Mux, ReadHeaderTimeout: 10 * time.Second}
+	o.srv = &http.Server{Addr: p.Config.HTTP.Addr, Handler: o.Mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	return o
 }
 

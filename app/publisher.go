@@ -116,8 +116,18 @@ func (p *Publisher) PublishMessages(ctx context.Context, topic string, msgs ...*
 			m.Metadata.Set(meta.CorrelationID, cid)
 		}
 	}
-	if err := p.pub.Publish(topic, msgs...); err != nil {
-		return fmt.Errorf("publish to %s: %w", topic, err)
+	// The Kafka client's send takes no context: wait for it or for ctx,
+	// whichever ends first. After ctx ends the write may still land; a
+	// retry with the same message ID lets consumers recognise it.
+	done := make(chan error, 1)
+	go func() { done <- p.pub.Publish(topic, msgs...) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			return fmt.Errorf("publish to %s: %w", topic, err)
+		}
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("publish to %s: no acknowledgement yet (the write may still land): %w", topic, ctx.Err())
 	}
-	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"time"
 
 	"go.uber.org/fx"
@@ -39,6 +40,10 @@ func Run(args []string, build func(config.Config) fx.Option) error {
 	fs.SetOutput(io.Discard)
 	path := fs.String("config", "", "YAML config file (default $EVENTFX_CONFIG)")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stdout, "usage: [--config FILE]\n\nConfiguration: a YAML file (--config or $EVENTFX_CONFIG), each key overridable by EVENTFX_<PATH> environment variables.")
+			return nil
+		}
 		return fmt.Errorf("%w (usage: --config FILE)", err)
 	}
 	cfg, err := config.Load(*path)
