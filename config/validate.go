@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"math"
@@ -215,6 +216,12 @@ func (p *problems) routes(routes []Route, base Retry) {
 			p.add(prefix+".webhook.url", "must be an absolute http or https URL")
 		}
 		p.positive(prefix+".webhook.timeout", r.Webhook.Timeout)
+		if key, ok := strings.CutPrefix(r.Webhook.Secret, "whsec_"); ok {
+			// The secret is not quoted.
+			if b, err := decodeBase64(key); err != nil || len(b) == 0 {
+				p.add(prefix+".webhook.secret", `the text after "whsec_" must be non-empty base64 (Standard Webhooks)`)
+			}
+		}
 
 		p.retry(prefix+".retry", r.Retry, true)
 		eff := base.Override(r.Retry)
@@ -321,4 +328,12 @@ func shorten(s string) string {
 		return s[:maxLen] + "…"
 	}
 	return s
+}
+
+// decodeBase64 accepts padded and unpadded standard base64.
+func decodeBase64(s string) ([]byte, error) {
+	if b, err := base64.StdEncoding.DecodeString(s); err == nil {
+		return b, nil
+	}
+	return base64.RawStdEncoding.DecodeString(s)
 }

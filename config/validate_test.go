@@ -121,6 +121,8 @@ func TestValidateReportsBadField(t *testing.T) {
 			config.FieldError{Path: "publisher.allowed_topics[0]", Msg: "must not be the poison topic"}},
 		{"max body bytes", func(c *config.Config) { c.Publisher.MaxBodyBytes = -1 },
 			config.FieldError{Path: "publisher.max_body_bytes", Msg: "must be positive, got -1"}},
+		{"route whsec secret not base64", func(c *config.Config) { c.Subscriber.Routes[0].Webhook.Secret = "whsec_%%%" },
+			config.FieldError{Path: "subscriber.routes[0].webhook.secret", Msg: `the text after "whsec_" must be non-empty base64 (Standard Webhooks)`}},
 		{"route name missing", func(c *config.Config) { c.Subscriber.Routes[1].Name = "" },
 			config.FieldError{Path: "subscriber.routes[1].name", Msg: "required"}},
 		{"route name duplicate", func(c *config.Config) { c.Subscriber.Routes[1].Name = "hook-a" },
