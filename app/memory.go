@@ -31,7 +31,8 @@ func NewMemory(logger *slog.Logger) *Memory {
 // Publisher returns the shared publisher; its Close is a no-op.
 func (m *Memory) Publisher() message.Publisher { return unclosable{m.ch} }
 
-// Subscriber returns a subscriber that drains at shutdown.
+// Subscriber returns a subscriber that drains at shutdown. Its Close ends
+// its own subscriptions; the shared channels stay open until Close.
 func (m *Memory) Subscriber(string) (message.Subscriber, error) {
 	return router.Gate(unclosable{m.ch}), nil
 }

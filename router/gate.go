@@ -2,6 +2,7 @@ package router
 
 import (
 	"context"
+	"errors"
 	"sync"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -12,7 +13,7 @@ import (
 // forwarded message was acked or nacked. Messages received after Drain are
 // left unacknowledged. The Kafka subscriber drains natively and needs no gate.
 func Gate(s message.Subscriber) message.Subscriber {
-	return &gate{Subscriber: s, stop: make(chan struct{}), idle: make(chan struct{}, 1)}
+	return &gate{Subscriber: s, stop: make(chan struct{}), idle: make(chan struct{}, 1), closing: make(chan struct{})}
 }
 
 type gate struct {
@@ -22,17 +23,40 @@ type gate struct {
 	mu       sync.Mutex
 	inflight int
 	idle     chan struct{} // signalled when inflight drops to 0
+
+	closing   chan struct{}
+	closeOnce sync.Once
+	outputs   sync.WaitGroup // one per Subscribe, done when its output is closed
 }
 
 func (g *gate) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
+	select {
+	case <-g.closing:
+		return nil, errors.New("subscriber closed")
+	default:
+	}
 	in, err := g.Subscriber.Subscribe(ctx, topic)
 	if err != nil {
 		return nil, err
 	}
 	out := make(chan *message.Message)
+	g.outputs.Add(1)
 	go func() {
+		defer g.outputs.Done()
 		defer close(out)
-		for msg := range in {
+		for {
+			var msg *message.Message
+			var ok bool
+			select {
+			case msg, ok = <-in:
+				if !ok {
+					return
+				}
+			case <-ctx.Done():
+				return
+			case <-g.closing:
+				return
+			}
 			if !g.take() {
 				continue
 			}
@@ -47,10 +71,21 @@ func (g *gate) Subscribe(ctx context.Context, topic string) (<-chan *message.Mes
 				}()
 			case <-g.stop:
 				g.release()
+			case <-g.closing:
+				g.release()
+				return
 			}
 		}
 	}()
 	return out, nil
+}
+
+// Close closes every output channel, waits until they are closed, then
+// closes the wrapped subscriber.
+func (g *gate) Close() error {
+	g.closeOnce.Do(func() { close(g.closing) })
+	g.outputs.Wait()
+	return g.Subscriber.Close()
 }
 
 // take counts one more message in flight, unless draining started.

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"os"
-
 	"github.com/spf13/cobra"
 
 	"github.com/eventfx/eventfx/config"
@@ -28,7 +26,7 @@ func newRootCmd() *cobra.Command {
 	}
 	root.PersistentFlags().StringSliceVar(&g.brokers, "brokers", nil, "Kafka brokers, host:port,… (default: kafka.brokers from --config/EVENTFX_*, else "+defaultBrokers+")")
 	root.PersistentFlags().StringVar(&g.configPath, "config", "", "YAML config file (default $EVENTFX_CONFIG)")
-	root.AddCommand(newBrokerCmd())
+	root.AddCommand(newBrokerCmd(), newPublishCmd(g), newTailCmd(g), newPoisonCmd(g))
 	return root
 }
 
@@ -44,10 +42,8 @@ func (g *globals) resolveBrokers() ([]string, config.Config, error) {
 	if len(g.brokers) > 0 {
 		return g.brokers, cfg, nil
 	}
+	// config.Load applied the file and EVENTFX_KAFKA_BROKERS.
 	if len(cfg.Kafka.Brokers) > 0 && !(len(cfg.Kafka.Brokers) == 1 && cfg.Kafka.Brokers[0] == config.Embedded) {
-		return cfg.Kafka.Brokers, cfg, nil
-	}
-	if v := os.Getenv("EVENTFX_KAFKA_BROKERS"); v != "" && v != config.Embedded {
 		return cfg.Kafka.Brokers, cfg, nil
 	}
 	return []string{defaultBrokers}, cfg, nil
