@@ -139,7 +139,14 @@ func NewSubscriber(p SubscriberParams) (*router.Router, error) {
 				return fmt.Errorf("start router: %w", ctx.Err())
 			}
 		},
-		OnStop: func(ctx context.Context) error { return r.Shutdown(ctx) },
+		OnStop: func(ctx context.Context) error {
+			p.Logger.Info("stopping: draining in-flight messages", "timeout", p.Config.ShutdownTimeout)
+			if err := r.Shutdown(ctx); err != nil {
+				return err
+			}
+			p.Logger.Info("stopped: offsets committed")
+			return nil
+		},
 	})
 	return r, nil
 }
