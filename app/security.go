@@ -1,11 +1,8 @@
 package app
 
 import (
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
-	"os"
 
 	"github.com/IBM/sarama"
 	"github.com/xdg-go/scram"
@@ -18,7 +15,7 @@ import (
 // the system roots).
 func applySecurity(sc *sarama.Config, k config.Kafka) error {
 	if k.TLS.Enabled {
-		tc, err := tlsConfig(k.TLS)
+		tc, err := k.TLS.ClientConfig()
 		if err != nil {
 			return err
 		}
@@ -44,29 +41,6 @@ func applySecurity(sc *sarama.Config, k config.Kafka) error {
 	sc.Net.SASL.User = k.SASL.Username
 	sc.Net.SASL.Password = k.SASL.Password
 	return nil
-}
-
-func tlsConfig(t config.TLS) (*tls.Config, error) {
-	tc := &tls.Config{MinVersion: tls.VersionTLS12}
-	if t.CAFile != "" {
-		pem, err := os.ReadFile(t.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("kafka.tls.ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("kafka.tls.ca_file: no PEM certificate in %s", t.CAFile)
-		}
-		tc.RootCAs = pool
-	}
-	if t.CertFile != "" || t.KeyFile != "" {
-		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("kafka.tls.cert_file/key_file: %w", err)
-		}
-		tc.Certificates = []tls.Certificate{cert}
-	}
-	return tc, nil
 }
 
 // scramClient adapts xdg-go/scram to Sarama's SCRAMClient.
