@@ -9,9 +9,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kerr"
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/eventfx/eventfx/config"
 	"github.com/eventfx/eventfx/internal/poison"
@@ -49,41 +46,12 @@ func poisonTopic(cmd *cobra.Command, flag string, cfg config.Config) (string, er
 	return topic, nil
 }
 
-// readLedger reads the replay ledger of poisonTopic.
-func readLedger(ctx context.Context, c *kafkaConn, poisonTopic string, status io.Writer) (*poison.Ledger, error) {
-	l := poison.NewLedger()
-	topic := poison.LedgerTopic(poisonTopic)
-	err := c.readToEnd(ctx, topic, func(r *kgo.Record) error {
-		e, err := poison.ParseEntry(r)
-		if err != nil {
-			fmt.Fprintf(status, "eventfx: %s: ignored: %v\n", topic, err)
-			return nil
-		}
-		l.Add(e)
-		return nil
+// ignoredLedgerRecords prints a status line for each replay ledger record
+// that cannot be read, and is ignored.
+func ignoredLedgerRecords(status io.Writer) poison.Option {
+	return poison.OnBadLedgerRecord(func(topic string, err error) {
+		fmt.Fprintf(status, "eventfx: %s: ignored: %v\n", topic, err)
 	})
-	if err != nil {
-		return nil, fmt.Errorf("read replay ledger: %w", err)
-	}
-	return l, nil
-}
-
-// ensureLedger creates the ledger topic if it does not exist, before
-// anything is replayed: a broker that does not create topics on first use
-// must not let a run replay messages it cannot record. The topic is
-// compacted, so that retention never forgets an entry (keys are unique:
-// compaction removes nothing).
-func (c *kafkaConn) ensureLedger(ctx context.Context, topic string) error {
-	ends, err := c.endOffsets(ctx, topic)
-	if err != nil || ends != nil {
-		return err
-	}
-	compact := "compact"
-	_, err = kadm.NewClient(c.admin).CreateTopic(ctx, -1, -1, map[string]*string{"cleanup.policy": &compact}, topic)
-	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
-		return fmt.Errorf("create the replay ledger %s (nothing was replayed): %w", topic, err)
-	}
-	return nil
 }
 
 // ---- poison list ----
@@ -108,7 +76,7 @@ original_partition, original_offset (-1 when unknown), poison_partition,
 poison_offset and replayed.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := g.connect(cmd.Context())
+			c, err := g.connect(cmd.Context(), ignoredLedgerRecords(cmd.ErrOrStderr()))
 			if err != nil {
 				return err
 			}
@@ -143,47 +111,50 @@ type listed struct {
 	Replayed          bool    `json:"replayed"`
 }
 
+// run prints the records of the poison topic, then a status line; on an
+// error while reading, it prints the records read before it.
 func (o listOpts) run(ctx context.Context, c *kafkaConn, out, status io.Writer) error {
-	ledger, err := readLedger(ctx, c, o.topic, status)
+	recs, err := c.List(ctx, o.topic)
+	replayed := 0
+	for _, p := range recs {
+		if p.AlreadyReplayed {
+			replayed++
+		}
+		if werr := o.print(out, p); werr != nil {
+			return werr
+		}
+	}
 	if err != nil {
 		return err
 	}
-	n, replayed := 0, 0
-	err = c.readToEnd(ctx, o.topic, func(r *kgo.Record) error {
-		p := poison.Parse(r)
-		done := ledger.Has(p)
-		n++
-		if done {
-			replayed++
-		}
-		if o.json {
-			v := listed{
-				ID: p.ID, Topic: p.Topic, Handler: p.Handler, Reason: p.Reason, Attempts: p.Attempts,
-				PoisonedAt: poisonedAt(p), CorrelationID: p.CorrelationID,
-				Subscriber: p.Subscriber, ConsumerGroup: p.ConsumerGroup,
-				OriginalPartition: p.Partition, OriginalOffset: p.Offset,
-				PoisonPartition: p.PoisonPartition, PoisonOffset: p.PoisonOffset, Replayed: done,
-			}
-			if p.Key != nil {
-				k := string(p.Key)
-				v.Key = &k
-			}
-			return writeJSON(out, v)
-		}
-		at := poisonedAt(p)
-		if at == "" {
-			at = "-"
-		}
-		return new(line).word(at).kv("id", p.ID).kv("topic", p.Topic).kv("handler", p.Handler).
-			kv("attempts", strconv.Itoa(p.Attempts)).kv("correlation_id", p.CorrelationID).
-			kv("replayed", strconv.FormatBool(done)).word("poison="+position(p)).
-			kv("reason", p.Reason).writeTo(out)
-	})
-	if err != nil {
-		return fmt.Errorf("read poison topic: %w", err)
-	}
-	fmt.Fprintf(status, "eventfx: %d poisoned messages on %s, %d of them replayed\n", n, o.topic, replayed)
+	fmt.Fprintf(status, "eventfx: %d poisoned messages on %s, %d of them replayed\n", len(recs), o.topic, replayed)
 	return nil
+}
+
+// print writes p as a text line or, with --json, a JSON object.
+func (o listOpts) print(out io.Writer, p poison.Record) error {
+	if o.json {
+		v := listed{
+			ID: p.ID, Topic: p.Topic, Handler: p.Handler, Reason: p.Reason, Attempts: p.Attempts,
+			PoisonedAt: poisonedAt(p), CorrelationID: p.CorrelationID,
+			Subscriber: p.Subscriber, ConsumerGroup: p.ConsumerGroup,
+			OriginalPartition: p.Partition, OriginalOffset: p.Offset,
+			PoisonPartition: p.PoisonPartition, PoisonOffset: p.PoisonOffset, Replayed: p.AlreadyReplayed,
+		}
+		if p.Key != nil {
+			k := string(p.Key)
+			v.Key = &k
+		}
+		return writeJSON(out, v)
+	}
+	at := poisonedAt(p)
+	if at == "" {
+		at = "-"
+	}
+	return new(line).word(at).kv("id", p.ID).kv("topic", p.Topic).kv("handler", p.Handler).
+		kv("attempts", strconv.Itoa(p.Attempts)).kv("correlation_id", p.CorrelationID).
+		kv("replayed", strconv.FormatBool(p.AlreadyReplayed)).word("poison="+position(p)).
+		kv("reason", p.Reason).writeTo(out)
 }
 
 func poisonedAt(p poison.Record) string {
@@ -206,10 +177,6 @@ type replayOpts struct {
 	limit   int
 	json    bool
 }
-
-// replayBatch is how many messages are republished at once (then their
-// ledger entries at once).
-const replayBatch = 100
 
 func newPoisonReplayCmd(g *globals) *cobra.Command {
 	var o replayOpts
@@ -245,7 +212,7 @@ not 0 when a message could not be replayed or recorded.`,
 			if o.limit < 0 {
 				return errors.New("--limit must not be negative")
 			}
-			c, err := g.connect(cmd.Context())
+			c, err := g.connect(cmd.Context(), ignoredLedgerRecords(cmd.ErrOrStderr()))
 			if err != nil {
 				return err
 			}
@@ -264,7 +231,8 @@ not 0 when a message could not be replayed or recorded.`,
 	return cmd
 }
 
-// replaySummary is what a replay run did; it is also the --json output.
+// replaySummary is the --json output: what a replay run did
+// (poison.ReplaySummary) and the messages it reported.
 type replaySummary struct {
 	DryRun bool `json:"dry_run"`
 	// Replayed counts the messages replayed (with --dry-run: that would be).
@@ -300,200 +268,74 @@ type replayMessage struct {
 	Error  string `json:"error,omitempty"`
 }
 
-func (s replaySummary) String() string {
-	verb := "replayed"
-	if s.DryRun {
-		verb = "would replay"
-	}
-	out := fmt.Sprintf("%s %d, skipped %d (already replayed %d, filtered %d", verb, s.Replayed, s.Skipped, s.AlreadyReplayed, s.Filtered)
-	if s.OverLimit > 0 {
-		out += fmt.Sprintf(", over limit %d", s.OverLimit)
-	}
-	if s.Unreplayable > 0 {
-		out += fmt.Sprintf(", unreplayable %d", s.Unreplayable)
-	}
-	out += fmt.Sprintf("), failed %d", s.Failed)
-	if s.NotRecorded > 0 {
-		out += fmt.Sprintf(", not recorded %d (replayed, but a later run replays them again: the ledger write failed)", s.NotRecorded)
-	}
-	if s.DryRun {
-		out += " (dry run: nothing written)"
-	}
-	return out
-}
-
-type replayer struct {
-	replayOpts
-	c           *kafkaConn
-	ledgerReady bool
-	prod        *kgo.Client
-	ledger      *poison.Ledger
-	out         io.Writer
-	sum         replaySummary
-	pending     []poison.Record
+// actions names the actions of a replay: in --json, and in text lines.
+var actions = map[poison.Action]struct{ json, text string }{
+	poison.ActionReplayed:     {"replayed", "replayed"},
+	poison.ActionWouldReplay:  {"would_replay", "would replay"},
+	poison.ActionFailed:       {"failed", "failed"},
+	poison.ActionUnreplayable: {"unreplayable", "unreplayable"},
 }
 
 func (o replayOpts) run(ctx context.Context, c *kafkaConn, out, status io.Writer) error {
-	ledger, err := readLedger(ctx, c, o.topic, status)
-	if err != nil {
-		return err
-	}
-	r := &replayer{replayOpts: o, c: c, ledger: ledger, out: out, sum: replaySummary{DryRun: o.dryRun, Messages: []replayMessage{}}}
-	if !o.dryRun {
-		if r.prod, err = c.producer(); err != nil {
-			return err
-		}
-		defer r.prod.Close()
-	}
-	err = c.readToEnd(ctx, o.topic, func(rec *kgo.Record) error {
-		if err := r.consider(poison.Parse(rec)); err != nil {
-			return err
-		}
-		if len(r.pending) >= replayBatch {
-			return r.flush(ctx)
-		}
-		return nil
+	msgs := []replayMessage{}
+	sum, err := c.Replay(ctx, poison.ReplayOptions{
+		Topic: o.topic, Handler: o.handler, DryRun: o.dryRun, Limit: o.limit,
+		Report: func(r poison.ReplayResult) error { return o.report(out, &msgs, r) },
 	})
-	if err == nil {
-		err = r.flush(ctx)
-	}
-	if err != nil {
-		// Say what was done before the error.
-		fmt.Fprintln(status, "eventfx: stopped:", r.sum)
+	_, incomplete := errors.AsType[*poison.IncompleteError](err)
+	if err != nil && !incomplete {
+		if !errors.Is(err, poison.ErrReadLedger) {
+			// Say what was done before the error.
+			fmt.Fprintln(status, "eventfx: stopped:", sum)
+		}
 		return err
 	}
 	if o.json {
-		if err := writeJSON(out, r.sum); err != nil {
-			return err
+		if werr := writeJSON(out, jsonSummary(sum, msgs)); werr != nil {
+			return werr
 		}
 	} else {
-		fmt.Fprintln(out, r.sum)
+		fmt.Fprintln(out, sum)
 	}
-	if r.sum.Failed > 0 || r.sum.NotRecorded > 0 {
-		return fmt.Errorf("%d messages not replayed, %d replayed but not recorded", r.sum.Failed, r.sum.NotRecorded)
-	}
-	return nil
+	return err // nil, or messages not replayed or not recorded
 }
 
-// consider decides what to do with poison record p: skip it (with a
-// reason) or queue it for replay.
-func (r *replayer) consider(p poison.Record) error {
-	switch {
-	case r.ledger.Has(p):
-		r.sum.AlreadyReplayed++
-	case r.handler != "" && p.Handler != r.handler:
-		r.sum.Filtered++
-	case p.Replayable() != nil:
-		r.sum.Unreplayable++
-		r.sum.Skipped++
-		return r.report(p, "unreplayable", nil, p.Replayable())
-	case r.limit > 0 && r.sum.Replayed+r.sum.Failed+len(r.pending) >= r.limit:
-		r.sum.OverLimit++
-	default:
-		r.pending = append(r.pending, p)
-		return nil
+func jsonSummary(s poison.ReplaySummary, msgs []replayMessage) replaySummary {
+	return replaySummary{
+		DryRun: s.DryRun, Replayed: s.Replayed, Skipped: s.Skipped(),
+		AlreadyReplayed: s.AlreadyReplayed, Filtered: s.Filtered, OverLimit: s.OverLimit, Unreplayable: s.Unreplayable,
+		Failed: s.Failed, NotRecorded: s.NotRecorded, Messages: msgs,
 	}
-	r.sum.Skipped++
-	return nil
 }
 
-// flush replays the pending records: republish them all (acks=all), then
-// write the ledger entries of those acknowledged. The ledger writes are not
-// cancelled by Ctrl-C, so that a replayed record gets its entry.
-func (r *replayer) flush(ctx context.Context) error {
-	batch := r.pending
-	r.pending = nil
-	if len(batch) == 0 {
-		return nil
-	}
-	if r.dryRun {
-		for _, p := range batch {
-			r.sum.Replayed++
-			if err := r.report(p, "would_replay", nil, nil); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	if !r.ledgerReady {
-		if err := r.c.ensureLedger(ctx, poison.LedgerTopic(r.topic)); err != nil {
-			return err
-		}
-		r.ledgerReady = true
-	}
-	recs := make([]*kgo.Record, len(batch))
-	for i, p := range batch {
-		rec, err := p.ReplayRecord()
-		if err != nil {
-			return err // Replayable was checked: cannot happen
-		}
-		recs[i] = rec
-	}
-	results := r.prod.ProduceSync(ctx, recs...)
-	ledgerTopic := poison.LedgerTopic(r.topic)
-	var entries []*kgo.Record
-	var replayed []int
-	for i, res := range results {
-		if res.Err != nil {
-			r.sum.Failed++
-			if err := r.report(batch[i], "failed", nil, res.Err); err != nil {
-				return err
-			}
-			continue
-		}
-		entries = append(entries, poison.NewEntry(batch[i], res.Record, time.Now()).Record(ledgerTopic))
-		replayed = append(replayed, i)
-	}
-	if len(entries) == 0 {
-		return ctx.Err()
-	}
-	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), deliveryTimeout)
-	defer cancel()
-	lres := r.prod.ProduceSync(lctx, entries...)
-	for j, i := range replayed {
-		r.sum.Replayed++
-		var err error
-		if lerr := lres[j].Err; lerr != nil {
-			r.sum.NotRecorded++
-			err = fmt.Errorf("replayed, but its ledger entry was not written (a later run replays it again): %w", lerr)
-		}
-		if rerr := r.report(batch[i], "replayed", results[i].Record, err); rerr != nil {
-			return rerr
-		}
-	}
-	return ctx.Err()
-}
-
-// report prints (or, with --json, collects) what happened to p.
-func (r *replayer) report(p poison.Record, action string, rec *kgo.Record, err error) error {
+// report prints (or, with --json, collects in msgs) what happened to a
+// message.
+func (o replayOpts) report(out io.Writer, msgs *[]replayMessage, r poison.ReplayResult) error {
+	p, rec := r.Record, r.Replay
 	m := replayMessage{
-		Action: action, ID: p.ID, Topic: p.Topic, Handler: p.Handler,
+		Action: actions[r.Action].json, ID: p.ID, Topic: p.Topic, Handler: p.Handler,
 		PoisonPartition: p.PoisonPartition, PoisonOffset: p.PoisonOffset, Replay: p.Replayed + 1,
 	}
 	if rec != nil {
 		m.Partition, m.Offset = &rec.Partition, &rec.Offset
 	}
-	if err != nil {
-		m.Error = oneLine(err.Error())
+	if r.Err != nil {
+		m.Error = oneLine(r.Err.Error())
 	}
-	if r.json {
-		r.sum.Messages = append(r.sum.Messages, m)
+	if o.json {
+		*msgs = append(*msgs, m)
 		return nil
 	}
-	verb := map[string]string{"replayed": "replayed", "would_replay": "would replay", "failed": "failed", "unreplayable": "unreplayable"}[action]
-	l := new(line).word(verb).kv("id", m.ID).kv("topic", m.Topic).kv("handler", m.Handler).
+	l := new(line).word(actions[r.Action].text).kv("id", m.ID).kv("topic", m.Topic).kv("handler", m.Handler).
 		word("poison=" + position(p))
 	if rec != nil {
 		l.kv("partition", strconv.Itoa(int(rec.Partition))).kv("offset", strconv.FormatInt(rec.Offset, 10))
 	}
-	if action != "unreplayable" {
+	if r.Action != poison.ActionUnreplayable {
 		l.kv("replay", strconv.Itoa(m.Replay))
 	}
 	if m.Error != "" {
 		l.kv("error", m.Error)
 	}
-	return l.writeTo(r.out)
+	return l.writeTo(out)
 }

@@ -69,7 +69,7 @@ ID eventfx gives it, <topic>-<partition>-<offset>.`,
 func (o tailOpts) run(ctx context.Context, c *kafkaConn, out, status io.Writer) error {
 	// Fix "the end" before saying we are ready, so that every record
 	// written after the status line is printed.
-	ends, err := c.endOffsets(ctx, o.topic)
+	ends, err := c.EndOffsets(ctx, o.topic)
 	if err != nil {
 		return err
 	}
@@ -87,7 +87,7 @@ func (o tailOpts) run(ctx context.Context, c *kafkaConn, out, status io.Writer) 
 		// A topic that does not exist yet is read from its start once
 		// it is created: all of it is new.
 	}
-	cl, err := c.client(consume...)
+	cl, err := c.NewKafkaClient(consume...)
 	if err != nil {
 		return err
 	}

@@ -66,7 +66,9 @@ subscriber:
 	out = cli("poison", "replay")
 	assert.Contains(t, out, "replayed 1,")
 	kafkatest.Eventually(t, waitFor, func() bool { return len(wh.deliveries("picky")) == 2 },
-		func() string { return fmt.Sprintf("replayed message not delivered; deliveries: %d", len(wh.deliveries("picky"))) })
+		func() string {
+			return fmt.Sprintf("replayed message not delivered; deliveries: %d", len(wh.deliveries("picky")))
+		})
 	d := wh.deliveries("picky")[1]
 	assert.Equal(t, "m-1", d.Header.Get("X-Event-ID"), "same ID after replay")
 	assert.Equal(t, "corr-1", d.Header.Get("X-Correlation-ID"), "same correlation ID after replay")

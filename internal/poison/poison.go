@@ -1,8 +1,10 @@
-// Package poison models eventfx's poison queue on Kafka: a poisoned message
-// as read from the poison topic (Parse), the record that replays it to its
-// original topic (Record.ReplayRecord), and the replay ledger, which
-// remembers which poison records were already replayed so that none is
-// replayed twice by separate runs of `eventfx poison replay`.
+// Package poison models and operates eventfx's poison queue on Kafka: a
+// poisoned message as read from the poison topic (Parse), the record that
+// replays it to its original topic (Record.ReplayRecord), and the replay
+// ledger, which remembers which poison records were already replayed so
+// that none is replayed twice by separate runs. A Client (Dial) lists a
+// poison topic (List) and replays it (Replay): what `eventfx poison list`
+// and `eventfx poison replay` do, for any program.
 //
 // The header names are those of the wire contract (internal/meta and
 // design.md, "Wire format on Kafka").
@@ -81,6 +83,10 @@ type Record struct {
 	// Problems lists headers whose values could not be read, as
 	// "header: problem".
 	Problems []string
+	// AlreadyReplayed says whether a replay already sent this poison
+	// record back (the replay ledger has its entry). Client.List sets it;
+	// Parse, which does not read the ledger, leaves it false.
+	AlreadyReplayed bool
 }
 
 // Parse reads a record of the poison topic. It never fails and never
