@@ -203,19 +203,29 @@ func (k *Kafka) Close() error {
 
 // kafkaSubscriber creates its watermill-kafka subscriber lazily (the
 // brokers are known after Start) and drains natively (router.Drainer).
+// Draining needs a consumer group: without one (group ""), Drain returns at
+// once and Close discards what is in flight.
 type kafkaSubscriber struct {
 	k       *Kafka
 	group   string
 	tracker *drainTracker
 
-	mu   sync.Mutex
-	subs []*kafka.Subscriber
+	mu     sync.Mutex
+	subs   []*kafka.Subscriber
+	closed bool
 }
 
 func (s *kafkaSubscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
 	sc, err := SaramaConfig(s.k.cfg)
 	if err != nil {
 		return nil, err
+	}
+	// NewSubscriber does no I/O: check, create and record under one lock,
+	// so a concurrent Close cannot miss the new subscriber.
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil, errors.New("kafka subscriber closed")
 	}
 	sub, err := kafka.NewSubscriber(kafka.SubscriberConfig{
 		Brokers:               s.k.Brokers(),
@@ -225,11 +235,12 @@ func (s *kafkaSubscriber) Subscribe(ctx context.Context, topic string) (<-chan *
 		Tracer:                tracer{s.tracker},
 	}, s.k.wlog)
 	if err != nil {
+		s.mu.Unlock()
 		return nil, fmt.Errorf("kafka subscriber %s: %w", s.group, err)
 	}
-	s.mu.Lock()
 	s.subs = append(s.subs, sub)
 	s.mu.Unlock()
+	// A Close from here on closes sub, and its Subscribe then fails.
 	return sub.Subscribe(ctx, topic)
 }
 
@@ -238,6 +249,7 @@ func (s *kafkaSubscriber) Drain(ctx context.Context) error { return s.tracker.Dr
 func (s *kafkaSubscriber) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.closed = true
 	var errs []error
 	for _, sub := range s.subs {
 		errs = append(errs, sub.Close())
