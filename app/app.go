@@ -126,6 +126,12 @@ func NewSubscriber(p SubscriberParams) (*router.Router, error) {
 				if err == nil {
 					err = errors.New("all handlers stopped")
 				}
+				select {
+				case <-r.Running():
+				default:
+					runErr <- err // OnStart reports it
+					return
+				}
 				p.Logger.Error("router stopped unexpectedly; shutting down", "error", err)
 				runErr <- err
 				_ = p.Shutdowner.Shutdown(fx.ExitCode(1))

@@ -40,10 +40,25 @@ func (t *drainTracker) stopping() bool {
 	}
 }
 
+// hand counts one more record handed out on claim c, unless draining
+// started. It shares t.mu with Drain and idle, so once Drain has stopped
+// the tracker, every record counted is seen by idle.
+func (t *drainTracker) hand(c *claimCount) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.stopping() {
+		return false
+	}
+	c.handed.Add(1)
+	return true
+}
+
 // Drain stops handing out records and waits until all handed ones are
 // marked, or ctx ends.
 func (t *drainTracker) Drain(ctx context.Context) error {
+	t.mu.Lock()
 	t.stopOnce.Do(func() { close(t.stop) })
+	t.mu.Unlock()
 	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
 	for !t.idle() {
@@ -104,10 +119,9 @@ func (h trackedHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sar
 	go func() {
 		defer close(out)
 		for m := range claim.Messages() {
-			if h.t.stopping() {
+			if !h.t.hand(c) {
 				continue // not handed out: not committed, fetched again after restart
 			}
-			c.handed.Add(1)
 			select {
 			case out <- m:
 			case <-h.t.stop:

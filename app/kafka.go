@@ -15,6 +15,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/eventfx/eventfx/config"
+	"github.com/eventfx/eventfx/handlers"
 	"github.com/eventfx/eventfx/internal/broker"
 	"github.com/eventfx/eventfx/internal/wmlog"
 	"github.com/eventfx/eventfx/router"
@@ -169,7 +170,13 @@ func (p sharedPublisher) Publish(topic string, msgs ...*message.Message) error {
 	if pub == nil {
 		return errors.New("kafka publisher not started (or already closed)")
 	}
-	return pub.Publish(topic, msgs...)
+	err := pub.Publish(topic, msgs...)
+	var ce sarama.ConfigurationError
+	if errors.Is(err, sarama.ErrMessageSizeTooLarge) || errors.As(err, &ce) {
+		// Trying again cannot make a message smaller or a config valid.
+		return handlers.Permanent(err)
+	}
+	return err
 }
 
 func (sharedPublisher) Close() error { return nil }

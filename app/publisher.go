@@ -104,16 +104,17 @@ func (p *Publisher) PublishMessages(ctx context.Context, topic string, msgs ...*
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("publish to %s: %w", topic, err)
 	}
-	cid := handlers.CorrelationID(ctx)
+	handlers.Inherit(ctx, msgs...)
+	var generated string
 	for _, m := range msgs {
 		if m.UUID == "" {
 			m.UUID = watermill.NewUUID()
 		}
 		if m.Metadata.Get(meta.CorrelationID) == "" {
-			if cid == "" {
-				cid = watermill.NewUUID()
+			if generated == "" {
+				generated = watermill.NewUUID()
 			}
-			m.Metadata.Set(meta.CorrelationID, cid)
+			m.Metadata.Set(meta.CorrelationID, generated)
 		}
 	}
 	// The Kafka client's send takes no context: wait for it or for ctx,

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"time"
 
@@ -51,7 +52,7 @@ func Run(args []string, build func(config.Config) fx.Option) error {
 		return err
 	}
 	cfg = cfg.WithDefaults()
-	a := fx.New(Core(cfg), build(cfg))
+	a := fx.New(Core(cfg), build(cfg), warnIfEmbedded(cfg))
 	if err := a.Err(); err != nil {
 		return err
 	}
@@ -68,4 +69,17 @@ func Run(args []string, build func(config.Config) fx.Option) error {
 		return errors.Join(ExitError{Code: sig.ExitCode}, stopErr)
 	}
 	return stopErr
+}
+
+// warnIfEmbedded warns a service started without kafka.brokers: it runs a
+// private broker that no other process shares — right for examples and
+// tests, surprising for a service.
+func warnIfEmbedded(cfg config.Config) fx.Option {
+	if len(cfg.Kafka.Brokers) != 1 || cfg.Kafka.Brokers[0] != config.Embedded {
+		return fx.Options()
+	}
+	return fx.Invoke(func(l *slog.Logger) {
+		l.Warn("kafka.brokers is [embedded]: this process runs its own in-process broker, which no other process sees; " +
+			"set kafka.brokers (or EVENTFX_KAFKA_BROKERS) to `eventfx broker`'s address or a Kafka cluster")
+	})
 }

@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -368,4 +370,53 @@ func TestRetryAttemptTimeoutThenSuccess(t *testing.T) {
 		func() string { return "message not handled" })
 	assert.Equal(t, []int{1, 2}, []int{<-attempts, <-attempts})
 	assert.Zero(t, kafkatest.Count(t, addr, cfg.Poison.Topic))
+}
+
+func TestEmittedEventTooLargeIsPoisonedNotResentForever(t *testing.T) {
+	addr := kafkatest.Broker(t)
+	cfg := kafkatest.Config(addr)
+	orders, payments := kafkatest.Unique("orders"), kafkatest.Unique("payments")
+	var c calls
+	a := startSubscriber(t, cfg, handlers.NewEmitting("billing", orders, payments, func(ctx context.Context, o Order) ([]Payment, error) {
+		c.add(handlers.MessageID(ctx))
+		return []Payment{{OrderID: strings.Repeat("x", 3<<20)}}, nil // over the broker's message.max.bytes
+	}))
+	kafkatest.Produce(t, addr, record(orders, "m1", "c1", `{"id":"o1"}`))
+	h := kafkatest.Headers(kafkatest.Read(t, addr, cfg.Poison.Topic, 1, waitFor)[0])
+	assert.Contains(t, h["reason_poisoned"], "publish 1 emitted message(s) to "+payments)
+	assert.Equal(t, "1", h["eventfx_attempts"], "a message too large is a permanent failure")
+	a.RequireStop()
+	assert.Equal(t, 1, c.get("m1"), "handler calls")
+	assert.Zero(t, kafkatest.Count(t, addr, payments))
+}
+
+func TestTraceContextAndCorrelationIDReachEverythingAHandlerPublishes(t *testing.T) {
+	addr := kafkatest.Broker(t)
+	cfg := kafkatest.Config(addr)
+	in, typedOut, rawOut := kafkatest.Unique("in"), kafkatest.Unique("typed"), kafkatest.Unique("raw")
+	var pub *app.Publisher
+	a := fxtest.New(t, app.Core(cfg), app.KafkaModule, app.PublisherModule, app.SubscriberModule, fx.Populate(&pub),
+		handlers.Register(handlers.NewEmitting("typed", in, typedOut, func(ctx context.Context, o Order) ([]Payment, error) {
+			return []Payment{{OrderID: o.ID}}, nil
+		})),
+		fx.Provide(handlers.AsHandler(func(p *app.Publisher) handlers.Handler {
+			return handlers.Handler{Name: "raw", Topic: in, Func: func(msg *message.Message) ([]*message.Message, error) {
+				_, err := p.Publish(msg.Context(), rawOut, []byte("audit"))
+				return nil, err
+			}}
+		})),
+	)
+	a.RequireStart()
+	defer a.RequireStop()
+
+	const traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	r := record(in, "m1", "corr-1", `{"id":"o1"}`)
+	r.Headers = append(r.Headers, kgo.RecordHeader{Key: "traceparent", Value: []byte(traceparent)})
+	kafkatest.Produce(t, addr, r)
+
+	for _, topic := range []string{typedOut, rawOut} {
+		h := kafkatest.Headers(kafkatest.Read(t, addr, topic, 1, waitFor)[0])
+		assert.Equal(t, "corr-1", h["correlation_id"], topic)
+		assert.Equal(t, traceparent, h["traceparent"], topic)
+	}
 }

@@ -118,6 +118,10 @@ func (p *problems) kafka(k Kafka, service string) {
 	p.oneOf("kafka.initial_offset", k.InitialOffset, OffsetOldest, OffsetNewest)
 	p.oneOf("kafka.acks", k.Acks, AcksAll, AcksLeader)
 	p.oneOf("kafka.consume", k.Consume, ConsumePartition, ConsumeKey)
+	if k.Consume == ConsumeKey {
+		// Accepting it while consuming by partition would be a silent lie.
+		p.add("kafka.consume", `"key" (keys in parallel) is not available yet; use "partition"`)
+	}
 	if k.MaxInFlight <= 0 {
 		p.add("kafka.max_in_flight", "must be positive, got %d", k.MaxInFlight)
 	}

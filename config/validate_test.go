@@ -37,7 +37,7 @@ func TestValidateAcceptsValidConfigs(t *testing.T) {
 	tests := map[string]config.Config{
 		"defaults":   config.Config{}.WithDefaults(),
 		"full":       validConfig(),
-		"key mode":   config.Config{Kafka: config.Kafka{Consume: config.ConsumeKey, InitialOffset: config.OffsetNewest}}.WithDefaults(),
+		"newest":     config.Config{Kafka: config.Kafka{InitialOffset: config.OffsetNewest}}.WithDefaults(),
 		"any port":   config.Config{HTTP: config.HTTP{Addr: "localhost:0"}}.WithDefaults(),
 		"no retries": config.Config{Retry: config.Retry{MaxRetries: config.NoRetries}}.WithDefaults(),
 	}
@@ -69,6 +69,8 @@ func TestValidateReportsBadField(t *testing.T) {
 			config.FieldError{Path: "kafka.initial_offset", Msg: `must be "oldest" or "newest", got "latest"`}},
 		{"acks", func(c *config.Config) { c.Kafka.Acks = "1" },
 			config.FieldError{Path: "kafka.acks", Msg: `must be "all" or "leader", got "1"`}},
+		{"consume key not available yet", func(c *config.Config) { c.Kafka.Consume = config.ConsumeKey },
+			config.FieldError{Path: "kafka.consume", Msg: `"key" (keys in parallel) is not available yet; use "partition"`}},
 		{"consume", func(c *config.Config) { c.Kafka.Consume = "batch" },
 			config.FieldError{Path: "kafka.consume", Msg: `must be "partition" or "key", got "batch"`}},
 		{"max in flight", func(c *config.Config) { c.Kafka.MaxInFlight = -1 },

@@ -48,6 +48,28 @@ func WithCorrelationID(ctx context.Context, id string) context.Context {
 	return meta.WithCorrelationID(ctx, id)
 }
 
+// Inherit stamps msgs, about to be published from ctx, with what they
+// inherit from the message being handled (or from ctx outside a handler):
+// its correlation ID and W3C trace context (traceparent, tracestate). Values
+// a message already has are kept.
+func Inherit(ctx context.Context, msgs ...*message.Message) {
+	cid := CorrelationID(ctx)
+	in, _ := MessageFromContext(ctx)
+	for _, m := range msgs {
+		if cid != "" && m.Metadata.Get(meta.CorrelationID) == "" {
+			m.Metadata.Set(meta.CorrelationID, cid)
+		}
+		if in == nil {
+			continue
+		}
+		for _, h := range []string{meta.Traceparent, meta.Tracestate} {
+			if v := in.Metadata.Get(h); v != "" && m.Metadata.Get(h) == "" {
+				m.Metadata.Set(h, v)
+			}
+		}
+	}
+}
+
 // Key returns the partition key of the message being handled, or "".
 func Key(ctx context.Context) string {
 	if msg, ok := MessageFromContext(ctx); ok {

@@ -88,10 +88,12 @@ func New[T any](name, topic string, fn func(ctx context.Context, e T) error, opt
 }
 
 // NewEmitting declares a handler of In events that emits Out events to
-// publishTopic. The emitted events carry the incoming correlation ID, a new
-// message ID and, when Out implements Keyed, their partition key. They are
-// published before the incoming message is acknowledged; if publishing
-// fails, the incoming message is retried.
+// publishTopic. The emitted events carry the incoming correlation ID and
+// trace context, a new message ID and, when Out implements Keyed, their
+// partition key. They are published within the attempt, before the incoming
+// message is acknowledged: if publishing fails, the attempt fails and is
+// retried like any other (then poisoned), so an event may be emitted more
+// than once (at-least-once), with a new ID each time.
 func NewEmitting[In, Out any](name, topic, publishTopic string, fn func(ctx context.Context, e In) ([]Out, error), opts ...Option) Handler {
 	o := buildOptions(opts)
 	return Handler{
@@ -122,8 +124,8 @@ func NewEmitting[In, Out any](name, topic, publishTopic string, fn func(ctx cont
 }
 
 // Encode builds a message from a typed event: a new ID, the codec's
-// content type, the correlation ID from ctx and the event's key if it is
-// Keyed.
+// content type, the correlation ID and trace context inherited from ctx
+// (see Inherit) and the event's key if it is Keyed.
 func Encode(ctx context.Context, c Codec, v any) (*message.Message, error) {
 	payload, err := c.Marshal(v)
 	if err != nil {
@@ -131,9 +133,7 @@ func Encode(ctx context.Context, c Codec, v any) (*message.Message, error) {
 	}
 	m := message.NewMessage(watermill.NewUUID(), payload)
 	m.Metadata.Set(meta.ContentType, c.ContentType())
-	if id := CorrelationID(ctx); id != "" {
-		m.Metadata.Set(meta.CorrelationID, id)
-	}
+	Inherit(ctx, m)
 	if k, ok := v.(Keyed); ok && k.EventKey() != "" {
 		m.Metadata.Set(meta.Key, k.EventKey())
 	}

@@ -35,7 +35,9 @@ func (e *AttemptsError) Unwrap() error { return e.Err }
 var ErrInterrupted = fmt.Errorf("interrupted by shutdown, will be redelivered: %w", context.Canceled)
 
 // CorrelationID keeps the incoming correlation ID, generates one when it is
-// missing, and copies it onto every message the handler returns.
+// missing, records the message in its context (so handlers.CorrelationID
+// and the Publisher find it: what a handler publishes carries the ID), and
+// copies it onto every message the handler returns.
 func CorrelationID(h message.HandlerFunc) message.HandlerFunc {
 	return func(msg *message.Message) ([]*message.Message, error) {
 		id := msg.Metadata.Get(meta.CorrelationID)
@@ -43,6 +45,7 @@ func CorrelationID(h message.HandlerFunc) message.HandlerFunc {
 			id = watermill.NewUUID()
 			msg.Metadata.Set(meta.CorrelationID, id)
 		}
+		msg.SetContext(handlers.WithMessage(msg.Context(), msg))
 		produced, err := h(msg)
 		for _, p := range produced {
 			if p.Metadata.Get(meta.CorrelationID) == "" {
@@ -50,6 +53,31 @@ func CorrelationID(h message.HandlerFunc) message.HandlerFunc {
 			}
 		}
 		return produced, err
+	}
+}
+
+// Emit publishes the messages the handler returns to topic, within the
+// attempt: a failed publish fails the attempt (retried, then poisoned) and
+// the incoming message is acknowledged only after its events were written.
+// The emitted messages inherit the incoming correlation ID and trace
+// context. A handler without a publish topic (topic "") that returns
+// messages has a wiring bug: that is a permanent error.
+func Emit(topic string, pub message.Publisher) message.HandlerMiddleware {
+	return func(h message.HandlerFunc) message.HandlerFunc {
+		return func(msg *message.Message) ([]*message.Message, error) {
+			produced, err := h(msg)
+			if err != nil || len(produced) == 0 {
+				return nil, err
+			}
+			if topic == "" {
+				return nil, handlers.Permanent(fmt.Errorf("handler returned %d message(s) but has no publish topic", len(produced)))
+			}
+			handlers.Inherit(handlers.WithMessage(msg.Context(), msg), produced...)
+			if err := pub.Publish(topic, produced...); err != nil {
+				return nil, fmt.Errorf("publish %d emitted message(s) to %s: %w", len(produced), topic, err)
+			}
+			return nil, nil
+		}
 	}
 }
 
@@ -142,7 +170,7 @@ func Retry(p config.Retry, handler string, logger *slog.Logger) message.HandlerM
 				if attempt >= maxAttempts || handlers.IsPermanent(err) || base.Err() != nil {
 					return nil, &AttemptsError{Err: err, Attempts: attempt}
 				}
-				wait := jittered(delay, p.Jitter)
+				wait := min(jittered(delay, p.Jitter), p.MaxInterval)
 				if hint, ok := handlers.RetryAfterHint(err); ok {
 					wait = max(wait, min(hint, p.MaxInterval))
 				}

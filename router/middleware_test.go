@@ -220,3 +220,27 @@ func TestTimeoutCancelsAttemptAndIsOffWhenZero(t *testing.T) {
 	assert.ErrorIs(t, err, context.DeadlineExceeded)
 	assert.ErrorContains(t, err, "attempt timed out after 10ms")
 }
+
+func TestEmitPublishesWithinTheAttempt(t *testing.T) {
+	emit := func(msg *message.Message) ([]*message.Message, error) {
+		return []*message.Message{message.NewMessage("out", []byte("e"))}, nil
+	}
+	in := message.NewMessage("in", nil)
+	in.Metadata.Set("correlation_id", "c1")
+	in.Metadata.Set("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+
+	pub := &recorder{}
+	produced, err := router.Emit("events", pub)(emit)(in)
+	require.NoError(t, err)
+	assert.Empty(t, produced, "nothing left for Watermill to publish outside the chain")
+	require.Len(t, pub.msgs["events"], 1)
+	assert.Equal(t, "c1", pub.msgs["events"][0].Metadata.Get("correlation_id"))
+	assert.Equal(t, in.Metadata.Get("traceparent"), pub.msgs["events"][0].Metadata.Get("traceparent"))
+
+	_, err = router.Emit("events", &recorder{err: errors.New("broker down")})(emit)(in)
+	assert.ErrorContains(t, err, "broker down", "a failed publish fails the attempt")
+	assert.False(t, handlers.IsPermanent(err), "and is retried")
+
+	_, err = router.Emit("", pub)(emit)(in)
+	assert.True(t, handlers.IsPermanent(err), "messages returned without a publish topic are a wiring bug")
+}

@@ -88,15 +88,14 @@ func New(p Params) (*Router, error) {
 			return nil, fmt.Errorf("handler %q: subscriber: %w", h.Name, err)
 		}
 		r.subs = append(r.subs, sub)
-		var wh *message.Handler
-		if h.PublishTopic != "" {
-			wh = wr.AddHandler(h.Name, h.Topic, sub, h.PublishTopic, pub, h.Func)
-		} else {
-			wh = wr.AddConsumerHandler(h.Name, h.Topic, sub, message.NoPublishHandlerFunc(func(msg *message.Message) error {
-				_, err := h.Func(msg)
-				return err
-			}))
-		}
+		// 7. The handler, and the publish of what it emits, inside the
+		// chain: Watermill would publish outside it, where a failure is
+		// nacked and resent forever, beyond retry and poison.
+		fn := Emit(h.PublishTopic, pub)(h.Func)
+		wh := wr.AddConsumerHandler(h.Name, h.Topic, sub, func(msg *message.Message) error {
+			_, err := fn(msg)
+			return err
+		})
 		wh.AddMiddleware(Chain(p.Config, h, group, pub, p.Logger)...)
 	}
 	return r, nil
@@ -119,6 +118,7 @@ func Chain(cfg config.Config, h handlers.Handler, group string, pub message.Publ
 		Timeout(policy.AttemptTimeout),
 		// 6. Panic recoverer: a panic is an error like any other.
 		Recoverer(h.Name, logger),
+		// 7. The handler, with Emit (see New).
 	}
 }
 

@@ -9,6 +9,10 @@ import "context"
 const (
 	// CorrelationID is the correlation ID header (Watermill's name).
 	CorrelationID = "correlation_id"
+	// Traceparent and Tracestate are the W3C trace context, propagated
+	// whether or not traces are exported.
+	Traceparent = "traceparent"
+	Tracestate  = "tracestate"
 	// ContentType is the media type of the payload, when known.
 	ContentType = "content_type"
 	// Key carries the Kafka partition key inside a Watermill message. The
