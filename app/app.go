@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"time"
@@ -27,14 +28,15 @@ import (
 )
 
 // Core provides the validated config (defaults applied) and the service's
-// *slog.Logger (text on stderr, info level; replace it with fx.Decorate),
+// *slog.Logger (on stderr, level and format from observability.log; replace
+// it with fx.Decorate),
 // routes fx's own logs through it at debug level (fx's errors come back
 // from fx.New/Start/Stop, and are reported once, there), and sets fx's stop
 // timeout above shutdown_timeout plus the close grace. An invalid config
 // fails fx.New with every bad field listed.
 func Core(cfg config.Config) fx.Option {
 	cfg = cfg.WithDefaults()
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})).With("service", cfg.Service)
+	logger := NewLogger(cfg.Observability.Log, os.Stderr).With("service", cfg.Service)
 	// The fx logger is built outside the graph, so it works even when the
 	// graph does not (an invalid config, a missing dependency).
 	fxLogger := fx.WithLogger(func() fxevent.Logger {
@@ -86,6 +88,7 @@ type SubscriberParams struct {
 	Logger     *slog.Logger
 	Transport  Transport
 	Handlers   []handlers.Handler `group:"eventfx.handlers"`
+	Observers  []router.Observer  `group:"eventfx.observers"`
 }
 
 // SubscriberModule runs the registered handlers (handlers.Register,
@@ -108,6 +111,7 @@ func NewSubscriber(p SubscriberParams) (*router.Router, error) {
 		Handlers:      p.Handlers,
 		NewSubscriber: p.Transport.Subscriber,
 		Publisher:     p.Transport.Publisher(),
+		Observers:     p.Observers,
 	})
 	if err != nil {
 		return nil, err
@@ -155,4 +159,18 @@ func NewSubscriber(p SubscriberParams) (*router.Router, error) {
 		},
 	})
 	return r, nil
+}
+
+// NewLogger returns a logger writing to w at the configured level, as text
+// or JSON. An unknown level means info (Validate reports it).
+func NewLogger(c config.Log, w io.Writer) *slog.Logger {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.Level)); err != nil {
+		level = slog.LevelInfo
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == config.LogJSON {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
 }

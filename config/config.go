@@ -48,6 +48,8 @@ type Config struct {
 	Publisher Publisher `koanf:"publisher"`
 	// Subscriber configures cmd/subscriber only.
 	Subscriber Subscriber `koanf:"subscriber"`
+	// Observability configures logs, metrics and traces.
+	Observability Observability `koanf:"observability"`
 }
 
 // Kafka configures the Kafka transport.
@@ -186,4 +188,55 @@ type Webhook struct {
 	// Secret, when set, signs deliveries (HMAC-SHA256). Default empty: no
 	// signature. A secret: never printed.
 	Secret string `koanf:"secret"`
+}
+
+// Log levels, log formats and trace exporters.
+const (
+	LogDebug = "debug"
+	LogInfo  = "info"
+	LogWarn  = "warn"
+	LogError = "error"
+
+	LogText = "text"
+	LogJSON = "json"
+
+	ExporterNone   = "none"
+	ExporterStdout = "stdout"
+	ExporterOTLP   = "otlp"
+)
+
+// Observability configures logs, metrics and traces.
+type Observability struct {
+	Log     Log     `koanf:"log"`
+	Metrics Metrics `koanf:"metrics"`
+	Tracing Tracing `koanf:"tracing"`
+}
+
+// Log configures the service's logger.
+type Log struct {
+	// Level is debug, info (default), warn or error.
+	Level string `koanf:"level"`
+	// Format is text (default) or json.
+	Format string `koanf:"format"`
+}
+
+// Metrics configures the Prometheus metrics served at /metrics.
+type Metrics struct {
+	// Disabled turns the message and publish metrics off (they are on by
+	// default; Go and process metrics stay).
+	Disabled bool `koanf:"disabled"`
+}
+
+// Tracing configures OpenTelemetry traces. The W3C trace context
+// (traceparent) is propagated whatever the exporter.
+type Tracing struct {
+	// Exporter is none (default: spans are not recorded), stdout or otlp.
+	Exporter string `koanf:"exporter"`
+	// Endpoint is the OTLP/HTTP collector, host:port; required for otlp.
+	Endpoint string `koanf:"endpoint"`
+	// Insecure sends OTLP over plain HTTP (a local collector).
+	Insecure bool `koanf:"insecure"`
+	// SampleRatio is the share of new traces recorded, in [0,1]. Default 1.
+	// A trace continued from a caller follows the caller's decision.
+	SampleRatio float64 `koanf:"sample_ratio"`
 }

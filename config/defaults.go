@@ -56,6 +56,11 @@ func (c Config) WithDefaults() Config {
 	c.Poison.Topic = cmp.Or(c.Poison.Topic, DefaultPoisonTopic)
 	c.ShutdownTimeout = cmp.Or(c.ShutdownTimeout, defaultShutdownTimeout)
 	c.HTTP.Addr = cmp.Or(c.HTTP.Addr, defaultHTTPAddr)
+	o := &c.Observability
+	o.Log.Level = cmp.Or(o.Log.Level, LogInfo)
+	o.Log.Format = cmp.Or(o.Log.Format, LogText)
+	o.Tracing.Exporter = cmp.Or(o.Tracing.Exporter, ExporterNone)
+	o.Tracing.SampleRatio = cmp.Or(o.Tracing.SampleRatio, 1)
 
 	c.Publisher.AllowedTopics = slices.Clone(c.Publisher.AllowedTopics)
 	c.Publisher.MaxBodyBytes = cmp.Or(c.Publisher.MaxBodyBytes, defaultMaxBodyBytes)

@@ -29,6 +29,10 @@ func defaults() config.Config {
 		ShutdownTimeout: 30 * time.Second,
 		HTTP:            config.HTTP{Addr: "127.0.0.1:8080"},
 		Publisher:       config.Publisher{MaxBodyBytes: 1 << 20},
+		Observability: config.Observability{
+			Log:     config.Log{Level: config.LogInfo, Format: config.LogText},
+			Tracing: config.Tracing{Exporter: config.ExporterNone, SampleRatio: 1},
+		},
 	}
 }
 

@@ -95,6 +95,19 @@ func (p *problems) config(c Config) {
 		p.add("publisher.max_body_bytes", "must be positive, got %d", c.Publisher.MaxBodyBytes)
 	}
 	p.routes(c.Subscriber.Routes, c.Retry)
+	o := c.Observability
+	p.oneOf("observability.log.level", o.Log.Level, LogDebug, LogInfo, LogWarn, LogError)
+	p.oneOf("observability.log.format", o.Log.Format, LogText, LogJSON)
+	p.oneOf("observability.tracing.exporter", o.Tracing.Exporter, ExporterNone, ExporterStdout, ExporterOTLP)
+	if o.Tracing.Exporter == ExporterOTLP && o.Tracing.Endpoint == "" {
+		p.add("observability.tracing.endpoint", "required when the exporter is otlp")
+	}
+	if o.Tracing.Endpoint != "" {
+		p.hostPort("observability.tracing.endpoint", o.Tracing.Endpoint, false)
+	}
+	if o.Tracing.SampleRatio < 0 || o.Tracing.SampleRatio > 1 {
+		p.add("observability.tracing.sample_ratio", "must be between 0 and 1, got %v", o.Tracing.SampleRatio)
+	}
 }
 
 func (p *problems) kafka(k Kafka, service string) {

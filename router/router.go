@@ -25,6 +25,23 @@ type Drainer interface {
 	Drain(ctx context.Context) error
 }
 
+// HandlerInfo describes a handler to its observers.
+type HandlerInfo struct {
+	Name, Topic, PublishTopic, ConsumerGroup string
+}
+
+// Observer instruments handlers (metrics, tracing). Message wraps a whole
+// delivery, outside the poison queue and retry (layer 2 of the chain: it
+// sees the final outcome); Attempt wraps each attempt, inside retry (it sees
+// every try, with handlers.Attempt in the context). Either may be nil.
+type Observer struct {
+	Message func(HandlerInfo) message.HandlerMiddleware
+	Attempt func(HandlerInfo) message.HandlerMiddleware
+}
+
+// ObserversGroup is the fx value group of Observers.
+const ObserversGroup = "eventfx.observers"
+
 // NewSubscriberFunc creates the subscriber of one handler, consuming in the
 // given consumer group.
 type NewSubscriberFunc func(consumerGroup string) (message.Subscriber, error)
@@ -40,6 +57,8 @@ type Params struct {
 	// Publisher publishes emitted events and poisoned messages. The router
 	// never closes it.
 	Publisher message.Publisher
+	// Observers instrument every handler, in order.
+	Observers []Observer
 }
 
 // CloseGrace bounds closing the router after the drain: cancelled handlers
@@ -96,7 +115,7 @@ func New(p Params) (*Router, error) {
 			_, err := fn(msg)
 			return err
 		})
-		wh.AddMiddleware(Chain(p.Config, h, group, pub, p.Logger)...)
+		wh.AddMiddleware(Chain(p.Config, h, group, pub, p.Logger, p.Observers...)...)
 	}
 	return r, nil
 }
@@ -104,22 +123,43 @@ func New(p Params) (*Router, error) {
 // Chain is the middleware of one handler, outermost first. The order is a
 // contract (design.md): changing it changes how often a message is tried and
 // what is poisoned.
-func Chain(cfg config.Config, h handlers.Handler, group string, pub message.Publisher, logger *slog.Logger) []message.HandlerMiddleware {
+func Chain(cfg config.Config, h handlers.Handler, group string, pub message.Publisher, logger *slog.Logger, observers ...Observer) []message.HandlerMiddleware {
 	policy := cfg.Retry.Override(h.Retry).WithDefaults()
-	return []message.HandlerMiddleware{
-		// 1. Correlation ID: keep or generate; copy onto emitted events.
-		CorrelationID,
-		// 2. Tracing and metrics: not yet (observability issue).
+	info := HandlerInfo{Name: h.Name, Topic: h.Topic, PublishTopic: h.PublishTopic, ConsumerGroup: group}
+	perDelivery, perAttempt := observe(observers, info)
+	var chain []message.HandlerMiddleware
+	// 1. Correlation ID: keep or generate; copy onto emitted events.
+	chain = append(chain, CorrelationID)
+	// 2. Tracing and metrics of the delivery (its final outcome).
+	chain = append(chain, perDelivery...)
+	chain = append(chain,
 		// 3. Poison queue: outside retry, so it sees only the final failure.
 		Poison(PoisonConfig{Topic: cfg.Poison.Topic, Handler: h.Name, ConsumerGroup: group, Publisher: pub, Logger: logger}),
 		// 4. Retry with exponential backoff and jitter; permanent errors skip it.
 		Retry(policy, h.Name, logger),
+	)
+	// 4b. Tracing and metrics of each attempt.
+	chain = append(chain, perAttempt...)
+	return append(chain,
 		// 5. Per-attempt timeout, inside retry so each attempt gets its own.
 		Timeout(policy.AttemptTimeout),
 		// 6. Panic recoverer: a panic is an error like any other.
 		Recoverer(h.Name, logger),
 		// 7. The handler, with Emit (see New).
+	)
+}
+
+// observe returns the observers' middleware for one handler.
+func observe(observers []Observer, info HandlerInfo) (perDelivery, perAttempt []message.HandlerMiddleware) {
+	for _, o := range observers {
+		if o.Message != nil {
+			perDelivery = append(perDelivery, o.Message(info))
+		}
+		if o.Attempt != nil {
+			perAttempt = append(perAttempt, o.Attempt(info))
+		}
 	}
+	return perDelivery, perAttempt
 }
 
 // Run runs the handlers until Shutdown; it returns once they all stopped.
