@@ -16,6 +16,9 @@ import (
 // record is marked: then closing the subscriber commits exactly what was
 // handled, and nothing in flight is lost or poisoned.
 type drainTracker struct {
+	// sessions counts consumer-group sessions set up and not yet cleaned
+	// up: above zero, the group was joined and partitions assigned.
+	sessions atomic.Int32
 	stop     chan struct{}
 	stopOnce sync.Once
 	mu       sync.Mutex
@@ -100,6 +103,16 @@ func (tr tracer) WrapConsumerGroupHandler(h sarama.ConsumerGroupHandler) sarama.
 type trackedHandler struct {
 	sarama.ConsumerGroupHandler
 	t *drainTracker
+}
+
+func (h trackedHandler) Setup(sess sarama.ConsumerGroupSession) error {
+	h.t.sessions.Add(1)
+	return h.ConsumerGroupHandler.Setup(sess)
+}
+
+func (h trackedHandler) Cleanup(sess sarama.ConsumerGroupSession) error {
+	h.t.sessions.Add(-1)
+	return h.ConsumerGroupHandler.Cleanup(sess)
 }
 
 func (h trackedHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {

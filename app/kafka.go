@@ -253,6 +253,15 @@ func (s *kafkaSubscriber) Subscribe(ctx context.Context, topic string) (<-chan *
 
 func (s *kafkaSubscriber) Drain(ctx context.Context) error { return s.tracker.Drain(ctx) }
 
+// Joined reports whether the subscriber's consumer group was joined (its
+// partitions assigned); it is false during a rebalance.
+func (s *kafkaSubscriber) Joined() error {
+	if s.group == "" || s.tracker.sessions.Load() > 0 {
+		return nil
+	}
+	return fmt.Errorf("consumer group %s: not joined (starting or rebalancing)", s.group)
+}
+
 func (s *kafkaSubscriber) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -17,7 +17,6 @@ import (
 	"go.uber.org/fx"
 
 	"github.com/eventfx/eventfx/config"
-	"github.com/eventfx/eventfx/router"
 )
 
 // Check is one readiness condition: nil when ready.
@@ -133,31 +132,3 @@ var HTTPModule = fx.Module("eventfx.http",
 	fx.Provide(NewOps),
 	fx.Invoke(func(lc fx.Lifecycle, o *Ops) { lc.Append(fx.Hook{OnStart: o.Start, OnStop: o.Stop}) }),
 )
-
-// kafkaCheck reports whether a broker answers.
-func kafkaCheck(t Transport) Check {
-	return Check{Name: "kafka", Check: func(ctx context.Context) error {
-		p, ok := t.(interface{ Ping(context.Context) error })
-		if !ok {
-			return nil
-		}
-		return p.Ping(ctx)
-	}}
-}
-
-// routerCheck reports whether the router runs.
-func routerCheck(r *router.Router) Check {
-	return Check{Name: "router", Check: func(context.Context) error {
-		select {
-		case <-r.Stopping():
-			return errors.New("stopping")
-		default:
-		}
-		select {
-		case <-r.Running():
-			return nil
-		default:
-			return errors.New("not running yet")
-		}
-	}}
-}

@@ -42,9 +42,12 @@ func TestOpsEndpoints(t *testing.T) {
 
 	code, _ := get(t, base+"/healthz")
 	assert.Equal(t, http.StatusOK, code)
-	code, body := get(t, base+"/readyz")
-	assert.Equal(t, http.StatusOK, code, body)
-	code, body = get(t, base+"/metrics")
+	// Ready once the handler's consumer group is joined.
+	kafkatest.Eventually(t, 15*time.Second, func() bool {
+		code, _ := get(t, base+"/readyz")
+		return code == http.StatusOK
+	}, func() string { _, body := get(t, base+"/readyz"); return "readyz: " + body })
+	code, body := get(t, base+"/metrics")
 	assert.Equal(t, http.StatusOK, code)
 	assert.Contains(t, body, "go_goroutines")
 

@@ -162,6 +162,18 @@ func observe(observers []Observer, info HandlerInfo) (perDelivery, perAttempt []
 	return perDelivery, perAttempt
 }
 
+// Joined reports every handler whose subscriber can tell (the Kafka one)
+// and has not joined its consumer group yet.
+func (r *Router) Joined() error {
+	var errs []error
+	for _, s := range r.subs {
+		if j, ok := s.(interface{ Joined() error }); ok {
+			errs = append(errs, j.Joined())
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // Run runs the handlers until Shutdown; it returns once they all stopped.
 // An error, or a return before Shutdown was called, means the router died.
 func (r *Router) Run(ctx context.Context) error {
