@@ -2,8 +2,10 @@ package app_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
 	"sync"
@@ -419,4 +421,67 @@ func TestTraceContextAndCorrelationIDReachEverythingAHandlerPublishes(t *testing
 		assert.Equal(t, "corr-1", h["correlation_id"], topic)
 		assert.Equal(t, traceparent, h["traceparent"], topic)
 	}
+}
+
+func TestLogLinesAboutARetriedMessageCarryTheFiveKeys(t *testing.T) {
+	addr := kafkatest.Broker(t)
+	cfg := kafkatest.Config(addr)
+	cfg.Observability.Log = config.Log{Level: config.LogDebug, Format: config.LogJSON}
+	topic := kafkatest.Unique("orders")
+	var buf syncBuffer
+	var c calls
+	done := make(chan struct{})
+	a := fxtest.New(t, app.Core(cfg), app.KafkaModule, app.SubscriberModule,
+		fx.Decorate(func() *slog.Logger { return app.NewLogger(cfg.Observability.Log, &buf) }),
+		handlers.Register(handlers.New("flaky", topic, func(ctx context.Context, o Order) error {
+			if c.add(handlers.MessageID(ctx)) == 1 {
+				return errors.New("first try fails")
+			}
+			close(done)
+			return nil
+		})))
+	a.RequireStart()
+	kafkatest.Produce(t, addr, record(topic, "m-logged", "corr-logged", `{"id":"o1"}`))
+	select {
+	case <-done:
+	case <-time.After(waitFor):
+		t.Fatal("handler did not succeed")
+	}
+	a.RequireStop()
+
+	var lines []map[string]any
+	for _, l := range strings.Split(buf.String(), "\n") {
+		var m map[string]any
+		if json.Unmarshal([]byte(l), &m) == nil && m["message_id"] == "m-logged" {
+			lines = append(lines, m)
+		}
+	}
+	require.NotEmpty(t, lines, "no log line about the message in:\n%s", buf.String())
+	msgs := map[string]bool{}
+	for _, l := range lines {
+		msgs[l["msg"].(string)] = true
+		for _, key := range []string{"message_id", "correlation_id", "handler", "topic", "attempt"} {
+			assert.Contains(t, l, key, "line %v", l)
+		}
+		assert.Equal(t, "corr-logged", l["correlation_id"])
+	}
+	assert.True(t, msgs["handler failed, retrying"], "the retry is logged: %v", msgs)
+	assert.True(t, msgs["message handled"], "the result is logged: %v", msgs)
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -81,6 +81,34 @@ func Emit(topic string, pub message.Publisher) message.HandlerMiddleware {
 	}
 }
 
+// Log logs each handling at debug level once retries are over (inside the
+// poison queue, which logs what it poisons), with the five
+// keys every log line about a message carries (message_id, correlation_id,
+// handler, topic, attempt) plus its outcome and duration. At higher levels
+// it costs one Enabled check.
+func Log(handler string, logger *slog.Logger) message.HandlerMiddleware {
+	return func(h message.HandlerFunc) message.HandlerFunc {
+		return func(msg *message.Message) ([]*message.Message, error) {
+			ctx := msg.Context()
+			if !logger.Enabled(ctx, slog.LevelDebug) {
+				return h(msg)
+			}
+			start := time.Now()
+			produced, err := h(msg)
+			attempt := 1
+			var ae *AttemptsError
+			if errors.As(err, &ae) {
+				attempt = ae.Attempts
+			}
+			logger.Debug("message handled",
+				"message_id", msg.UUID, "correlation_id", msg.Metadata.Get(meta.CorrelationID),
+				"handler", handler, "topic", message.SubscribeTopicFromCtx(ctx), "attempt", attempt,
+				"duration", time.Since(start), "error", err)
+			return produced, err
+		}
+	}
+}
+
 // PoisonConfig configures the poison-queue middleware of one handler.
 type PoisonConfig struct {
 	// Topic receives the poisoned messages.
@@ -139,9 +167,9 @@ func Poison(c PoisonConfig) message.HandlerMiddleware {
 				return nil, fmt.Errorf("publish to poison topic %s: %w (handler error: %s)", c.Topic, perr, reason)
 			}
 			c.Logger.Warn("message poisoned",
-				"handler", c.Handler, "topic", topic, "message_id", msg.UUID,
-				"correlation_id", msg.Metadata.Get(meta.CorrelationID),
-				"attempts", attempts, "reason", reason, "poison_topic", c.Topic)
+				"message_id", msg.UUID, "correlation_id", msg.Metadata.Get(meta.CorrelationID),
+				"handler", c.Handler, "topic", topic, "attempt", attempts,
+				"reason", reason, "poison_topic", c.Topic)
 			return nil, nil
 		}
 	}
@@ -175,9 +203,9 @@ func Retry(p config.Retry, handler string, logger *slog.Logger) message.HandlerM
 					wait = max(wait, min(hint, p.MaxInterval))
 				}
 				if logger.Enabled(base, slog.LevelDebug) {
-					logger.Debug("handler failed, retrying", "handler", handler,
+					logger.Debug("handler failed, retrying",
 						"message_id", msg.UUID, "correlation_id", msg.Metadata.Get(meta.CorrelationID),
-						"topic", message.SubscribeTopicFromCtx(base), "attempt", attempt,
+						"handler", handler, "topic", message.SubscribeTopicFromCtx(base), "attempt", attempt,
 						"retry_in", wait, "error", err)
 				}
 				t := time.NewTimer(wait)
@@ -231,8 +259,9 @@ func Recoverer(handler string, logger *slog.Logger) message.HandlerMiddleware {
 			defer func() {
 				if r := recover(); r != nil {
 					err = fmt.Errorf("panic: %s", oneLine(fmt.Sprint(r)))
-					logger.Error("handler panicked", "handler", handler, "message_id", msg.UUID,
-						"correlation_id", msg.Metadata.Get(meta.CorrelationID),
+					logger.Error("handler panicked",
+						"message_id", msg.UUID, "correlation_id", msg.Metadata.Get(meta.CorrelationID),
+						"handler", handler, "topic", message.SubscribeTopicFromCtx(msg.Context()),
 						"attempt", meta.Attempt(msg.Context()), "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
 				}
 			}()

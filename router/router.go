@@ -135,6 +135,8 @@ func Chain(cfg config.Config, h handlers.Handler, group string, pub message.Publ
 	chain = append(chain,
 		// 3. Poison queue: outside retry, so it sees only the final failure.
 		Poison(PoisonConfig{Topic: cfg.Poison.Topic, Handler: h.Name, ConsumerGroup: group, Publisher: pub, Logger: logger}),
+		// 3b. Debug log of the handling's result, attempts included.
+		Log(h.Name, logger),
 		// 4. Retry with exponential backoff and jitter; permanent errors skip it.
 		Retry(policy, h.Name, logger),
 	)
