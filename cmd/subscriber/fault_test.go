@@ -1,0 +1,153 @@
+package main_test
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/eventfx/eventfx/internal/kafkatest"
+	"github.com/eventfx/eventfx/internal/proctest"
+)
+
+// sink is a webhook target counting deliveries per event ID.
+type sink struct {
+	mu    sync.Mutex
+	seen  map[string]int
+	total int
+}
+
+func newSink(t *testing.T) (*sink, string) {
+	s := &sink{seen: map[string]int{}}
+	srv := newWebhooks(t, map[string]func(int, http.ResponseWriter, *http.Request){
+		"sink": func(_ int, w http.ResponseWriter, r *http.Request) {
+			s.mu.Lock()
+			s.seen[r.Header.Get("X-Event-ID")]++
+			s.total++
+			s.mu.Unlock()
+			w.WriteHeader(http.StatusNoContent)
+		},
+	})
+	return s, srv.URL + "/sink"
+}
+
+// counts returns distinct IDs delivered and all deliveries.
+func (s *sink) counts() (distinct, total int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.seen), s.total
+}
+
+// report checks that every one of n events arrived and returns the
+// duplicates (deliveries beyond the first).
+func (s *sink) report(t *testing.T, n int) (lost, duplicates int) {
+	t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := range n {
+		if s.seen["evt-"+strconv.Itoa(i)] == 0 {
+			lost++
+		}
+	}
+	return lost, s.total - len(s.seen)
+}
+
+// faultSetup produces n events to a fresh topic and writes a relay config
+// delivering them to a sink.
+func faultSetup(t *testing.T, addr string, n int, sinkURL string) (cfgPath, httpAddr string) {
+	t.Helper()
+	topic := kafkatest.Unique("stream")
+	recs := make([]*kgo.Record, n)
+	for i := range recs {
+		recs[i] = record(topic, "evt-"+strconv.Itoa(i), "", strconv.Itoa(i))
+		recs[i].Key = []byte("k" + strconv.Itoa(i%64))
+	}
+	kafkatest.Produce(t, addr, recs...)
+	httpAddr = proctest.FreeAddr(t)
+	cfgPath = writeConfig(t, fmt.Sprintf(`
+service: %s
+kafka: {brokers: [%s], session_timeout: 1s, heartbeat_interval: 100ms, rebalance_timeout: 2s, commit_interval: 100ms}
+retry: {initial_interval: 10ms, max_interval: 50ms}
+shutdown_timeout: 10s
+http: {addr: %s}
+subscriber:
+  routes:
+    - {name: sink, topic: %s, webhook: {url: %s}}
+`, kafkatest.Unique("relay"), addr, httpAddr, topic, sinkURL))
+	return cfgPath, httpAddr
+}
+
+// waitDelivered waits until at least n distinct events arrived.
+func (s *sink) waitDelivered(t *testing.T, n int) {
+	t.Helper()
+	kafkatest.Eventually(t, 60*time.Second, func() bool { d, _ := s.counts(); return d >= n },
+		func() string { d, total := s.counts(); return fmt.Sprintf("%d distinct of %d wanted (%d deliveries)", d, n, total) })
+}
+
+func TestCrashLosesNothing(t *testing.T) {
+	const n = 20000
+	_, addr := proctest.Broker(t, "")
+	s, url := newSink(t)
+	cfg, httpAddr := faultSetup(t, addr, n, url)
+	bin := proctest.Build(t, pkg)
+
+	// Three SIGKILLs at random points of the stream, a restart after each.
+	for kill := range 3 {
+		p := proctest.Start(t, bin, nil, "--config", cfg)
+		waitReady(t, p, httpAddr)
+		d, _ := s.counts()
+		at := d + 500 + rand.IntN(n/5)
+		s.waitDelivered(t, min(at, n))
+		p.Signal(syscall.SIGKILL)
+		p.Wait(10 * time.Second)
+		d, total := s.counts()
+		t.Logf("kill %d: after %d distinct events (%d deliveries)", kill+1, d, total)
+	}
+	p := proctest.Start(t, bin, nil, "--config", cfg)
+	waitReady(t, p, httpAddr)
+	s.waitDelivered(t, n)
+	p.Stop(30 * time.Second)
+
+	lost, dup := s.report(t, n)
+	t.Logf("crash: sent %d, lost %d, duplicated %d", n, lost, dup)
+	if lost != 0 {
+		t.Fatalf("lost %d of %d events after three SIGKILLs", lost, n)
+	}
+}
+
+func TestGracefulStopMidStream(t *testing.T) {
+	const n = 5000
+	_, addr := proctest.Broker(t, "")
+	s, url := newSink(t)
+	cfg, httpAddr := faultSetup(t, addr, n, url)
+	bin := proctest.Build(t, pkg)
+
+	p := proctest.Start(t, bin, nil, "--config", cfg)
+	waitReady(t, p, httpAddr)
+	s.waitDelivered(t, n/3)
+	start := time.Now()
+	p.Stop(30 * time.Second) // exit code 0 within shutdown_timeout (plus close grace)
+	stopped := time.Since(start)
+	dBefore, totalBefore := s.counts()
+
+	p = proctest.Start(t, bin, nil, "--config", cfg)
+	waitReady(t, p, httpAddr)
+	s.waitDelivered(t, n)
+	p.Stop(30 * time.Second)
+
+	lost, dup := s.report(t, n)
+	t.Logf("graceful stop: sent %d, lost %d, duplicated %d; stopped in %s after %d distinct (%d deliveries)",
+		n, lost, dup, stopped.Round(time.Millisecond), dBefore, totalBefore)
+	if lost != 0 {
+		t.Fatalf("lost %d of %d events across a graceful restart", lost, n)
+	}
+	if dup != 0 {
+		t.Errorf("a graceful stop commits what was handled: want 0 duplicates, got %d", dup)
+	}
+}
