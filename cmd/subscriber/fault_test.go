@@ -87,7 +87,10 @@ subscriber:
 func (s *sink) waitDelivered(t *testing.T, n int) {
 	t.Helper()
 	kafkatest.Eventually(t, 60*time.Second, func() bool { d, _ := s.counts(); return d >= n },
-		func() string { d, total := s.counts(); return fmt.Sprintf("%d distinct of %d wanted (%d deliveries)", d, n, total) })
+		func() string {
+			d, total := s.counts()
+			return fmt.Sprintf("%d distinct of %d wanted (%d deliveries)", d, n, total)
+		})
 }
 
 func TestCrashLosesNothing(t *testing.T) {
