@@ -154,3 +154,57 @@ func TestGracefulStopMidStream(t *testing.T) {
 		t.Errorf("a graceful stop commits what was handled: want 0 duplicates, got %d", dup)
 	}
 }
+
+func TestBrokerRestartMidStream(t *testing.T) {
+	const n = 5000
+	dir := t.TempDir()
+	b, addr := proctest.Broker(t, dir)
+	s, url := newSink(t)
+	cfg, httpAddr := faultSetup(t, addr, n, url)
+	p := proctest.Start(t, proctest.Build(t, pkg), nil, "--config", cfg)
+	waitReady(t, p, httpAddr)
+	s.waitDelivered(t, n/4)
+
+	b.Stop(20 * time.Second)
+	d, _ := s.counts()
+	t.Logf("broker stopped after %d distinct events", d)
+	proctest.BrokerAt(t, addr, dir)
+
+	s.waitDelivered(t, n) // the relay reconnects by itself
+	p.Stop(30 * time.Second)
+	lost, dup := s.report(t, n)
+	t.Logf("broker restart: sent %d, lost %d, duplicated %d", n, lost, dup)
+	if lost != 0 {
+		t.Fatalf("lost %d of %d events across a broker restart", lost, n)
+	}
+}
+
+func TestScaleOutAndIn(t *testing.T) {
+	const n = 20000
+	_, addr := proctest.Broker(t, "")
+	s, url := newSink(t)
+	cfg, httpAddr := faultSetup(t, addr, n, url)
+	bin := proctest.Build(t, pkg)
+
+	a := proctest.Start(t, bin, nil, "--config", cfg)
+	waitReady(t, a, httpAddr)
+	s.waitDelivered(t, n/10)
+	httpB := proctest.FreeAddr(t)
+	b := proctest.Start(t, bin, proctest.Env("EVENTFX_HTTP_ADDR", httpB), "--config", cfg)
+	waitReady(t, b, httpB) // ready = joined: the group now has two members sharing the partitions
+	d, _ := s.counts()
+	t.Logf("second instance joined after %d distinct events", d)
+	s.waitDelivered(t, d+n/10)
+
+	a.Stop(30 * time.Second) // its partitions move to b
+	d, _ = s.counts()
+	t.Logf("first instance stopped after %d distinct events", d)
+	s.waitDelivered(t, n)
+	b.Stop(30 * time.Second)
+
+	lost, dup := s.report(t, n)
+	t.Logf("scale-out/in: sent %d, lost %d, duplicated %d", n, lost, dup)
+	if lost != 0 {
+		t.Fatalf("lost %d of %d events while scaling out and in", lost, n)
+	}
+}
