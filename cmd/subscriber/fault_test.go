@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -207,4 +208,26 @@ func TestScaleOutAndIn(t *testing.T) {
 	if lost != 0 {
 		t.Fatalf("lost %d of %d events while scaling out and in", lost, n)
 	}
+}
+
+func TestBrokerAbsentAtStartIsAClearErrorWithinSeconds(t *testing.T) {
+	nowhere := proctest.FreeAddr(t) // nothing listens there
+	cfg := writeConfig(t, fmt.Sprintf(`
+kafka: {brokers: [%s]}
+http: {addr: %s}
+subscriber:
+  routes:
+    - {name: sink, topic: events, webhook: {url: http://127.0.0.1:1/hook}}
+`, nowhere, proctest.FreeAddr(t)))
+	start := time.Now()
+	out, code := proctest.Run(t, 30*time.Second, nil, nil, proctest.Build(t, pkg), "--config", cfg)
+	if code == 0 {
+		t.Fatalf("started without a broker; output:\n%s", out)
+	}
+	lines := proctest.Lines(out)
+	last := lines[len(lines)-1]
+	if want := "connect to Kafka [" + nowhere + "]: no broker answered"; !strings.Contains(last, want) {
+		t.Errorf("last line %q does not say %q; output:\n%s", last, want, out)
+	}
+	t.Logf("failed after %s: %s", time.Since(start).Round(time.Millisecond), last)
 }
