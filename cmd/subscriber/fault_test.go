@@ -231,3 +231,47 @@ subscriber:
 	}
 	t.Logf("failed after %s: %s", time.Since(start).Round(time.Millisecond), last)
 }
+
+func TestHandlerSlowerThanTheSessionTimeoutCausesNoRebalanceStorm(t *testing.T) {
+	_, addr := proctest.Broker(t, "")
+	var mu sync.Mutex
+	seen := map[string]int{}
+	wh := newWebhooks(t, map[string]func(int, http.ResponseWriter, *http.Request){
+		"slow": func(_ int, w http.ResponseWriter, r *http.Request) {
+			time.Sleep(1200 * time.Millisecond) // longer than the 1s session timeout
+			mu.Lock()
+			seen[r.Header.Get("X-Event-ID")]++
+			mu.Unlock()
+			w.WriteHeader(http.StatusNoContent)
+		},
+	})
+	topic := kafkatest.Unique("slow")
+	const n = 3
+	for i := range n {
+		r := record(topic, "evt-"+strconv.Itoa(i), "", "x")
+		r.Key = []byte("one-key") // one partition: handled one after the other
+		kafkatest.Produce(t, addr, r)
+	}
+	httpAddr := proctest.FreeAddr(t)
+	cfg := writeConfig(t, fmt.Sprintf(`
+service: %s
+kafka: {brokers: [%s], session_timeout: 1s, heartbeat_interval: 100ms, commit_interval: 100ms}
+http: {addr: %s}
+subscriber:
+  routes:
+    - {name: slow, topic: %s, webhook: {url: %s/slow, timeout: 10s}}
+`, kafkatest.Unique("relay"), addr, httpAddr, topic, wh.URL))
+	p := proctest.Start(t, proctest.Build(t, pkg), nil, "--config", cfg)
+	waitReady(t, p, httpAddr)
+	kafkatest.Eventually(t, 30*time.Second, func() bool { mu.Lock(); defer mu.Unlock(); return len(seen) == n },
+		func() string { mu.Lock(); defer mu.Unlock(); return fmt.Sprintf("delivered %v", seen) })
+	p.Stop(30 * time.Second)
+
+	mu.Lock()
+	defer mu.Unlock()
+	for id, c := range seen {
+		if c != 1 {
+			t.Errorf("%s delivered %d times: a slow handler must not cause rebalances and redeliveries", id, c)
+		}
+	}
+}
