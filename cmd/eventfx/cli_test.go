@@ -96,10 +96,15 @@ func hdrs(kv ...string) []kgo.RecordHeader {
 type poisonRecord struct {
 	id, topic, handler, reason, key, correlationID, payload string
 	attempts                                                string
-	extra                                                   []kgo.RecordHeader
+	// poisonedAt is eventfx_poisoned_at; default 2025-06-01T12:00:00.5Z.
+	poisonedAt string
+	extra      []kgo.RecordHeader
 }
 
 func (p poisonRecord) record(poisonTopic string) *kgo.Record {
+	if p.poisonedAt == "" {
+		p.poisonedAt = "2025-06-01T12:00:00.5Z"
+	}
 	h := hdrs(poison.IDHeader, p.id, meta.CorrelationID, p.correlationID, "traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
 	h = append(h, p.extra...)
 	h = append(h, hdrs(
@@ -108,7 +113,7 @@ func (p poisonRecord) record(poisonTopic string) *kgo.Record {
 		meta.HandlerPoisoned, p.handler,
 		meta.SubscriberPoisoned, "svc."+p.handler,
 		meta.Attempts, p.attempts,
-		meta.PoisonedAt, "2025-06-01T12:00:00.5Z",
+		meta.PoisonedAt, p.poisonedAt,
 		meta.ConsumerGroup, "svc."+p.handler,
 		meta.OriginalPartition, "0",
 		meta.OriginalOffset, "17",

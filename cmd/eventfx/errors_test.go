@@ -24,6 +24,7 @@ func TestNoBrokerIsAOneLineErrorWithinSeconds(t *testing.T) {
 	}{
 		{"poison list", []string{"poison", "list"}},
 		{"poison replay", []string{"poison", "replay"}},
+		{"poison stats", []string{"poison", "stats"}},
 		{"publish", []string{"publish", "--topic", "t", "hello"}},
 		{"tail", []string{"tail", "--topic", "t"}},
 	}
@@ -55,6 +56,8 @@ func TestUsageErrorsExitNonZero(t *testing.T) {
 		{"publish without --topic", []string{"publish", "x"}, `"topic" not set`},
 		{"tail with a bad topic", []string{"tail", "--topic", "a b"}, "--topic"},
 		{"negative limit", []string{"poison", "replay", "--limit", "-1"}, "--limit"},
+		{"replay a bad group", []string{"poison", "replay", "--group", "orders"}, `--group: "orders" is not a group ID`},
+		{"list a bad group", []string{"poison", "list", "--group", "ABCDEF123456"}, `--group: "ABCDEF123456" is not a group ID`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

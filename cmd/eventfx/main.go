@@ -1,6 +1,6 @@
 // Command eventfx runs an embedded Kafka-protocol broker and operates on
 // topics and the poison queue: broker, publish, tail, poison list, poison
-// replay. Run `eventfx --help`.
+// stats, poison replay. Run `eventfx --help`.
 package main
 
 import (

@@ -17,15 +17,18 @@ import (
 func newPoisonCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "poison",
-		Short: "List and replay poisoned messages",
+		Short: "List, group and replay poisoned messages",
 		Long: `Messages whose handling finally failed are on the poison topic (poison.topic,
 default ` + config.DefaultPoisonTopic + `), with every original header plus the poison headers
 (reason, original topic, handler, attempts, time, original partition/offset,
-consumer group). "poison list" shows them; "poison replay" sends them back.`,
+consumer group). "poison list" shows them; "poison stats" groups them by
+failure class (original topic, handler and the reason with its numbers, IDs
+and quoted values normalised away), each group with a stable ID; "poison
+replay" sends them back, all or one group (--group) once its cause is fixed.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
-	cmd.AddCommand(newPoisonListCmd(g), newPoisonReplayCmd(g))
+	cmd.AddCommand(newPoisonListCmd(g), newPoisonStatsCmd(g), newPoisonReplayCmd(g))
 	return cmd
 }
 
@@ -33,6 +36,21 @@ consumer group). "poison list" shows them; "poison replay" sends them back.`,
 // given, else poison.topic from the config (default eventfx.poison).
 func poisonTopicFlag(cmd *cobra.Command, topic *string) {
 	cmd.Flags().StringVar(topic, "topic", config.DefaultPoisonTopic, "poison topic; when not given: poison.topic from --config/EVENTFX_POISON_TOPIC")
+}
+
+// groupFlag adds --group; checkGroup checks it.
+func groupFlag(cmd *cobra.Command, group *string, what string) {
+	cmd.Flags().StringVar(group, "group", "", what+" only the messages of this group (its ID, as poison stats shows)")
+}
+
+func checkGroup(group string) error {
+	if group == "" {
+		return nil
+	}
+	if err := poison.ValidGroupID(group); err != nil {
+		return fmt.Errorf("--group: %w", err)
+	}
+	return nil
 }
 
 func poisonTopic(cmd *cobra.Command, flag string, cfg config.Config) (string, error) {
@@ -58,24 +76,29 @@ func ignoredLedgerRecords(status io.Writer) poison.Option {
 
 type listOpts struct {
 	topic string
+	group string
 	json  bool
 }
 
 func newPoisonListCmd(g *globals) *cobra.Command {
 	var o listOpts
 	cmd := &cobra.Command{
-		Use:   "list [--topic eventfx.poison] [--json]",
+		Use:   "list [--topic eventfx.poison] [--group ID] [--json]",
 		Short: "List the poisoned messages",
 		Long: `Reads the poison topic from its start to its current end (it does not wait for
 new records) and prints one line per poisoned message:
-  <poisoned_at> id=<ID> topic=<original topic> handler=<H> attempts=<N> correlation_id=<C> replayed=<bool> poison=<partition>/<offset> reason=<reason>
-replayed says whether "poison replay" already sent it back (the replay ledger).
+  <poisoned_at> id=<ID> topic=<original topic> handler=<H> attempts=<N> correlation_id=<C> replayed=<bool> poison=<partition>/<offset> group=<G> reason=<reason>
+replayed says whether "poison replay" already sent it back (the replay ledger);
+group is the message's group ("poison stats"). --group lists one group only.
 --json: one JSON object per line with id, topic, handler, reason, attempts,
-poisoned_at, correlation_id, and also key, subscriber, consumer_group,
+poisoned_at, correlation_id, and also group, key, subscriber, consumer_group,
 original_partition, original_offset (-1 when unknown), poison_partition,
 poison_offset and replayed.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkGroup(o.group); err != nil {
+				return err
+			}
 			c, err := g.connect(cmd.Context(), ignoredLedgerRecords(cmd.ErrOrStderr()))
 			if err != nil {
 				return err
@@ -88,6 +111,7 @@ poison_offset and replayed.`,
 		},
 	}
 	poisonTopicFlag(cmd, &o.topic)
+	groupFlag(cmd, &o.group, "list")
 	cmd.Flags().BoolVar(&o.json, "json", false, "one JSON object per line")
 	return cmd
 }
@@ -101,6 +125,7 @@ type listed struct {
 	Attempts          int     `json:"attempts"`
 	PoisonedAt        string  `json:"poisoned_at"`
 	CorrelationID     string  `json:"correlation_id"`
+	Group             string  `json:"group"`
 	Key               *string `json:"key"`
 	Subscriber        string  `json:"subscriber"`
 	ConsumerGroup     string  `json:"consumer_group"`
@@ -111,32 +136,42 @@ type listed struct {
 	Replayed          bool    `json:"replayed"`
 }
 
-// run prints the records of the poison topic, then a status line; on an
-// error while reading, it prints the records read before it.
+// run prints the records of the poison topic (of the group, with
+// --group), then a status line; on an error while reading, it prints the
+// records read before it.
 func (o listOpts) run(ctx context.Context, c *kafkaConn, out, status io.Writer) error {
 	recs, err := c.List(ctx, o.topic)
-	replayed := 0
+	shown, replayed := 0, 0
 	for _, p := range recs {
+		group := p.GroupID()
+		if o.group != "" && group != o.group {
+			continue
+		}
+		shown++
 		if p.AlreadyReplayed {
 			replayed++
 		}
-		if werr := o.print(out, p); werr != nil {
+		if werr := o.print(out, p, group); werr != nil {
 			return werr
 		}
 	}
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(status, "eventfx: %d poisoned messages on %s, %d of them replayed\n", len(recs), o.topic, replayed)
+	where := o.topic
+	if o.group != "" {
+		where = "group " + o.group + " of " + o.topic
+	}
+	fmt.Fprintf(status, "eventfx: %d poisoned messages on %s, %d of them replayed\n", shown, where, replayed)
 	return nil
 }
 
-// print writes p as a text line or, with --json, a JSON object.
-func (o listOpts) print(out io.Writer, p poison.Record) error {
+// print writes p, of group, as a text line or, with --json, a JSON object.
+func (o listOpts) print(out io.Writer, p poison.Record, group string) error {
 	if o.json {
 		v := listed{
 			ID: p.ID, Topic: p.Topic, Handler: p.Handler, Reason: p.Reason, Attempts: p.Attempts,
-			PoisonedAt: poisonedAt(p), CorrelationID: p.CorrelationID,
+			PoisonedAt: poisonedAt(p), CorrelationID: p.CorrelationID, Group: group,
 			Subscriber: p.Subscriber, ConsumerGroup: p.ConsumerGroup,
 			OriginalPartition: p.Partition, OriginalOffset: p.Offset,
 			PoisonPartition: p.PoisonPartition, PoisonOffset: p.PoisonOffset, Replayed: p.AlreadyReplayed,
@@ -154,14 +189,18 @@ func (o listOpts) print(out io.Writer, p poison.Record) error {
 	return new(line).word(at).kv("id", p.ID).kv("topic", p.Topic).kv("handler", p.Handler).
 		kv("attempts", strconv.Itoa(p.Attempts)).kv("correlation_id", p.CorrelationID).
 		kv("replayed", strconv.FormatBool(p.AlreadyReplayed)).word("poison="+position(p)).
-		kv("reason", p.Reason).writeTo(out)
+		kv("group", group).kv("reason", p.Reason).writeTo(out)
 }
 
-func poisonedAt(p poison.Record) string {
-	if p.PoisonedAt.IsZero() {
+func poisonedAt(p poison.Record) string { return rfc3339(p.PoisonedAt) }
+
+// rfc3339 is t in UTC as RFC 3339 with as many decimals as needed; "" for
+// the zero time.
+func rfc3339(t time.Time) string {
+	if t.IsZero() {
 		return ""
 	}
-	return p.PoisonedAt.UTC().Format(time.RFC3339Nano)
+	return t.UTC().Format(time.RFC3339Nano)
 }
 
 func position(p poison.Record) string {
@@ -173,6 +212,7 @@ func position(p poison.Record) string {
 type replayOpts struct {
 	topic   string
 	handler string
+	group   string
 	dryRun  bool
 	limit   int
 	json    bool
@@ -181,7 +221,7 @@ type replayOpts struct {
 func newPoisonReplayCmd(g *globals) *cobra.Command {
 	var o replayOpts
 	cmd := &cobra.Command{
-		Use:   "replay [--topic eventfx.poison] [--handler H] [--dry-run] [--limit N]",
+		Use:   "replay [--topic eventfx.poison] [--handler H] [--group ID] [--dry-run] [--limit N] [--json]",
 		Short: "Republish poisoned messages to their original topics",
 		Long: `Republishes the poisoned messages of the poison topic (read from its start to
 its current end) to their original topics, with the same ID, payload, key and
@@ -191,8 +231,11 @@ consumer group then delivers them again.
 
 Each poison record is replayed once: a record that was replayed is never
 replayed again by a later run, whatever filters either run used, and a record
-a filter (--handler, --limit) skipped stays available to a later run. The
-replayed records are remembered in the replay ledger, the topic
+a filter (--handler, --group, --limit) skipped stays available to a later run.
+--group replays one group of "poison stats" (with --handler too, a message
+must match both): a class of failure, once its cause is fixed.
+
+The replayed records are remembered in the replay ledger, the topic
 "<poison topic>.replayed" (one record per replayed poison record, keyed
 "<partition>/<offset>"), read in full before replaying. The first replay
 creates it, compacted so that retention never drops an entry.
@@ -212,6 +255,9 @@ not 0 when a message could not be replayed or recorded.`,
 			if o.limit < 0 {
 				return errors.New("--limit must not be negative")
 			}
+			if err := checkGroup(o.group); err != nil {
+				return err
+			}
 			c, err := g.connect(cmd.Context(), ignoredLedgerRecords(cmd.ErrOrStderr()))
 			if err != nil {
 				return err
@@ -225,6 +271,7 @@ not 0 when a message could not be replayed or recorded.`,
 	}
 	poisonTopicFlag(cmd, &o.topic)
 	cmd.Flags().StringVar(&o.handler, "handler", "", "replay only the messages this handler poisoned (handler_poisoned)")
+	groupFlag(cmd, &o.group, "replay")
 	cmd.Flags().BoolVar(&o.dryRun, "dry-run", false, "print what would be replayed; write nothing")
 	cmd.Flags().IntVar(&o.limit, "limit", 0, "replay at most N messages (0: all)")
 	cmd.Flags().BoolVar(&o.json, "json", false, "print one JSON object with the counts and the messages")
@@ -258,6 +305,7 @@ type replayMessage struct {
 	ID              string `json:"id"`
 	Topic           string `json:"topic"`
 	Handler         string `json:"handler"`
+	Group           string `json:"group"`
 	PoisonPartition int32  `json:"poison_partition"`
 	PoisonOffset    int64  `json:"poison_offset"`
 	// Partition and Offset locate the replayed record (action replayed).
@@ -279,7 +327,7 @@ var actions = map[poison.Action]struct{ json, text string }{
 func (o replayOpts) run(ctx context.Context, c *kafkaConn, out, status io.Writer) error {
 	msgs := []replayMessage{}
 	sum, err := c.Replay(ctx, poison.ReplayOptions{
-		Topic: o.topic, Handler: o.handler, DryRun: o.dryRun, Limit: o.limit,
+		Topic: o.topic, Handler: o.handler, Group: o.group, DryRun: o.dryRun, Limit: o.limit,
 		Report: func(r poison.ReplayResult) error { return o.report(out, &msgs, r) },
 	})
 	_, incomplete := errors.AsType[*poison.IncompleteError](err)
@@ -313,7 +361,7 @@ func jsonSummary(s poison.ReplaySummary, msgs []replayMessage) replaySummary {
 func (o replayOpts) report(out io.Writer, msgs *[]replayMessage, r poison.ReplayResult) error {
 	p, rec := r.Record, r.Replay
 	m := replayMessage{
-		Action: actions[r.Action].json, ID: p.ID, Topic: p.Topic, Handler: p.Handler,
+		Action: actions[r.Action].json, ID: p.ID, Topic: p.Topic, Handler: p.Handler, Group: p.GroupID(),
 		PoisonPartition: p.PoisonPartition, PoisonOffset: p.PoisonOffset, Replay: p.Replayed + 1,
 	}
 	if rec != nil {

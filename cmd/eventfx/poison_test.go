@@ -56,6 +56,12 @@ func produceTo(t *testing.T, addr string, recs ...*kgo.Record) {
 	require.NoError(t, c.ProduceSync(ctx, recs...).FirstErr())
 }
 
+// group is the group ID of the fixture's record i.
+func (f poisonFixture) group(i int) string {
+	r := f.recs[i]
+	return poison.GroupID(r.topic, r.handler, poison.Fingerprint(r.reason))
+}
+
 func (f poisonFixture) eventfx(t *testing.T, args ...string) result {
 	t.Helper()
 	return ok(t, nil, append(append([]string(nil), args...), "--brokers", f.addr, "--topic", f.poisonTopic)...)
@@ -69,9 +75,12 @@ func TestPoisonListText(t *testing.T) {
 
 	out := lines(r.stdout)
 	require.Len(t, out, 3, "%s", r)
-	assert.Equal(t, fmt.Sprintf(`2025-06-01T12:00:00.5Z id=id-1 topic=%s handler=bill attempts=1 correlation_id=corr-1 replayed=false poison=0/0 reason="decode: invalid character 'x'"`, f.orders), out[0])
-	assert.Equal(t, fmt.Sprintf(`2025-06-01T12:00:00.5Z id=id-2 topic=%s handler=ship attempts=6 correlation_id=corr-2 replayed=false poison=0/1 reason="timeout after 30s"`, f.orders), out[1])
-	assert.Equal(t, fmt.Sprintf(`2025-06-01T12:00:00.5Z id=id-3 topic=%s handler=bill attempts=6 correlation_id=corr-3 replayed=false poison=0/2 reason="panic: nil map"`, f.payments), out[2])
+	assert.Equal(t, fmt.Sprintf(`2025-06-01T12:00:00.5Z id=id-1 topic=%s handler=bill attempts=1 correlation_id=corr-1 replayed=false poison=0/0 group=%s reason="decode: invalid character 'x'"`,
+		f.orders, f.group(0)), out[0])
+	assert.Equal(t, fmt.Sprintf(`2025-06-01T12:00:00.5Z id=id-2 topic=%s handler=ship attempts=6 correlation_id=corr-2 replayed=false poison=0/1 group=%s reason="timeout after 30s"`,
+		f.orders, f.group(1)), out[1])
+	assert.Equal(t, fmt.Sprintf(`2025-06-01T12:00:00.5Z id=id-3 topic=%s handler=bill attempts=6 correlation_id=corr-3 replayed=false poison=0/2 group=%s reason="panic: nil map"`,
+		f.payments, f.group(2)), out[2])
 	assert.Contains(t, r.stderr, "3 poisoned messages")
 }
 
@@ -96,6 +105,7 @@ func TestPoisonListJSON(t *testing.T) {
 		assert.Equal(t, want.attempts, fmt.Sprint(o["attempts"]))
 		assert.Equal(t, "2025-06-01T12:00:00.5Z", o["poisoned_at"])
 		assert.Equal(t, want.correlationID, o["correlation_id"])
+		assert.Equal(t, f.group(i), o["group"])
 		assert.Equal(t, false, o["replayed"])
 		assert.EqualValues(t, i, o["poison_offset"])
 	}
@@ -212,6 +222,7 @@ func TestPoisonReplayJSON(t *testing.T) {
 	m := msgs[0].(map[string]any)
 	assert.Equal(t, "replayed", m["action"])
 	assert.Equal(t, "id-2", m["id"])
+	assert.Equal(t, f.group(1), m["group"])
 	assert.EqualValues(t, 0, m["offset"])
 }
 

@@ -37,8 +37,8 @@ const (
 // clientID is how a Client's connections name themselves to the brokers.
 const clientID = "eventfx-cli"
 
-// Client operates on poison topics and their replay ledgers: List and
-// Replay. Its methods are safe for concurrent use, but two Replays of the
+// Client operates on poison topics and their replay ledgers: List, Stats
+// and Replay. Its methods are safe for concurrent use, but two Replays of the
 // same poison topic must not run at once, in one process or in several
 // (see the replay ledger). Dial returns one; close it when done.
 type Client struct {

@@ -78,3 +78,23 @@ func putPoisonedMessage(ctx context.Context, addr string) error {
 		meta.HandlerPoisoned, "bill",
 	)}).FirstErr()
 }
+
+// Reasons that differ only in IDs, numbers and quoted values have one
+// fingerprint, so the messages they poisoned are one group.
+func ExampleFingerprint() {
+	for _, reason := range []string{
+		"order 1234 failed: timeout after 30s",
+		"order 98 failed: timeout after 5s",
+		"decode main.OrderPlaced: invalid character 'x' looking for beginning of value",
+		`webhook http://127.0.0.1:9000/hook answered 404 Not Found: {"error":"no order 6ba7b810-9dad-11d1-80b4-00c04fd430c8"}`,
+	} {
+		fmt.Println(poison.Fingerprint(reason))
+	}
+	fmt.Println(poison.GroupID("orders", "bill", poison.Fingerprint("order 98 failed: timeout after 5s")))
+	// Output:
+	// order <num> failed: timeout after <dur>
+	// order <num> failed: timeout after <dur>
+	// decode main.OrderPlaced: invalid character <str> looking for beginning of value
+	// webhook http://<num>:<num>/hook answered <num> Not Found: {"error":"no order <uuid>"}
+	// 0458d2371ddf
+}

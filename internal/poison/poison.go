@@ -2,9 +2,12 @@
 // poisoned message as read from the poison topic (Parse), the record that
 // replays it to its original topic (Record.ReplayRecord), and the replay
 // ledger, which remembers which poison records were already replayed so
-// that none is replayed twice by separate runs. A Client (Dial) lists a
-// poison topic (List) and replays it (Replay): what `eventfx poison list`
-// and `eventfx poison replay` do, for any program.
+// that none is replayed twice by separate runs. Fingerprint and GroupID
+// sort poisoned messages into groups, classes of failure: one handler, one
+// original topic, one Fingerprint of the reason. A Client (Dial) lists a
+// poison topic (List), groups it (Stats) and replays it, all of it or a
+// group (Replay): what `eventfx poison list`, `eventfx poison stats` and
+// `eventfx poison replay` do, for any program.
 //
 // The header names are those of the wire contract (internal/meta and
 // design.md, "Wire format on Kafka").
@@ -63,6 +66,10 @@ type Record struct {
 	// PoisonedAt is when it was poisoned (eventfx_poisoned_at); zero when
 	// the header is missing or not RFC 3339.
 	PoisonedAt time.Time
+	// Timestamp is the poison record's Kafka timestamp: when it was
+	// written to the poison topic, by the writer's clock (or the broker's,
+	// for a topic with LogAppendTime). Record.Seen falls back to it.
+	Timestamp time.Time
 	// CorrelationID is the correlation_id header.
 	CorrelationID string
 	// Key is the Kafka key (the partition key); nil when none.
@@ -100,6 +107,7 @@ func Parse(r *kgo.Record) Record {
 		Offset:          Unknown,
 		Payload:         r.Value,
 		Headers:         r.Headers,
+		Timestamp:       r.Timestamp,
 	}
 	if len(r.Key) > 0 {
 		p.Key = r.Key

@@ -27,6 +27,11 @@ type ReplayOptions struct {
 	// poisoned (handler_poisoned); the others are left for a later
 	// Replay. Default "": every handler.
 	Handler string
+	// Group, when set, restricts the replay to the records of this group
+	// (Record.GroupID; see Stats); the others are left for a later
+	// Replay. With Handler too, a record must match both. Default "":
+	// every group. When set, it must be a group ID (ValidGroupID).
+	Group string
 	// DryRun reports what would be replayed and writes nothing (no
 	// republished record, no ledger entry, no ledger topic).
 	DryRun bool
@@ -51,6 +56,11 @@ func (o ReplayOptions) Validate() error {
 	var errs []error
 	if err := config.ValidTopicName(o.Topic); err != nil {
 		errs = append(errs, fmt.Errorf("Topic: %w", err))
+	}
+	if o.Group != "" {
+		if err := ValidGroupID(o.Group); err != nil {
+			errs = append(errs, fmt.Errorf("Group: %w", err))
+		}
 	}
 	if o.Limit < 0 {
 		errs = append(errs, fmt.Errorf("Limit: %d is negative", o.Limit))
@@ -117,7 +127,8 @@ type ReplaySummary struct {
 	// them.
 	AlreadyReplayed int
 	// Filtered counts the records skipped because another handler
-	// poisoned them (ReplayOptions.Handler).
+	// poisoned them (ReplayOptions.Handler) or they are of another group
+	// (ReplayOptions.Group).
 	Filtered int
 	// OverLimit counts the records skipped because of ReplayOptions.Limit.
 	OverLimit int
@@ -248,7 +259,8 @@ func (r *replayer) consider(p Record) error {
 	switch {
 	case r.ledger.Has(p):
 		r.sum.AlreadyReplayed++
-	case r.o.Handler != "" && p.Handler != r.o.Handler:
+	case r.o.Handler != "" && p.Handler != r.o.Handler,
+		r.o.Group != "" && p.GroupID() != r.o.Group:
 		r.sum.Filtered++
 	case p.Replayable() != nil:
 		r.sum.Unreplayable++
