@@ -210,6 +210,9 @@ func decodeProblems(decodeErr error, raw map[string]any) (found []FieldError, er
 // decodeProblem describes one mapstructure DecodeError.
 func decodeProblem(de *mapstructure.DecodeError, raw map[string]any) []FieldError {
 	path, cause := de.Name(), de.Unwrap()
+	// mapstructure v2.5 names the root by its Go type ("config.Config");
+	// earlier versions by "". Either way it is the document's top level.
+	path = strings.TrimPrefix(strings.TrimPrefix(path, rootTypeName), ".")
 
 	// ErrorUnused lists the unknown keys of one mapping in one error.
 	if unknown, ok := strings.CutPrefix(cause.Error(), "has invalid keys: "); ok {
@@ -340,3 +343,6 @@ func (b yamlBytes) ReadBytes() ([]byte, error) { return b, nil }
 func (b yamlBytes) Read() (map[string]any, error) {
 	return nil, errors.New("yamlBytes provides bytes only")
 }
+
+// rootTypeName is how mapstructure may name the top level of a decode.
+var rootTypeName = reflect.TypeOf(Config{}).String()
