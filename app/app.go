@@ -53,6 +53,9 @@ func Core(cfg config.Config) fx.Option {
 		fx.Supply(cfg),
 		fx.Supply(logger),
 		fx.StopTimeout(cfg.ShutdownTimeout+router.CloseGrace+5*time.Second),
+		// Observability is on by default where it is cheap (see config.Observability).
+		TracingModule,
+		MetricsModule,
 	)
 }
 
@@ -77,7 +80,7 @@ var MemoryModule = fx.Module("eventfx.memory",
 )
 
 // PublisherModule provides *Publisher.
-var PublisherModule = fx.Module("eventfx.publisher", fx.Provide(NewPublisher))
+var PublisherModule = fx.Module("eventfx.publisher", fx.Provide(newPublisher))
 
 // SubscriberParams are what the subscriber module needs.
 type SubscriberParams struct {

@@ -40,7 +40,8 @@ type Ops struct {
 	// Mux routes requests; mount handlers before the app starts.
 	Mux *http.ServeMux
 	// Registry holds the service's Prometheus metrics (Go and process
-	// collectors included).
+	// collectors included): MetricsModule's when the app has it, else its
+	// own.
 	Registry *prometheus.Registry
 
 	checks []Check
@@ -56,12 +57,25 @@ type OpsParams struct {
 	Config config.Config
 	Logger *slog.Logger
 	Checks []Check `group:"eventfx.readiness"`
+	// Registry is served at /metrics; default a new NewRegistry.
+	Registry *prometheus.Registry `optional:"true"`
+}
+
+// NewRegistry returns a Prometheus registry with the Go and process
+// collectors: the registry of a service's metrics (MetricsModule provides
+// one).
+func NewRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
 }
 
 // NewOps builds the ops server; Start listens.
 func NewOps(p OpsParams) *Ops {
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg := p.Registry
+	if reg == nil {
+		reg = NewRegistry()
+	}
 	o := &Ops{Mux: http.NewServeMux(), Registry: reg, checks: p.Checks, logger: p.Logger}
 	o.Mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})

@@ -6,10 +6,12 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/eventfx/eventfx/config"
 	"github.com/eventfx/eventfx/handlers"
 	"github.com/eventfx/eventfx/internal/meta"
+	"github.com/eventfx/eventfx/internal/tracing"
 )
 
 // Publisher is what a publisher service publishes with. Every message it
@@ -18,14 +20,42 @@ import (
 // given, a partition key. Publish returns once the broker acknowledged the
 // write. It is safe for concurrent use.
 type Publisher struct {
-	pub    message.Publisher
-	codec  handlers.Codec
-	poison string
+	pub      message.Publisher
+	codec    handlers.Codec
+	poison   string
+	producer tracing.Producer
 }
 
 // NewPublisher returns a Publisher over a transport's publisher.
-func NewPublisher(cfg config.Config, t Transport) *Publisher {
-	return &Publisher{pub: t.Publisher(), codec: handlers.JSON{}, poison: cfg.Poison.Topic}
+func NewPublisher(cfg config.Config, t Transport, opts ...PublisherOption) *Publisher {
+	p := &Publisher{pub: t.Publisher(), codec: handlers.JSON{}, poison: cfg.Poison.Topic}
+	// Kafka, however decorated, unless it is the in-memory transport.
+	inner := t
+	for {
+		u, ok := inner.(interface{ Unwrap() Transport })
+		if !ok {
+			break
+		}
+		inner = u.Unwrap()
+	}
+	if _, ok := inner.(*Memory); !ok {
+		p.producer.System = "kafka"
+	}
+	for _, o := range opts {
+		o(p)
+	}
+	return p
+}
+
+// PublisherOption configures a Publisher.
+type PublisherOption func(*Publisher)
+
+// WithTracerProvider traces the Publisher's publishes with tp (the
+// service's, from TracingModule), so a publish from a context without a
+// span starts a trace. Without it, a publish is traced by the provider of
+// the span in its context, and one from a context without a span is not.
+func WithTracerProvider(tp trace.TracerProvider) PublisherOption {
+	return func(p *Publisher) { p.producer.Tracer = tp.Tracer(tracing.ScopeName) }
 }
 
 // PublishOption sets a field of a published message.
@@ -93,7 +123,11 @@ func (p *Publisher) PublishEvent(ctx context.Context, topic string, event any, o
 }
 
 // PublishMessages publishes ready messages, stamping a missing ID or
-// correlation ID. It refuses the poison topic (use `eventfx poison replay`).
+// correlation ID and the trace context of ctx (handlers.Inherit). Each
+// message is sent in a PRODUCER span "send <topic>", child of the trace
+// context the message carries (ctx's span, unless it came with its own),
+// and carries that span's traceparent on the wire. It refuses the poison
+// topic (use `eventfx poison replay`).
 func (p *Publisher) PublishMessages(ctx context.Context, topic string, msgs ...*message.Message) error {
 	if err := config.ValidTopicName(topic); err != nil {
 		return fmt.Errorf("publish: %w", err)
@@ -120,8 +154,13 @@ func (p *Publisher) PublishMessages(ctx context.Context, topic string, msgs ...*
 	// The Kafka client's send takes no context: wait for it or for ctx,
 	// whichever ends first. After ctx ends the write may still land; a
 	// retry with the same message ID lets consumers recognise it.
+	end := p.producer.Start(ctx, topic, msgs)
 	done := make(chan error, 1)
-	go func() { done <- p.pub.Publish(topic, msgs...) }()
+	go func() {
+		err := p.pub.Publish(topic, msgs...)
+		end(err) // when the broker answers, even after ctx ended
+		done <- err
+	}()
 	select {
 	case err := <-done:
 		if err != nil {

@@ -4,6 +4,8 @@ import (
 	"context"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/eventfx/eventfx/internal/meta"
 )
@@ -50,21 +52,34 @@ func WithCorrelationID(ctx context.Context, id string) context.Context {
 
 // Inherit stamps msgs, about to be published from ctx, with what they
 // inherit from the message being handled (or from ctx outside a handler):
-// its correlation ID and W3C trace context (traceparent, tracestate). Values
-// a message already has are kept.
+// its correlation ID and W3C trace context (traceparent, tracestate). The
+// trace context is that of ctx's span when ctx has one — inside a traced
+// handler its attempt span, so what it emits is that span's child — else
+// the handled message's, copied as it came. Values a message already has
+// are kept (a message with a traceparent keeps its trace context whole).
 func Inherit(ctx context.Context, msgs ...*message.Message) {
 	cid := CorrelationID(ctx)
+	traced := trace.SpanContextFromContext(ctx).IsValid()
 	in, _ := MessageFromContext(ctx)
 	for _, m := range msgs {
 		if cid != "" && m.Metadata.Get(meta.CorrelationID) == "" {
 			m.Metadata.Set(meta.CorrelationID, cid)
 		}
-		if in == nil {
-			continue
+		if m.Metadata.Get(meta.Traceparent) != "" {
+			continue // its own trace context, kept whole
 		}
-		for _, h := range []string{meta.Traceparent, meta.Tracestate} {
-			if v := in.Metadata.Get(h); v != "" && m.Metadata.Get(h) == "" {
-				m.Metadata.Set(h, v)
+		switch {
+		case traced:
+			own := m.Metadata.Get(meta.Tracestate)
+			propagation.TraceContext{}.Inject(ctx, propagation.MapCarrier(m.Metadata))
+			if own != "" {
+				m.Metadata.Set(meta.Tracestate, own)
+			}
+		case in != nil:
+			for _, h := range []string{meta.Traceparent, meta.Tracestate} {
+				if v := in.Metadata.Get(h); v != "" && m.Metadata.Get(h) == "" {
+					m.Metadata.Set(h, v)
+				}
 			}
 		}
 	}

@@ -18,6 +18,11 @@ import (
 	"unicode"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/eventfx/eventfx/config"
 	"github.com/eventfx/eventfx/internal/meta"
@@ -90,7 +95,19 @@ func NewWebhookClient() *http.Client {
 //     "<id>.<timestamp>.<body>">". A secret written "whsec_<base64>" is
 //     decoded as Standard Webhooks says and the decoded bytes are the key of
 //     both signatures; any other secret's bytes are the key as written;
-//   - traceparent and tracestate, when the message has them.
+//   - traceparent and tracestate (W3C trace context) of the call's span,
+//     when the message or the handler's context has a trace context.
+//
+// Each attempt is a CLIENT span "POST <route name>", child of the span in
+// the message's context (the attempt's span, when the service traces with
+// app.TracingModule) or else of the trace context the message carries. It
+// is recorded by the TracerProvider of that parent span
+// (trace.Span.TracerProvider), so Webhook needs no provider of its own and
+// uses no global one; without tracing nothing is recorded and the
+// message's traceparent and tracestate are forwarded unchanged. The span
+// has the HTTP client attributes (the URL without user info or query),
+// eventfx.handler, eventfx.attempt and eventfx.correlation_id, and status
+// Error when the attempt fails.
 //
 // The request is bounded by route.Webhook.Timeout (zero: the config
 // default) and by the message's context, so the attempt timeout and
@@ -129,12 +146,14 @@ func Webhook(route config.Route, client *http.Client) (Handler, error) {
 		client = NewWebhookClient()
 	}
 	d := &delivery{
+		span:    http.MethodPost + " " + route.Name,
 		client:  client,
 		url:     route.Webhook.URL,
 		shown:   displayURL(u),
 		topic:   route.Topic,
 		timeout: route.Webhook.Timeout,
 		key:     key,
+		attrs:   append(clientAttributes(u), attrHandler.String(route.Name)),
 	}
 	return Handler{Name: route.Name, Topic: route.Topic, Retry: route.Retry, Func: d.handle}, nil
 }
@@ -170,17 +189,27 @@ func displayURL(u *url.URL) string {
 
 // delivery posts the messages of one route to its webhook.
 type delivery struct {
+	span    string // name of each attempt's span
 	client  *http.Client
 	url     string // as configured
 	shown   string // displayURL
 	topic   string
 	timeout time.Duration
-	key     []byte // nil: unsigned
+	key     []byte               // nil: unsigned
+	attrs   []attribute.KeyValue // of every span: method, server, URL, route
 }
 
-func (d *delivery) handle(msg *message.Message) ([]*message.Message, error) {
+func (d *delivery) handle(msg *message.Message) (_ []*message.Message, err error) {
 	parent := msg.Context()
-	ctx, cancel := context.WithTimeout(parent, d.timeout)
+	ctx, span := d.startSpan(parent, msg)
+	defer func() {
+		if err != nil {
+			span.RecordError(err)
+			span.SetStatus(codes.Error, err.Error())
+		}
+		span.End()
+	}()
+	ctx, cancel := context.WithTimeout(ctx, d.timeout)
 	defer cancel()
 	req, err := d.request(ctx, msg)
 	if err != nil {
@@ -194,7 +223,55 @@ func (d *delivery) handle(msg *message.Message) ([]*message.Message, error) {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxDrainBytes))
 		_ = resp.Body.Close()
 	}()
+	if span.IsRecording() {
+		span.SetAttributes(semconv.HTTPResponseStatusCode(resp.StatusCode))
+	}
 	return nil, d.outcome(resp)
+}
+
+// Span attributes and scope, as package internal/tracing names them (which
+// handlers cannot import: it imports the router, which imports handlers).
+const (
+	scopeName         = "github.com/eventfx/eventfx"
+	attrCorrelationID = attribute.Key("eventfx.correlation_id")
+	attrHandler       = attribute.Key("eventfx.handler")
+	attrAttempt       = attribute.Key("eventfx.attempt")
+)
+
+// startSpan starts the CLIENT span of one attempt (see Webhook).
+func (d *delivery) startSpan(ctx context.Context, msg *message.Message) (context.Context, trace.Span) {
+	if !trace.SpanContextFromContext(ctx).IsValid() {
+		ctx = propagation.TraceContext{}.Extract(ctx, propagation.MapCarrier(msg.Metadata))
+	}
+	tracer := trace.SpanFromContext(ctx).TracerProvider().Tracer(scopeName)
+	ctx, span := tracer.Start(ctx, d.span, trace.WithSpanKind(trace.SpanKindClient))
+	if span.IsRecording() {
+		span.SetAttributes(d.attrs...)
+		span.SetAttributes(
+			semconv.MessagingMessageID(msg.UUID),
+			attrCorrelationID.String(msg.Metadata.Get(meta.CorrelationID)),
+			attrAttempt.Int(max(Attempt(ctx), 1)))
+	}
+	return ctx, span
+}
+
+// clientAttributes are the attributes of every span of a route.
+func clientAttributes(u *url.URL) []attribute.KeyValue {
+	attrs := []attribute.KeyValue{
+		semconv.HTTPRequestMethodPost,
+		semconv.URLFull(displayURL(u)),
+		semconv.ServerAddress(u.Hostname()),
+	}
+	port, err := strconv.Atoi(u.Port())
+	switch {
+	case err == nil:
+		attrs = append(attrs, semconv.ServerPort(port))
+	case u.Scheme == "https":
+		attrs = append(attrs, semconv.ServerPort(443))
+	default:
+		attrs = append(attrs, semconv.ServerPort(80))
+	}
+	return attrs
 }
 
 // request builds the POST of one attempt.
@@ -223,11 +300,7 @@ func (d *delivery) request(ctx context.Context, msg *message.Message) (*http.Req
 	// Outside the retry middleware (no attempt recorded) this is the only
 	// attempt: the first.
 	h.Set(HeaderEventAttempt, strconv.Itoa(max(Attempt(ctx), 1)))
-	for _, name := range []string{"traceparent", "tracestate"} {
-		if v := msg.Metadata.Get(name); v != "" {
-			h.Set(name, v)
-		}
-	}
+	propagation.TraceContext{}.Inject(ctx, propagation.HeaderCarrier(h))
 
 	ts := strconv.FormatInt(time.Now().Unix(), 10)
 	h.Set(HeaderWebhookID, msg.UUID)

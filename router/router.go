@@ -37,6 +37,9 @@ type HandlerInfo struct {
 type Observer struct {
 	Message func(HandlerInfo) message.HandlerMiddleware
 	Attempt func(HandlerInfo) message.HandlerMiddleware
+	// Publish wraps the publisher of the handler's emitted events (not the
+	// poison queue's); observers wrap in order, the first innermost.
+	Publish func(HandlerInfo, message.Publisher) message.Publisher
 }
 
 // ObserversGroup is the fx value group of Observers.
@@ -110,7 +113,14 @@ func New(p Params) (*Router, error) {
 		// 7. The handler, and the publish of what it emits, inside the
 		// chain: Watermill would publish outside it, where a failure is
 		// nacked and resent forever, beyond retry and poison.
-		fn := Emit(h.PublishTopic, pub)(h.Func)
+		info := HandlerInfo{Name: h.Name, Topic: h.Topic, PublishTopic: h.PublishTopic, ConsumerGroup: group}
+		var emitPub message.Publisher = pub
+		for _, o := range p.Observers {
+			if o.Publish != nil {
+				emitPub = o.Publish(info, emitPub)
+			}
+		}
+		fn := Emit(h.PublishTopic, emitPub)(h.Func)
 		wh := wr.AddConsumerHandler(h.Name, h.Topic, sub, func(msg *message.Message) error {
 			_, err := fn(msg)
 			return err

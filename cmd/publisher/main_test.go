@@ -138,7 +138,7 @@ func TestPublisherWritesEventsToKafka(t *testing.T) {
 
 	code, metrics := g.get(t, "/metrics")
 	require.Equal(t, http.StatusOK, code)
-	assert.Contains(t, metrics, `eventfx_messages_published_total{outcome="published"} 2`)
+	assert.Contains(t, metrics, `eventfx_messages_published_total{outcome="published",topic="`+topic+`"} 2`)
 	assert.Contains(t, metrics, `eventfx_http_requests_total{code="202",route="/v1/events/{topic}"} 2`)
 	assert.Contains(t, metrics, `eventfx_http_request_duration_seconds_count{route="/v1/events/{topic}"} 2`)
 

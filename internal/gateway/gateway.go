@@ -15,7 +15,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -27,10 +26,15 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/propagation"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/eventfx/eventfx/app"
 	"github.com/eventfx/eventfx/config"
 	"github.com/eventfx/eventfx/internal/meta"
+	"github.com/eventfx/eventfx/internal/tracing"
 )
 
 // Pattern is the gateway's route on an http.ServeMux. The wildcard takes
@@ -86,6 +90,10 @@ type Config struct {
 	// PublishTimeout bounds the wait for the broker's acknowledgement; past
 	// it the gateway answers 503. Default DefaultPublishTimeout (10s).
 	PublishTimeout time.Duration
+	// TracerProvider traces each request as a SERVER span (see
+	// Gateway). Default: a no-op provider, which records nothing; the
+	// caller's W3C trace context still continues on the event.
+	TracerProvider trace.TracerProvider
 }
 
 // FromConfig is the gateway's part of a service config.
@@ -103,6 +111,9 @@ func (c *Config) setDefaults() {
 	c.PoisonTopic = cmp.Or(c.PoisonTopic, config.DefaultPoisonTopic)
 	c.MaxBodyBytes = cmp.Or(c.MaxBodyBytes, DefaultMaxBodyBytes)
 	c.PublishTimeout = cmp.Or(c.PublishTimeout, DefaultPublishTimeout)
+	if c.TracerProvider == nil {
+		c.TracerProvider = noop.NewTracerProvider()
+	}
 }
 
 // Validate reports every invalid field at once. It expects defaults
@@ -128,7 +139,12 @@ func (c Config) Validate() error {
 
 // Gateway is the http.Handler of the gateway API. It is safe for concurrent
 // use. Every request gets one log line: debug level, or error level when the
-// broker did not acknowledge (503).
+// broker did not acknowledge (503). Every request is a SERVER span "POST
+// /v1/events/{topic}" that continues the caller's trace (a valid
+// traceparent header; W3C: an invalid one is ignored) or starts one, with
+// the event's ID and correlation ID as attributes and status Error on a
+// 5xx answer. The event carries that span's trace context, so the
+// publish's span and everything downstream are its descendants.
 type Gateway struct {
 	cfg       Config
 	allowed   map[string]bool // nil: any topic
@@ -136,6 +152,7 @@ type Gateway struct {
 	pub       Publisher
 	logger    *slog.Logger
 	m         metrics
+	tracer    trace.Tracer
 }
 
 // New returns a gateway publishing with pub and registering its metrics on
@@ -145,7 +162,8 @@ func New(cfg Config, pub Publisher, logger *slog.Logger, reg prometheus.Register
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("gateway config: %w", err)
 	}
-	g := &Gateway{cfg: cfg, pub: pub, logger: logger, tokenHash: sha256.Sum256([]byte(cfg.AuthToken))}
+	g := &Gateway{cfg: cfg, pub: pub, logger: logger, tokenHash: sha256.Sum256([]byte(cfg.AuthToken)),
+		tracer: cfg.TracerProvider.Tracer(tracing.ScopeName)}
 	if len(cfg.AllowedTopics) > 0 {
 		g.allowed = make(map[string]bool, len(cfg.AllowedTopics))
 		for _, t := range cfg.AllowedTopics {
@@ -193,7 +211,11 @@ func fail(status int, format string, args ...any) response {
 // ServeHTTP publishes the request body to the topic of the path.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
+	ctx, span := g.tracer.Start(tracing.Propagator.Extract(r.Context(), propagation.HeaderCarrier(r.Header)),
+		spanName, trace.WithSpanKind(trace.SpanKindServer))
+	r = r.WithContext(ctx)
 	res := g.handle(w, r)
+	endSpan(span, res)
 
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
@@ -251,6 +273,10 @@ func (g *Gateway) handle(w http.ResponseWriter, r *http.Request) response {
 	id := cmp.Or(hdr[HeaderID], watermill.NewUUID())
 	cid := cmp.Or(hdr[HeaderCorrelationID], watermill.NewUUID())
 	attrs = append(attrs, slog.String("message_id", id), slog.String("correlation_id", cid))
+	if span := trace.SpanFromContext(r.Context()); span.IsRecording() {
+		span.SetAttributes(semconv.MessagingDestinationName(topic), semconv.MessagingMessageID(id),
+			tracing.AttrCorrelationID.String(cid))
+	}
 
 	body, res, ok := g.readBody(w, r)
 	if !ok {
@@ -263,10 +289,11 @@ func (g *Gateway) handle(w http.ResponseWriter, r *http.Request) response {
 	if ct := hdr["Content-Type"]; ct != "" {
 		opts = append(opts, app.WithHeader(meta.ContentType, ct))
 	}
-	opts = append(opts, traceHeaders(r.Header)...)
+	for name, v := range tracing.Headers(r.Context()) {
+		opts = append(opts, app.WithHeader(name, v))
+	}
 
 	if err := g.publish(r.Context(), topic, body, opts); err != nil {
-		g.m.published.WithLabelValues(outcomeFailed).Inc()
 		if tooLargeForKafka(err) {
 			res := fail(http.StatusRequestEntityTooLarge, "event too large for the broker")
 			res.attrs = attrs
@@ -277,7 +304,6 @@ func (g *Gateway) handle(w http.ResponseWriter, r *http.Request) response {
 		res.attrs, res.err = attrs, err
 		return res
 	}
-	g.m.published.WithLabelValues(outcomePublished).Inc()
 	return response{status: http.StatusAccepted, body: Accepted{ID: id, Topic: topic, CorrelationID: cid}, attrs: attrs}
 }
 
@@ -381,21 +407,28 @@ func headerValue(h http.Header, name string) (string, error) {
 	return v, nil
 }
 
-// traceparentRE is a W3C trace-context traceparent of a known shape.
-var traceparentRE = regexp.MustCompile(`^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$`)
+// spanName is the name of a request's span: method and route.
+const spanName = http.MethodPost + " " + route
 
-// traceHeaders carries the caller's W3C trace context onto the event, so
-// its trace continues through Kafka (design.md, "Wire format"). An invalid
-// traceparent is dropped, as the W3C spec says, not refused.
-func traceHeaders(h http.Header) []app.PublishOption {
-	tp := h.Get("Traceparent")
-	if !traceparentRE.MatchString(tp) || strings.HasPrefix(tp, "ff") ||
-		tp[3:35] == strings.Repeat("0", 32) || tp[36:52] == strings.Repeat("0", 16) {
-		return nil
+// endSpan ends a request's span with the outcome of the request.
+func endSpan(span trace.Span, res response) {
+	if span.IsRecording() {
+		span.SetAttributes(semconv.HTTPRequestMethodPost, semconv.HTTPRoute(route),
+			semconv.HTTPResponseStatusCode(res.status))
 	}
-	opts := []app.PublishOption{app.WithHeader("traceparent", tp)}
-	if ts := h.Get("Tracestate"); ts != "" && len(ts) <= 512 && !strings.ContainsFunc(ts, unicode.IsControl) && utf8.ValidString(ts) {
-		opts = append(opts, app.WithHeader("tracestate", ts))
+	// Server spans are errors on 5xx only (OpenTelemetry's HTTP
+	// conventions): a 4xx is the caller's mistake.
+	err := res.err
+	if err == nil && res.status >= 500 {
+		err = errors.New(statusText(res))
 	}
-	return opts
+	tracing.End(span, err)
+}
+
+// statusText is what an error answer says.
+func statusText(res response) string {
+	if e, ok := res.body.(Error); ok {
+		return e.Error
+	}
+	return http.StatusText(res.status)
 }

@@ -3,6 +3,7 @@ package gateway
 import (
 	"log/slog"
 
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/fx"
 
 	"github.com/eventfx/eventfx/app"
@@ -10,8 +11,10 @@ import (
 )
 
 // Module mounts the gateway on the service's HTTP server (app.HTTPModule),
-// publishing with app.PublisherModule's *app.Publisher and registering its
-// metrics on the ops registry. A bad gateway config fails fx.New.
+// publishing with app.PublisherModule's *app.Publisher, registering its
+// metrics on the ops registry and tracing its requests with the app's
+// trace.TracerProvider (app.TracingModule), if it has one. A bad gateway
+// config fails fx.New.
 var Module = fx.Module("eventfx.gateway", fx.Invoke(Mount))
 
 // MountParams are what Mount needs.
@@ -21,12 +24,17 @@ type MountParams struct {
 	Logger    *slog.Logger
 	Publisher *app.Publisher
 	Ops       *app.Ops
+	// TracerProvider traces requests; without it none are recorded (the
+	// caller's trace context still continues on the event).
+	TracerProvider trace.TracerProvider `optional:"true"`
 }
 
 // Mount builds the gateway from the service config and mounts it on the ops
 // server's mux.
 func Mount(p MountParams) error {
-	g, err := New(FromConfig(p.Config), p.Publisher, p.Logger, p.Ops.Registry)
+	cfg := FromConfig(p.Config)
+	cfg.TracerProvider = p.TracerProvider
+	g, err := New(cfg, p.Publisher, p.Logger, p.Ops.Registry)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,109 @@
+package tracing
+
+import (
+	"context"
+	"strconv"
+
+	"github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/eventfx/eventfx/internal/meta"
+	"github.com/eventfx/eventfx/router"
+)
+
+// Span attributes of eventfx's own; the messaging.*, http.* and url.*
+// attributes follow OpenTelemetry's semantic conventions.
+const (
+	// AttrCorrelationID is on every span eventfx starts for a message or
+	// a request: the correlation ID of the design's wire format.
+	AttrCorrelationID = attribute.Key("eventfx.correlation_id")
+	// AttrHandler is the handler (router handler, subscriber route) name.
+	AttrHandler = attribute.Key("eventfx.handler")
+	// AttrAttempt is the 1-based attempt number within one delivery.
+	AttrAttempt = attribute.Key("eventfx.attempt")
+)
+
+// Observer traces every attempt of a handler as a CONSUMER span "process
+// <topic>" whose parent is the trace context the message carries (the
+// span of its producer, or a caller's), with the messaging attributes of
+// the message and eventfx.handler, eventfx.attempt and
+// eventfx.correlation_id. A failed attempt's span records the error and has
+// status Error. The span is in the handler's context (msg.Context()), so
+// what the handler publishes or calls — events it emits (handlers.Inherit),
+// webhook calls — are its children. With a no-op provider nothing is
+// recorded and the message's trace context is what the handler's context
+// carries, unchanged.
+func Observer(tp trace.TracerProvider) router.Observer {
+	tracer := tp.Tracer(ScopeName)
+	return router.Observer{
+		Attempt: func(info router.HandlerInfo) message.HandlerMiddleware { return attempt(tracer, info) },
+		// Each emitted event gets its producer span, child of the attempt.
+		Publish: func(_ router.HandlerInfo, pub message.Publisher) message.Publisher {
+			return Producer{Tracer: tracer}.Publisher(pub)
+		},
+	}
+}
+
+// attempt is the per-attempt middleware of one handler.
+func attempt(tracer trace.Tracer, info router.HandlerInfo) message.HandlerMiddleware {
+	name := "process " + info.Topic
+	static := []attribute.KeyValue{
+		semconv.MessagingOperationTypeProcess,
+		semconv.MessagingOperationName("process"),
+		semconv.MessagingDestinationName(info.Topic),
+		AttrHandler.String(info.Name),
+	}
+	if info.ConsumerGroup != "" {
+		static = append(static, semconv.MessagingConsumerGroupName(info.ConsumerGroup))
+	}
+	consumer := trace.WithSpanKind(trace.SpanKindConsumer)
+	return func(h message.HandlerFunc) message.HandlerFunc {
+		return func(msg *message.Message) ([]*message.Message, error) {
+			parent := msg.Context()
+			ctx, span := tracer.Start(Extract(parent, msg.Metadata), name, consumer)
+			if span.IsRecording() {
+				span.SetAttributes(static...)
+				span.SetAttributes(delivery(parent, msg)...)
+			}
+			msg.SetContext(ctx)
+			// No defer: the chain's recoverer, inside, turns panics into
+			// errors (and a span that never ends is merely not exported).
+			produced, err := h(msg)
+			msg.SetContext(parent)
+			End(span, err)
+			return produced, err
+		}
+	}
+}
+
+// delivery is what a consumer span says about one delivery of msg.
+func delivery(ctx context.Context, msg *message.Message) []attribute.KeyValue {
+	attrs := []attribute.KeyValue{
+		semconv.MessagingMessageID(msg.UUID),
+		AttrAttempt.Int(max(meta.Attempt(ctx), 1)),
+		AttrCorrelationID.String(msg.Metadata.Get(meta.CorrelationID)),
+	}
+	// Only a message from Kafka has a partition (not one from the
+	// in-memory transport).
+	if p, ok := kafka.MessagePartitionFromCtx(ctx); ok {
+		attrs = append(attrs, semconv.MessagingSystemKafka,
+			semconv.MessagingDestinationPartitionID(strconv.FormatInt(int64(p), 10)))
+		if o, ok := kafka.MessagePartitionOffsetFromCtx(ctx); ok {
+			attrs = append(attrs, semconv.MessagingKafkaOffset(int(o)))
+		}
+	}
+	return attrs
+}
+
+// End ends span, recording err (if any) as its error and status.
+func End(span trace.Span, err error) {
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
+	}
+	span.End()
+}
