@@ -11,10 +11,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/sasl/plain"
-	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/eventfx/eventfx/config"
+	"github.com/eventfx/eventfx/internal/kafkaconn"
 )
 
 // Time limits that keep every operation from hanging on an absent or stuck
@@ -131,25 +130,11 @@ func clientOpts(brokers []string, k config.Kafka) ([]kgo.Opt, error) {
 		kgo.RecordDeliveryTimeout(deliveryTimeout),
 		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(kgo.SaramaCompatHasher(fnv32a))),
 	}
-	if k.TLS.Enabled {
-		tc, err := k.TLS.ClientConfig()
-		if err != nil {
-			return nil, err
-		}
-		opts = append(opts, kgo.DialTLSConfig(tc))
+	sec, err := kafkaconn.Security(k)
+	if err != nil {
+		return nil, err
 	}
-	switch k.SASL.Mechanism {
-	case "":
-	case config.SASLPlain:
-		opts = append(opts, kgo.SASL(plain.Auth{User: k.SASL.Username, Pass: k.SASL.Password}.AsMechanism()))
-	case config.SASLScramSHA256:
-		opts = append(opts, kgo.SASL(scram.Auth{User: k.SASL.Username, Pass: k.SASL.Password}.AsSha256Mechanism()))
-	case config.SASLScramSHA512:
-		opts = append(opts, kgo.SASL(scram.Auth{User: k.SASL.Username, Pass: k.SASL.Password}.AsSha512Mechanism()))
-	default:
-		return nil, fmt.Errorf("kafka.sasl.mechanism: unsupported %q", k.SASL.Mechanism)
-	}
-	return opts, nil
+	return append(opts, sec...), nil
 }
 
 func fnv32a(b []byte) uint32 {
