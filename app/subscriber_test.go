@@ -170,6 +170,7 @@ func TestPermanentErrorsArePoisonedAfterOneAttempt(t *testing.T) {
 		{"handler marks permanent", `{"id":"o1","amount":5}`, "order o1 refers to an unknown customer"},
 		{"malformed JSON", `{"id": "o2", amount}`, "decode app_test.ValidOrder: invalid character 'a' looking for beginning of object key string"},
 		{"validation fails", `{"id":"o3","amount":-4}`, "invalid app_test.ValidOrder: amount must be positive, got -4"},
+		{"wrong field type", `{"id":"o4","amount":"four"}`, "decode app_test.ValidOrder: json: cannot unmarshal string into Go struct field ValidOrder.amount of type int"},
 	}
 	addr := kafkatest.Broker(t)
 	for _, tt := range tests {
