@@ -2,10 +2,27 @@ package main_test
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/eventfx/eventfx/internal/kafkatest"
 	"github.com/eventfx/eventfx/internal/proctest"
@@ -44,4 +61,179 @@ func TestBrokerKeepsRecordsAndGroupOffsetsAcrossRestart(t *testing.T) {
 	if n := kafkatest.Committed(t, addr, group, topic); n != 2 {
 		t.Fatalf("committed offsets after restart: want 2, got %d", n)
 	}
+}
+
+// startBroker runs `eventfx broker` in memory on a free port with extra
+// flags and returns it with its address once it listens.
+func startBroker(t *testing.T, flags ...string) (*proctest.Proc, string) {
+	t.Helper()
+	addr := proctest.FreeAddr(t)
+	args := append([]string{"broker", "--addr", addr, "--data-dir", ""}, flags...)
+	p := proctest.Start(t, proctest.Build(t, "github.com/eventfx/eventfx/cmd/eventfx"), nil, args...)
+	p.WaitOutput(`broker listening on `+regexp.QuoteMeta(addr), 20*time.Second)
+	return p, addr
+}
+
+// tryProduce writes one record with a client of addr with opts and returns
+// the error; a refused connection is an error at once, not after retries.
+func tryProduce(t *testing.T, addr string, opts ...kgo.Opt) error {
+	t.Helper()
+	c, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(addr), kgo.AllowAutoTopicCreation(), kgo.RequestRetries(2)}, opts...)...)
+	require.NoError(t, err)
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.Ping(ctx); err != nil {
+		return err
+	}
+	return c.ProduceSync(ctx, &kgo.Record{Topic: kafkatest.Unique("secure"), Value: []byte("hello")}).FirstErr()
+}
+
+func TestBrokerSASLFlag(t *testing.T) {
+	t.Parallel()
+	p, addr := startBroker(t,
+		"--sasl", "SCRAM-SHA-256:alice:s3cret",
+		"--sasl", "SCRAM-SHA-512:bob:b0b-pw",
+		"--sasl", "PLAIN:carol:c4rol:with:colons")
+
+	tests := []struct {
+		name    string
+		mech    sasl.Mechanism
+		wantErr bool
+	}{
+		{"SCRAM-SHA-256 right password", scram.Auth{User: "alice", Pass: "s3cret"}.AsSha256Mechanism(), false},
+		{"SCRAM-SHA-256 wrong password", scram.Auth{User: "alice", Pass: "wrong"}.AsSha256Mechanism(), true},
+		{"SCRAM-SHA-512 right password", scram.Auth{User: "bob", Pass: "b0b-pw"}.AsSha512Mechanism(), false},
+		{"SCRAM-SHA-512 user of another mechanism", scram.Auth{User: "alice", Pass: "s3cret"}.AsSha512Mechanism(), true},
+		{"PLAIN password with colons", plain.Auth{User: "carol", Pass: "c4rol:with:colons"}.AsMechanism(), false},
+		{"PLAIN wrong password", plain.Auth{User: "carol", Pass: "c4rol"}.AsMechanism(), true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tryProduce(t, addr, kgo.SASL(tt.mech))
+			if tt.wantErr {
+				assert.Error(t, err)
+			} else {
+				assert.NoError(t, err)
+			}
+		})
+	}
+	t.Run("without SASL the broker refuses", func(t *testing.T) {
+		assert.Error(t, tryProduce(t, addr))
+	})
+
+	out := p.Output()
+	assert.Contains(t, out, "SCRAM-SHA-256:alice", "the log names the SASL users")
+	for _, pw := range []string{"s3cret", "b0b-pw", "c4rol"} {
+		assert.NotContains(t, out, pw, "the broker never prints a password")
+	}
+}
+
+func TestBrokerSecurityFlagErrors(t *testing.T) {
+	t.Parallel()
+	bin := proctest.Build(t, "github.com/eventfx/eventfx/cmd/eventfx")
+	tests := []struct {
+		name  string
+		flags []string
+		want  string
+	}{
+		{"unknown mechanism", []string{"--sasl", "SCRAM-SHA-1:alice:pw-unknown"}, `--sasl (#1): unknown SASL mechanism "SCRAM-SHA-1"`},
+		{"no password", []string{"--sasl", "PLAIN:alice"}, "--sasl (#1): want MECHANISM:USER:PASSWORD"},
+		{"missing certificate", []string{"--tls-cert", "/no/such/cert.pem", "--tls-key", "/no/such/key.pem"}, "--tls-cert: stat /no/such/cert.pem"},
+		{"key without certificate", []string{"--tls-key", "key.pem"}, "--tls-key needs --tls-cert"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, code := proctest.Run(t, 10*time.Second, nil, nil, bin,
+				append([]string{"broker", "--addr", "127.0.0.1:0", "--data-dir", ""}, tt.flags...)...)
+			assert.Equal(t, 1, code, out)
+			assert.Contains(t, out, tt.want)
+			assert.Len(t, proctest.Lines(out), 1, out)
+			assert.NotContains(t, out, "pw-unknown", "the password is never printed")
+		})
+	}
+}
+
+// brokerPKI is a private CA with a server certificate for 127.0.0.1 and a
+// client certificate, all as PEM files.
+type brokerPKI struct {
+	caFile, serverCert, serverKey string
+	pool                          *x509.CertPool
+	client                        tls.Certificate
+}
+
+func newBrokerPKI(t *testing.T) brokerPKI {
+	t.Helper()
+	dir := t.TempDir()
+	write := func(name string, b *pem.Block) string {
+		path := filepath.Join(dir, name)
+		require.NoError(t, os.WriteFile(path, pem.EncodeToMemory(b), 0o600))
+		return path
+	}
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	caTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "eventfx broker test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, KeyUsage: x509.KeyUsageCertSign, BasicConstraintsValid: true,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	require.NoError(t, err)
+	ca, err := x509.ParseCertificate(caDER)
+	require.NoError(t, err)
+	issue := func(serial int64, usage x509.ExtKeyUsage) (certPEM, keyPEM *pem.Block) {
+		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		require.NoError(t, err)
+		tmpl := &x509.Certificate{
+			SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: "eventfx"},
+			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+			KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{usage},
+			IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
+		}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+		require.NoError(t, err)
+		keyDER, err := x509.MarshalECPrivateKey(key)
+		require.NoError(t, err)
+		return &pem.Block{Type: "CERTIFICATE", Bytes: der}, &pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}
+	}
+	p := brokerPKI{caFile: write("ca.pem", &pem.Block{Type: "CERTIFICATE", Bytes: caDER}), pool: x509.NewCertPool()}
+	p.pool.AddCert(ca)
+	cert, key := issue(2, x509.ExtKeyUsageServerAuth)
+	p.serverCert, p.serverKey = write("server.pem", cert), write("server-key.pem", key)
+	cert, key = issue(3, x509.ExtKeyUsageClientAuth)
+	p.client, err = tls.X509KeyPair(pem.EncodeToMemory(cert), pem.EncodeToMemory(key))
+	require.NoError(t, err)
+	return p
+}
+
+func TestBrokerTLSFlags(t *testing.T) {
+	t.Parallel()
+	p := newBrokerPKI(t)
+	trusting := &tls.Config{RootCAs: p.pool, MinVersion: tls.VersionTLS12}
+
+	t.Run("server TLS", func(t *testing.T) {
+		t.Parallel()
+		_, addr := startBroker(t, "--tls-cert", p.serverCert, "--tls-key", p.serverKey)
+		assert.NoError(t, tryProduce(t, addr, kgo.DialTLSConfig(trusting.Clone())), "a client trusting the CA")
+		assert.Error(t, tryProduce(t, addr, kgo.DialTLSConfig(&tls.Config{MinVersion: tls.VersionTLS12})), "a client not trusting the CA")
+		assert.Error(t, tryProduce(t, addr), "a plaintext client")
+	})
+
+	t.Run("client certificates", func(t *testing.T) {
+		t.Parallel()
+		_, addr := startBroker(t, "--tls-cert", p.serverCert, "--tls-key", p.serverKey, "--tls-client-ca", p.caFile)
+		withCert := trusting.Clone()
+		withCert.Certificates = []tls.Certificate{p.client}
+		assert.NoError(t, tryProduce(t, addr, kgo.DialTLSConfig(withCert)), "a client with a certificate of the CA")
+		assert.Error(t, tryProduce(t, addr, kgo.DialTLSConfig(trusting.Clone())), "a client without a certificate")
+	})
+
+	t.Run("TLS and SASL together", func(t *testing.T) {
+		t.Parallel()
+		_, addr := startBroker(t, "--tls-cert", p.serverCert, "--tls-key", p.serverKey, "--sasl", "SCRAM-SHA-512:alice:s3cret")
+		assert.NoError(t, tryProduce(t, addr, kgo.DialTLSConfig(trusting.Clone()),
+			kgo.SASL(scram.Auth{User: "alice", Pass: "s3cret"}.AsSha512Mechanism())))
+		assert.Error(t, tryProduce(t, addr, kgo.DialTLSConfig(trusting.Clone()),
+			kgo.SASL(scram.Auth{User: "alice", Pass: "nope"}.AsSha512Mechanism())))
+	})
 }

@@ -4,8 +4,13 @@
 package broker
 
 import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
 	"fmt"
 	"net"
+	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -25,6 +30,103 @@ type Config struct {
 	SyncWrites bool
 	// Partitions is the partition count of auto-created topics. Default 8.
 	Partitions int
+	// TLS, when set, makes the broker accept TLS connections only (see
+	// LoadTLS). With ClientCAs and ClientAuth set, clients must present a
+	// certificate of those CAs.
+	TLS *tls.Config
+	// SASL, when not empty, makes the broker require SASL authentication
+	// with one of these users.
+	SASL []SASLUser
+}
+
+// SASL mechanisms the broker supports.
+const (
+	SASLPlain       = "PLAIN"
+	SASLScramSHA256 = "SCRAM-SHA-256"
+	SASLScramSHA512 = "SCRAM-SHA-512"
+)
+
+// SASLUser is a user the broker accepts with one mechanism. Formatting it
+// (String, %v, %+v, %#v) never shows the password.
+type SASLUser struct {
+	Mechanism string // PLAIN | SCRAM-SHA-256 | SCRAM-SHA-512
+	User      string
+	Password  string
+}
+
+// String is "MECHANISM:user", without the password.
+func (u SASLUser) String() string { return u.Mechanism + ":" + u.User }
+
+// GoString is String, so %#v does not print the password either.
+func (u SASLUser) GoString() string { return u.String() }
+
+// Format prints String for every verb, so %+v does not print the password either.
+func (u SASLUser) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(u.String())) }
+
+// ParseSASLUser parses "MECHANISM:USER:PASSWORD" (the password may contain
+// ':'). Its errors never contain the password.
+func ParseSASLUser(s string) (SASLUser, error) {
+	parts := strings.SplitN(s, ":", 3)
+	if len(parts) != 3 {
+		return SASLUser{}, errors.New("want MECHANISM:USER:PASSWORD")
+	}
+	u := SASLUser{Mechanism: strings.ToUpper(strings.TrimSpace(parts[0])), User: parts[1], Password: parts[2]}
+	if err := u.validate(); err != nil {
+		return SASLUser{}, err
+	}
+	return u, nil
+}
+
+func (u SASLUser) validate() error {
+	switch u.Mechanism {
+	case SASLPlain, SASLScramSHA256, SASLScramSHA512:
+	default:
+		return fmt.Errorf("unknown SASL mechanism %q (want %s, %s or %s)", u.Mechanism, SASLPlain, SASLScramSHA256, SASLScramSHA512)
+	}
+	if u.User == "" {
+		return fmt.Errorf("%s: empty user name", u.Mechanism)
+	}
+	if u.Password == "" {
+		return fmt.Errorf("%s user %q: empty password", u.Mechanism, u.User)
+	}
+	return nil
+}
+
+// TLSFiles names PEM files for a TLS listener.
+type TLSFiles struct {
+	CertFile, KeyFile string // the server's certificate (chain) and key
+	ClientCAFile      string // optional: require client certificates of these CAs
+}
+
+// LoadTLS builds the server TLS config of f. Its errors name the file that
+// is missing or bad.
+func LoadTLS(f TLSFiles) (*tls.Config, error) {
+	if f.CertFile == "" || f.KeyFile == "" {
+		return nil, errors.New("a TLS listener needs both a certificate and a key file")
+	}
+	for _, file := range []string{f.CertFile, f.KeyFile} {
+		if _, err := os.Stat(file); err != nil {
+			return nil, err
+		}
+	}
+	cert, err := tls.LoadX509KeyPair(f.CertFile, f.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("certificate %s with key %s: %w", f.CertFile, f.KeyFile, err)
+	}
+	cfg := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	if f.ClientCAFile != "" {
+		pem, err := os.ReadFile(f.ClientCAFile)
+		if err != nil {
+			return nil, err
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("%s: no PEM certificate in it", f.ClientCAFile)
+		}
+		cfg.ClientCAs = pool
+		cfg.ClientAuth = tls.RequireAndVerifyClientCert
+	}
+	return cfg, nil
 }
 
 // DefaultPartitions is the partition count of auto-created topics.
@@ -58,6 +160,18 @@ func Start(cfg Config) (*Broker, error) {
 	}
 	if cfg.SyncWrites {
 		opts = append(opts, kfake.SyncWrites())
+	}
+	if cfg.TLS != nil {
+		opts = append(opts, kfake.TLS(cfg.TLS))
+	}
+	if len(cfg.SASL) > 0 {
+		opts = append(opts, kfake.EnableSASL())
+		for _, u := range cfg.SASL {
+			if err := u.validate(); err != nil {
+				return nil, fmt.Errorf("start embedded broker: %w", err)
+			}
+			opts = append(opts, kfake.Superuser(u.Mechanism, u.User, u.Password))
+		}
 	}
 	c, err := kfake.NewCluster(opts...)
 	if err != nil {
