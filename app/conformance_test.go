@@ -31,7 +31,7 @@ type conformanceCase struct {
 // wire marshaler and drain tracker), and the in-memory transport.
 //
 // By default the suite runs in its short mode (tens of messages per test).
-// With EVENTFX_LONG_TESTS=1, and not -short, it runs full size (thousands
+// With EVENTFXTEST_LONG=1, and not -short, it runs full size (thousands
 // of messages, tens of subscribers per test) and also on a Kafka subscriber
 // without consumer group.
 func TestConformance(t *testing.T) {
@@ -151,7 +151,7 @@ func TestConformance(t *testing.T) {
 
 // longTests reports whether the full-size suite was asked for.
 func longTests() bool {
-	return !testing.Short() && os.Getenv("EVENTFX_LONG_TESTS") == "1"
+	return !testing.Short() && os.Getenv("EVENTFXTEST_LONG") == "1"
 }
 
 // testGroup is the consumer group of every pub/sub one test of the suite

@@ -411,3 +411,24 @@ func TestWebhookNilClientGetsItsOwn(t *testing.T) {
 	require.NoError(t, err)
 	assert.NoError(t, deliver(h, event("evt", "x"), 1))
 }
+
+func TestWebhookVerifiesTLSCertificates(t *testing.T) {
+	var calls int
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		calls++
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer srv.Close()
+
+	// The test server's certificate is self-signed: the default client must refuse it.
+	err := deliver(webhook(t, route(srv.URL+"/hook", "")), event("e1", "{}"), 1)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "certificate")
+	assert.Zero(t, calls, "nothing was delivered to an untrusted server")
+
+	// A client that trusts the server's CA delivers.
+	trusting, err := handlers.Webhook(route(srv.URL+"/hook", ""), srv.Client())
+	require.NoError(t, err)
+	require.NoError(t, deliver(trusting, event("e2", "{}"), 1))
+	assert.Equal(t, 1, calls)
+}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -273,5 +274,50 @@ subscriber:
 		if c != 1 {
 			t.Errorf("%s delivered %d times: a slow handler must not cause rebalances and redeliveries", id, c)
 		}
+	}
+}
+
+// TestSoakCrashes is the long variant of TestCrashLosesNothing: with
+// EVENTFXTEST_SOAK set to a duration (e.g. EVENTFXTEST_SOAK=5m), it streams 100,000
+// events and SIGKILLs the relay at random points until the duration is
+// over, then checks nothing was lost. It is bounded by that duration (plus
+// the final catch-up) and skipped otherwise.
+func TestSoakCrashes(t *testing.T) {
+	soak := os.Getenv("EVENTFXTEST_SOAK")
+	if soak == "" {
+		t.Skip("set EVENTFXTEST_SOAK=<duration> (e.g. 5m) to run the soak test")
+	}
+	d, err := time.ParseDuration(soak)
+	if err != nil || d <= 0 || d > 2*time.Hour {
+		t.Fatalf("EVENTFXTEST_SOAK=%q: want a duration between 0 and 2h", soak)
+	}
+	const n = 100000
+	_, addr := proctest.Broker(t, "")
+	s, url := newSink(t)
+	cfg, httpAddr := faultSetup(t, addr, n, url)
+	bin := proctest.Build(t, pkg)
+
+	deadline := time.Now().Add(d)
+	kills := 0
+	for time.Now().Before(deadline) {
+		if got, _ := s.counts(); got >= n {
+			break
+		}
+		p := proctest.Start(t, bin, nil, "--config", cfg)
+		waitReady(t, p, httpAddr)
+		time.Sleep(time.Duration(rand.IntN(2000)) * time.Millisecond) // a random point of the stream
+		p.Signal(syscall.SIGKILL)
+		p.Wait(10 * time.Second)
+		kills++
+	}
+	p := proctest.Start(t, bin, nil, "--config", cfg)
+	waitReady(t, p, httpAddr)
+	s.waitDelivered(t, n)
+	p.Stop(30 * time.Second)
+
+	lost, dup := s.report(t, n)
+	t.Logf("soak (%s, %d SIGKILLs): sent %d, lost %d, duplicated %d", d, kills, n, lost, dup)
+	if lost != 0 {
+		t.Fatalf("lost %d of %d events", lost, n)
 	}
 }
