@@ -74,7 +74,7 @@ func faultSetup(t *testing.T, addr string, n int, sinkURL string) (cfgPath, http
 	httpAddr = proctest.FreeAddr(t)
 	cfgPath = writeConfig(t, fmt.Sprintf(`
 service: %s
-kafka: {brokers: [%s], session_timeout: 1s, heartbeat_interval: 100ms, rebalance_timeout: 2s, commit_interval: 100ms}
+kafka: {brokers: [%s], session_timeout: 3s, heartbeat_interval: 300ms, rebalance_timeout: 3s, commit_interval: 100ms}
 retry: {initial_interval: 10ms, max_interval: 50ms}
 shutdown_timeout: 10s
 http: {addr: %s}
@@ -239,7 +239,7 @@ func TestHandlerSlowerThanTheSessionTimeoutCausesNoRebalanceStorm(t *testing.T) 
 	seen := map[string]int{}
 	wh := newWebhooks(t, map[string]func(int, http.ResponseWriter, *http.Request){
 		"slow": func(_ int, w http.ResponseWriter, r *http.Request) {
-			time.Sleep(1200 * time.Millisecond) // longer than the 1s session timeout
+			time.Sleep(2500 * time.Millisecond) // longer than the 2s session timeout
 			mu.Lock()
 			seen[r.Header.Get("X-Event-ID")]++
 			mu.Unlock()
@@ -247,7 +247,7 @@ func TestHandlerSlowerThanTheSessionTimeoutCausesNoRebalanceStorm(t *testing.T) 
 		},
 	})
 	topic := kafkatest.Unique("slow")
-	const n = 3
+	const n = 2
 	for i := range n {
 		r := record(topic, "evt-"+strconv.Itoa(i), "", "x")
 		r.Key = []byte("one-key") // one partition: handled one after the other
@@ -256,7 +256,7 @@ func TestHandlerSlowerThanTheSessionTimeoutCausesNoRebalanceStorm(t *testing.T) 
 	httpAddr := proctest.FreeAddr(t)
 	cfg := writeConfig(t, fmt.Sprintf(`
 service: %s
-kafka: {brokers: [%s], session_timeout: 1s, heartbeat_interval: 100ms, commit_interval: 100ms}
+kafka: {brokers: [%s], session_timeout: 2s, heartbeat_interval: 200ms, commit_interval: 100ms}
 http: {addr: %s}
 subscriber:
   routes:
