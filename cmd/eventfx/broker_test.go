@@ -2,17 +2,7 @@ package main_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
-	"net"
-	"os"
-	"path/filepath"
 	"regexp"
 	"testing"
 	"time"
@@ -154,66 +144,14 @@ func TestBrokerSecurityFlagErrors(t *testing.T) {
 	}
 }
 
-// brokerPKI is a private CA with a server certificate for 127.0.0.1 and a
-// client certificate, all as PEM files.
-type brokerPKI struct {
-	caFile, serverCert, serverKey string
-	pool                          *x509.CertPool
-	client                        tls.Certificate
-}
-
-func newBrokerPKI(t *testing.T) brokerPKI {
-	t.Helper()
-	dir := t.TempDir()
-	write := func(name string, b *pem.Block) string {
-		path := filepath.Join(dir, name)
-		require.NoError(t, os.WriteFile(path, pem.EncodeToMemory(b), 0o600))
-		return path
-	}
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(t, err)
-	caTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "eventfx broker test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, KeyUsage: x509.KeyUsageCertSign, BasicConstraintsValid: true,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	require.NoError(t, err)
-	ca, err := x509.ParseCertificate(caDER)
-	require.NoError(t, err)
-	issue := func(serial int64, usage x509.ExtKeyUsage) (certPEM, keyPEM *pem.Block) {
-		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		require.NoError(t, err)
-		tmpl := &x509.Certificate{
-			SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: "eventfx"},
-			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-			KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{usage},
-			IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
-		}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-		require.NoError(t, err)
-		keyDER, err := x509.MarshalECPrivateKey(key)
-		require.NoError(t, err)
-		return &pem.Block{Type: "CERTIFICATE", Bytes: der}, &pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}
-	}
-	p := brokerPKI{caFile: write("ca.pem", &pem.Block{Type: "CERTIFICATE", Bytes: caDER}), pool: x509.NewCertPool()}
-	p.pool.AddCert(ca)
-	cert, key := issue(2, x509.ExtKeyUsageServerAuth)
-	p.serverCert, p.serverKey = write("server.pem", cert), write("server-key.pem", key)
-	cert, key = issue(3, x509.ExtKeyUsageClientAuth)
-	p.client, err = tls.X509KeyPair(pem.EncodeToMemory(cert), pem.EncodeToMemory(key))
-	require.NoError(t, err)
-	return p
-}
-
 func TestBrokerTLSFlags(t *testing.T) {
 	t.Parallel()
-	p := newBrokerPKI(t)
-	trusting := &tls.Config{RootCAs: p.pool, MinVersion: tls.VersionTLS12}
+	p := kafkatest.NewPKI(t)
+	trusting := &tls.Config{RootCAs: p.Pool, MinVersion: tls.VersionTLS12}
 
 	t.Run("server TLS", func(t *testing.T) {
 		t.Parallel()
-		_, addr := startBroker(t, "--tls-cert", p.serverCert, "--tls-key", p.serverKey)
+		_, addr := startBroker(t, "--tls-cert", p.ServerCertFile, "--tls-key", p.ServerKeyFile)
 		assert.NoError(t, tryProduce(t, addr, kgo.DialTLSConfig(trusting.Clone())), "a client trusting the CA")
 		assert.Error(t, tryProduce(t, addr, kgo.DialTLSConfig(&tls.Config{MinVersion: tls.VersionTLS12})), "a client not trusting the CA")
 		assert.Error(t, tryProduce(t, addr), "a plaintext client")
@@ -221,16 +159,16 @@ func TestBrokerTLSFlags(t *testing.T) {
 
 	t.Run("client certificates", func(t *testing.T) {
 		t.Parallel()
-		_, addr := startBroker(t, "--tls-cert", p.serverCert, "--tls-key", p.serverKey, "--tls-client-ca", p.caFile)
+		_, addr := startBroker(t, "--tls-cert", p.ServerCertFile, "--tls-key", p.ServerKeyFile, "--tls-client-ca", p.CAFile)
 		withCert := trusting.Clone()
-		withCert.Certificates = []tls.Certificate{p.client}
+		withCert.Certificates = []tls.Certificate{p.Client}
 		assert.NoError(t, tryProduce(t, addr, kgo.DialTLSConfig(withCert)), "a client with a certificate of the CA")
 		assert.Error(t, tryProduce(t, addr, kgo.DialTLSConfig(trusting.Clone())), "a client without a certificate")
 	})
 
 	t.Run("TLS and SASL together", func(t *testing.T) {
 		t.Parallel()
-		_, addr := startBroker(t, "--tls-cert", p.serverCert, "--tls-key", p.serverKey, "--sasl", "SCRAM-SHA-512:alice:s3cret")
+		_, addr := startBroker(t, "--tls-cert", p.ServerCertFile, "--tls-key", p.ServerKeyFile, "--sasl", "SCRAM-SHA-512:alice:s3cret")
 		assert.NoError(t, tryProduce(t, addr, kgo.DialTLSConfig(trusting.Clone()),
 			kgo.SASL(scram.Auth{User: "alice", Pass: "s3cret"}.AsSha512Mechanism())))
 		assert.Error(t, tryProduce(t, addr, kgo.DialTLSConfig(trusting.Clone()),
