@@ -45,7 +45,27 @@ type ctxKey int
 const (
 	attemptKey ctxKey = iota
 	correlationKey
+	recordKey
 )
+
+// Position is where a consumed record sits in its topic.
+type Position struct {
+	Partition int32
+	Offset    int64
+}
+
+// WithRecord records the partition and offset of the consumed record in
+// ctx. Subscribers other than watermill-kafka's (which has its own context
+// keys) set it, so the poison queue can name where a message came from.
+func WithRecord(ctx context.Context, partition int32, offset int64) context.Context {
+	return context.WithValue(ctx, recordKey, Position{Partition: partition, Offset: offset})
+}
+
+// Record returns the position recorded by WithRecord.
+func Record(ctx context.Context) (Position, bool) {
+	p, ok := ctx.Value(recordKey).(Position)
+	return p, ok
+}
 
 // WithAttempt records the 1-based attempt number in ctx.
 func WithAttempt(ctx context.Context, attempt int) context.Context {
