@@ -4,12 +4,12 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/eventfx/eventfx/config"
 	"github.com/eventfx/eventfx/handlers"
+	"github.com/eventfx/eventfx/internal/ids"
 	"github.com/eventfx/eventfx/internal/meta"
 	"github.com/eventfx/eventfx/internal/tracing"
 )
@@ -96,7 +96,7 @@ func WithHeader(name, value string) PublishOption {
 // Publish sends payload to topic and returns the message (with its ID and
 // correlation ID) once the broker acknowledged it.
 func (p *Publisher) Publish(ctx context.Context, topic string, payload []byte, opts ...PublishOption) (*message.Message, error) {
-	m := message.NewMessage(watermill.NewUUID(), payload)
+	m := message.NewMessage(ids.New(), payload)
 	for _, o := range opts {
 		o(m)
 	}
@@ -142,11 +142,11 @@ func (p *Publisher) PublishMessages(ctx context.Context, topic string, msgs ...*
 	var generated string
 	for _, m := range msgs {
 		if m.UUID == "" {
-			m.UUID = watermill.NewUUID()
+			m.UUID = ids.New()
 		}
 		if m.Metadata.Get(meta.CorrelationID) == "" {
 			if generated == "" {
-				generated = watermill.NewUUID()
+				generated = ids.New()
 			}
 			m.Metadata.Set(meta.CorrelationID, generated)
 		}

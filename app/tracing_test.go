@@ -53,7 +53,7 @@ func TestTracingModuleStartsAndStops(t *testing.T) {
 			a.RequireStart().RequireStop()
 			assert.NotNil(t, tp)
 			require.Len(t, observers, 1)
-			assert.NotNil(t, observers[0].Attempt)
+			assert.NotNil(t, observers[0](router.HandlerInfo{Name: "h", Topic: "t"}).AttemptStarted)
 		})
 	}
 }

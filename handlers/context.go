@@ -10,19 +10,16 @@ import (
 	"github.com/eventfx/eventfx/internal/meta"
 )
 
-type messageKey struct{}
-
-// WithMessage records the message being handled in ctx; the typed handlers
-// do it, so the accessors below work inside them.
+// WithMessage records the message being handled in ctx, so the accessors
+// below work; the router's chain does it for every message.
 func WithMessage(ctx context.Context, msg *message.Message) context.Context {
-	return context.WithValue(ctx, messageKey{}, msg)
+	return meta.WithMessage(ctx, msg)
 }
 
 // MessageFromContext returns the message being handled, if ctx belongs to a
 // handler.
 func MessageFromContext(ctx context.Context) (*message.Message, bool) {
-	msg, ok := ctx.Value(messageKey{}).(*message.Message)
-	return msg, ok
+	return meta.MessageFrom(ctx)
 }
 
 // MessageID returns the ID of the message being handled, or "".

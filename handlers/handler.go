@@ -9,10 +9,10 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/eventfx/eventfx/config"
+	"github.com/eventfx/eventfx/internal/ids"
 	"github.com/eventfx/eventfx/internal/meta"
 )
 
@@ -131,7 +131,7 @@ func Encode(ctx context.Context, c Codec, v any) (*message.Message, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := message.NewMessage(watermill.NewUUID(), payload)
+	m := message.NewMessage(ids.New(), payload)
 	m.Metadata.Set(meta.ContentType, c.ContentType())
 	Inherit(ctx, m)
 	if k, ok := v.(Keyed); ok && k.EventKey() != "" {
@@ -142,7 +142,10 @@ func Encode(ctx context.Context, c Codec, v any) (*message.Message, error) {
 
 // decode turns msg into a T and the context the typed function gets.
 func decode[T any](msg *message.Message, c Codec) (context.Context, T, error) {
-	ctx := WithMessage(msg.Context(), msg)
+	ctx := msg.Context()
+	if m, ok := MessageFromContext(ctx); !ok || m != msg {
+		ctx = WithMessage(ctx, msg) // outside the router's chain
+	}
 	var e T
 	if err := c.Unmarshal(msg.Payload, &e); err != nil {
 		return ctx, e, Permanent(fmt.Errorf("decode %T: %w", e, err))

@@ -221,6 +221,64 @@ func TestTimeoutCancelsAttemptAndIsOffWhenZero(t *testing.T) {
 	assert.ErrorContains(t, err, "attempt timed out after 10ms")
 }
 
+// The attempt's context is built lazily (no timer until Done is called):
+// it must still behave as context.WithTimeout does.
+func TestTimeoutContextBehavesAsWithTimeout(t *testing.T) {
+	t.Run("deadline passes without anyone waiting", func(t *testing.T) {
+		spin := func(msg *message.Message) ([]*message.Message, error) {
+			ctx := msg.Context()
+			d, ok := ctx.Deadline()
+			require.True(t, ok)
+			for time.Now().Before(d.Add(time.Millisecond)) {
+				time.Sleep(time.Millisecond) // a handler that never looks at Done
+			}
+			return nil, ctx.Err()
+		}
+		_, err := router.Timeout(5 * time.Millisecond)(spin)(message.NewMessage("m", nil))
+		assert.ErrorIs(t, err, context.DeadlineExceeded)
+		assert.ErrorContains(t, err, "attempt timed out after 5ms")
+	})
+	t.Run("derived contexts are cancelled at the deadline", func(t *testing.T) {
+		derived := func(msg *message.Message) ([]*message.Message, error) {
+			ctx, cancel := context.WithCancel(msg.Context())
+			defer cancel()
+			<-ctx.Done()
+			return nil, ctx.Err()
+		}
+		_, err := router.Timeout(10 * time.Millisecond)(derived)(message.NewMessage("m", nil))
+		assert.ErrorIs(t, err, context.DeadlineExceeded)
+	})
+	t.Run("the parent's cancellation goes through, and is not a timeout", func(t *testing.T) {
+		parent, cancel := context.WithCancel(context.Background())
+		msg := message.NewMessage("m", nil)
+		msg.SetContext(parent)
+		wait := func(msg *message.Message) ([]*message.Message, error) {
+			cancel()
+			<-msg.Context().Done()
+			return nil, msg.Context().Err()
+		}
+		_, err := router.Timeout(time.Hour)(wait)(msg)
+		assert.ErrorIs(t, err, context.Canceled)
+		assert.NotContains(t, err.Error(), "timed out")
+		assert.Equal(t, parent, msg.Context(), "the message gets its context back")
+	})
+	t.Run("the context ends when the attempt returns", func(t *testing.T) {
+		var kept context.Context
+		keep := func(msg *message.Message) ([]*message.Message, error) {
+			kept = msg.Context()
+			return nil, nil
+		}
+		_, err := router.Timeout(time.Hour)(keep)(message.NewMessage("m", nil))
+		require.NoError(t, err)
+		assert.ErrorIs(t, kept.Err(), context.Canceled)
+		select {
+		case <-kept.Done():
+		case <-time.After(5 * time.Second):
+			t.Fatal("Done of an ended attempt's context is not closed")
+		}
+	})
+}
+
 func TestEmitPublishesWithinTheAttempt(t *testing.T) {
 	emit := func(msg *message.Message) ([]*message.Message, error) {
 		return []*message.Message{message.NewMessage("out", []byte("e"))}, nil

@@ -30,21 +30,6 @@ type HandlerInfo struct {
 	Name, Topic, PublishTopic, ConsumerGroup string
 }
 
-// Observer instruments handlers (metrics, tracing). Message wraps a whole
-// delivery, outside the poison queue and retry (layer 2 of the chain: it
-// sees the final outcome); Attempt wraps each attempt, inside retry (it sees
-// every try, with handlers.Attempt in the context). Either may be nil.
-type Observer struct {
-	Message func(HandlerInfo) message.HandlerMiddleware
-	Attempt func(HandlerInfo) message.HandlerMiddleware
-	// Publish wraps the publisher of the handler's emitted events (not the
-	// poison queue's); observers wrap in order, the first innermost.
-	Publish func(HandlerInfo, message.Publisher) message.Publisher
-}
-
-// ObserversGroup is the fx value group of Observers.
-const ObserversGroup = "eventfx.observers"
-
 // NewSubscriberFunc creates the subscriber of one handler, consuming in the
 // given consumer group.
 type NewSubscriberFunc func(consumerGroup string) (message.Subscriber, error)
@@ -110,68 +95,13 @@ func New(p Params) (*Router, error) {
 			return nil, fmt.Errorf("handler %q: subscriber: %w", h.Name, err)
 		}
 		r.subs = append(r.subs, sub)
-		// 7. The handler, and the publish of what it emits, inside the
-		// chain: Watermill would publish outside it, where a failure is
-		// nacked and resent forever, beyond retry and poison.
-		info := HandlerInfo{Name: h.Name, Topic: h.Topic, PublishTopic: h.PublishTopic, ConsumerGroup: group}
-		var emitPub message.Publisher = pub
-		for _, o := range p.Observers {
-			if o.Publish != nil {
-				emitPub = o.Publish(info, emitPub)
-			}
-		}
-		fn := Emit(h.PublishTopic, emitPub)(h.Func)
-		wh := wr.AddConsumerHandler(h.Name, h.Topic, sub, func(msg *message.Message) error {
-			_, err := fn(msg)
-			return err
-		})
-		wh.AddMiddleware(Chain(p.Config, h, group, pub, p.Logger, p.Observers...)...)
+		// The chain returns no messages (it publishes what the handler
+		// emits itself), so Watermill's publisher is never used; AddHandler,
+		// not AddConsumerHandler, saves a wrapper per message.
+		fn := Chain(p.Config, h, group, pub, p.Logger, p.Observers...)(h.Func)
+		wr.AddHandler(h.Name, h.Topic, sub, "", noPublisher{}, fn)
 	}
 	return r, nil
-}
-
-// Chain is the middleware of one handler, outermost first. The order is a
-// contract (design.md): changing it changes how often a message is tried and
-// what is poisoned.
-func Chain(cfg config.Config, h handlers.Handler, group string, pub message.Publisher, logger *slog.Logger, observers ...Observer) []message.HandlerMiddleware {
-	policy := cfg.Retry.Override(h.Retry).WithDefaults()
-	info := HandlerInfo{Name: h.Name, Topic: h.Topic, PublishTopic: h.PublishTopic, ConsumerGroup: group}
-	perDelivery, perAttempt := observe(observers, info)
-	var chain []message.HandlerMiddleware
-	// 1. Correlation ID: keep or generate; copy onto emitted events.
-	chain = append(chain, CorrelationID)
-	// 2. Tracing and metrics of the delivery (its final outcome).
-	chain = append(chain, perDelivery...)
-	chain = append(chain,
-		// 3. Poison queue: outside retry, so it sees only the final failure.
-		Poison(PoisonConfig{Topic: cfg.Poison.Topic, Handler: h.Name, ConsumerGroup: group, Publisher: pub, Logger: logger}),
-		// 3b. Debug log of the handling's result, attempts included.
-		Log(h.Name, logger),
-		// 4. Retry with exponential backoff and jitter; permanent errors skip it.
-		Retry(policy, h.Name, logger),
-	)
-	// 4b. Tracing and metrics of each attempt.
-	chain = append(chain, perAttempt...)
-	return append(chain,
-		// 5. Per-attempt timeout, inside retry so each attempt gets its own.
-		Timeout(policy.AttemptTimeout),
-		// 6. Panic recoverer: a panic is an error like any other.
-		Recoverer(h.Name, logger),
-		// 7. The handler, with Emit (see New).
-	)
-}
-
-// observe returns the observers' middleware for one handler.
-func observe(observers []Observer, info HandlerInfo) (perDelivery, perAttempt []message.HandlerMiddleware) {
-	for _, o := range observers {
-		if o.Message != nil {
-			perDelivery = append(perDelivery, o.Message(info))
-		}
-		if o.Attempt != nil {
-			perAttempt = append(perAttempt, o.Attempt(info))
-		}
-	}
-	return perDelivery, perAttempt
 }
 
 // Joined reports every handler whose subscriber can tell (the Kafka one)
@@ -233,6 +163,16 @@ func (r *Router) Shutdown(ctx context.Context) error {
 	}
 	return nil
 }
+
+// noPublisher is Watermill's publisher of every handler: Emit publishes
+// inside the chain and leaves nothing for it.
+type noPublisher struct{}
+
+func (noPublisher) Publish(topic string, msgs ...*message.Message) error {
+	return fmt.Errorf("eventfx: %d message(s) left for Watermill to publish to %q (Emit publishes them)", len(msgs), topic)
+}
+
+func (noPublisher) Close() error { return nil }
 
 // unclosable shields the shared publisher from the router, which closes a
 // handler's publisher when the handler stops; its owner closes it once, last.

@@ -23,7 +23,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/IBM/sarama"
-	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/propagation"
@@ -33,6 +32,7 @@ import (
 
 	"github.com/eventfx/eventfx/app"
 	"github.com/eventfx/eventfx/config"
+	"github.com/eventfx/eventfx/internal/ids"
 	"github.com/eventfx/eventfx/internal/meta"
 	"github.com/eventfx/eventfx/internal/tracing"
 )
@@ -270,8 +270,8 @@ func (g *Gateway) handle(w http.ResponseWriter, r *http.Request) response {
 		}
 		hdr[name] = v
 	}
-	id := cmp.Or(hdr[HeaderID], watermill.NewUUID())
-	cid := cmp.Or(hdr[HeaderCorrelationID], watermill.NewUUID())
+	id := cmp.Or(hdr[HeaderID], ids.New())
+	cid := cmp.Or(hdr[HeaderCorrelationID], ids.New())
 	attrs = append(attrs, slog.String("message_id", id), slog.String("correlation_id", cid))
 	if span := trace.SpanFromContext(r.Context()); span.IsRecording() {
 		span.SetAttributes(semconv.MessagingDestinationName(topic), semconv.MessagingMessageID(id),

@@ -3,7 +3,13 @@
 // contract in design.md.
 package meta
 
-import "context"
+import (
+	"context"
+	"sync/atomic"
+
+	"github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
+	"github.com/ThreeDotsLabs/watermill/message"
+)
 
 // Headers on the wire.
 const (
@@ -46,7 +52,50 @@ const (
 	attemptKey ctxKey = iota
 	correlationKey
 	recordKey
+	messageKey
 )
+
+// Delivery is the context of a message during its handling: it carries the
+// message (MessageFrom) and the current attempt number (Attempt), both for
+// one allocation per delivery. The router creates it; the attempt changes
+// as retries go on.
+type Delivery struct {
+	context.Context
+	msg     *message.Message
+	attempt atomic.Int32
+}
+
+// NewDelivery returns the delivery context of msg, derived from parent.
+func NewDelivery(parent context.Context, msg *message.Message) *Delivery {
+	return &Delivery{Context: parent, msg: msg}
+}
+
+// SetAttempt records the 1-based number of the attempt starting.
+func (d *Delivery) SetAttempt(n int) { d.attempt.Store(int32(n)) }
+
+// Value answers the message and attempt keys, and asks the parent for the rest.
+func (d *Delivery) Value(key any) any {
+	switch key {
+	case messageKey:
+		return d.msg
+	case attemptKey:
+		if n := d.attempt.Load(); n > 0 {
+			return int(n)
+		}
+	}
+	return d.Context.Value(key)
+}
+
+// WithMessage records the message being handled in ctx.
+func WithMessage(ctx context.Context, msg *message.Message) context.Context {
+	return context.WithValue(ctx, messageKey, msg)
+}
+
+// MessageFrom returns the message being handled, if ctx carries one.
+func MessageFrom(ctx context.Context) (*message.Message, bool) {
+	msg, ok := ctx.Value(messageKey).(*message.Message)
+	return msg, ok
+}
 
 // Position is where a consumed record sits in its topic.
 type Position struct {
@@ -65,6 +114,20 @@ func WithRecord(ctx context.Context, partition int32, offset int64) context.Cont
 func Record(ctx context.Context) (Position, bool) {
 	p, ok := ctx.Value(recordKey).(Position)
 	return p, ok
+}
+
+// Consumed returns where the message being handled in ctx was consumed:
+// from WithRecord, or from watermill-kafka's own context keys.
+func Consumed(ctx context.Context) (Position, bool) {
+	if pos, ok := Record(ctx); ok {
+		return pos, true
+	}
+	p, ok := kafka.MessagePartitionFromCtx(ctx)
+	if !ok {
+		return Position{}, false
+	}
+	o, _ := kafka.MessagePartitionOffsetFromCtx(ctx)
+	return Position{Partition: p, Offset: o}, true
 }
 
 // WithAttempt records the 1-based attempt number in ctx.

@@ -1,7 +1,8 @@
 // Package metrics is eventfx's Prometheus instrumentation:
 //
 //   - Messages and NewObserver: the message metrics of every handler, as a
-//     router.Observer (one middleware per delivery, one per attempt);
+//     router.Observer (hooks at the start and end of deliveries and
+//     attempts);
 //   - Publishes: the publish metrics of a message.Publisher decorator, for
 //     everything a service writes (emitted events, Publisher calls, the
 //     gateway's events, poison writes);
@@ -14,20 +15,17 @@
 // capped (MaxTopics).
 //
 // On the per-message path nothing is looked up by label: each handler's
-// series are resolved once, when its middleware is built. A delivery costs
-// one small allocation (the state its attempts report to), an attempt none.
+// series are resolved once, when its hooks are built. Deliveries and
+// attempts allocate nothing.
 package metrics
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/eventfx/eventfx/internal/meta"
 	"github.com/eventfx/eventfx/router"
 )
 
@@ -122,127 +120,54 @@ func NewMessages(reg prometheus.Registerer) (*Messages, error) {
 // instruments, and telling lag (if not nil) which consumer group consumes
 // which topic.
 func NewObserver(m *Messages, lag *Lag) router.Observer {
-	return router.Observer{
-		Message: func(info router.HandlerInfo) message.HandlerMiddleware {
-			if lag != nil {
-				lag.Track(info.ConsumerGroup, info.Topic)
-			}
-			return m.delivery(info)
-		},
-		Attempt: m.attempt,
+	return func(info router.HandlerInfo) router.Hooks {
+		if lag != nil {
+			lag.Track(info.ConsumerGroup, info.Topic)
+		}
+		return m.hooks(info)
 	}
 }
 
-// delivery is the state of one delivery, shared by its attempts through
-// the message's context. It is the context itself, so a delivery costs one
-// allocation. Attempts run one after the other on the delivery's
-// goroutine: no lock is needed.
-type delivery struct {
-	context.Context
-	attempts int
-	// failed is whether the last attempt failed: when the chain still
-	// acknowledges the message, the poison queue took it.
-	failed bool
+// outcomeNames are the handled counters' outcome labels, by router.Outcome.
+var outcomeNames = [...]string{
+	router.Succeeded:   OutcomeSuccess,
+	router.Poisoned:    OutcomePoisoned,
+	router.Failed:      OutcomeFailed,
+	router.Interrupted: OutcomeInterrupted,
 }
 
-type deliveryKey struct{}
-
-func (d *delivery) Value(key any) any {
-	if key == (deliveryKey{}) {
-		return d
-	}
-	return d.Context.Value(key)
-}
-
-// outcome indexes a handler's handled counters.
-type outcome int
-
-const (
-	success outcome = iota
-	poisoned
-	failed
-	interrupted
-	numOutcomes
-)
-
-var outcomeNames = [numOutcomes]string{OutcomeSuccess, OutcomePoisoned, OutcomeFailed, OutcomeInterrupted}
-
-// delivery is the per-delivery middleware of one handler: it sits outside
-// the poison queue and retry (router.Observer.Message), so it sees the
-// final outcome.
-func (m *Messages) delivery(info router.HandlerInfo) message.HandlerMiddleware {
+// hooks are the metrics of one handler: a delivery and an attempt cost a
+// few atomic additions and no allocation.
+func (m *Messages) hooks(info router.HandlerInfo) router.Hooks {
 	received := m.received.WithLabelValues(info.Name, info.Topic)
 	inFlight := m.inFlight.WithLabelValues(info.Name, info.Topic)
-	var handled [numOutcomes]prometheus.Counter
+	var handled [len(outcomeNames)]prometheus.Counter
 	for o, name := range outcomeNames {
 		handled[o] = m.handled.WithLabelValues(info.Name, info.Topic, name)
 	}
-	return func(h message.HandlerFunc) message.HandlerFunc {
-		return func(msg *message.Message) ([]*message.Message, error) {
-			received.Inc()
-			inFlight.Inc()
-			defer inFlight.Dec()
-			parent := msg.Context()
-			d := &delivery{Context: parent}
-			msg.SetContext(d)
-			produced, err := h(msg)
-			msg.SetContext(parent)
-			handled[d.outcome(err)].Inc()
-			return produced, err
-		}
-	}
-}
-
-// outcome classifies the chain's result. Inside it, the poison queue
-// acknowledges (nil) only a success or a message it poisoned; it returns
-// router.ErrInterrupted for a delivery cancelled by shutdown, and any other
-// error when the poison topic could not be written.
-func (d *delivery) outcome(err error) outcome {
-	switch {
-	case err == nil && d.failed:
-		return poisoned
-	case err == nil:
-		return success
-	case errors.Is(err, router.ErrInterrupted):
-		return interrupted
-	default:
-		return failed
-	}
-}
-
-// attempt is the per-attempt middleware of one handler, inside retry
-// (router.Observer.Attempt).
-func (m *Messages) attempt(info router.HandlerInfo) message.HandlerMiddleware {
 	ok := m.attempts.WithLabelValues(info.Name, info.Topic, AttemptSuccess)
 	failedAttempts := m.attempts.WithLabelValues(info.Name, info.Topic, AttemptError)
 	retries := m.retries.WithLabelValues(info.Name, info.Topic)
 	duration := m.duration.WithLabelValues(info.Name, info.Topic)
-	return func(h message.HandlerFunc) message.HandlerFunc {
-		return func(msg *message.Message) ([]*message.Message, error) {
-			ctx := msg.Context()
-			d, _ := ctx.Value(deliveryKey{}).(*delivery)
-			var n int
-			if d != nil {
-				d.attempts++
-				n = d.attempts
-			} else {
-				n = meta.Attempt(ctx) // an Attempt middleware without its Message one
-			}
-			if n > 1 {
+	return router.Hooks{
+		Received: func(*message.Message) {
+			received.Inc()
+			inFlight.Inc()
+		},
+		Delivered: func(_ *message.Message, o router.Outcome, _ int) {
+			inFlight.Dec()
+			handled[o].Inc()
+		},
+		AttemptEnded: func(_ *message.Message, attempt int, took time.Duration, err error) {
+			if attempt > 1 {
 				retries.Inc()
 			}
-			start := time.Now()
-			produced, err := h(msg)
-			duration.Observe(time.Since(start).Seconds())
+			duration.Observe(took.Seconds())
 			if err != nil {
 				failedAttempts.Inc()
 			} else {
 				ok.Inc()
 			}
-			if d != nil {
-				d.failed = err != nil
-			}
-			return produced, err
-		}
+		},
 	}
 }

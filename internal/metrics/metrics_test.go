@@ -34,11 +34,7 @@ func testConfig() config.Config {
 // middleware chain with the observers, as the router runs it.
 func chain(fn message.HandlerFunc, poison message.Publisher, observers ...router.Observer) message.HandlerFunc {
 	h := handlers.Handler{Name: "billing", Topic: "orders", Func: fn}
-	mws := router.Chain(testConfig(), h, "svc.billing", poison, slog.New(slog.DiscardHandler), observers...)
-	for i := len(mws) - 1; i >= 0; i-- {
-		fn = mws[i](fn)
-	}
-	return fn
+	return router.Chain(testConfig(), h, "svc.billing", poison, slog.New(slog.DiscardHandler), observers...)(fn)
 }
 
 // poisonTopic records what is poisoned, or fails when down.
@@ -229,10 +225,7 @@ func TestObserverCountsAMessageInFlightUntilItIsHandled(t *testing.T) {
 func TestObserverLeavesTheMessageContextAsItFoundIt(t *testing.T) {
 	m, err := metrics.NewMessages(prometheus.NewRegistry())
 	require.NoError(t, err)
-	obs := metrics.NewObserver(m, nil)
-	h := obs.Message(router.HandlerInfo{Name: "billing", Topic: "orders"})(func(*message.Message) ([]*message.Message, error) {
-		return nil, nil
-	})
+	h := chain(func(*message.Message) ([]*message.Message, error) { return nil, nil }, &poisonTopic{}, metrics.NewObserver(m, nil))
 	type key struct{}
 	ctx := context.WithValue(context.Background(), key{}, "v")
 	msg := message.NewMessage("m1", nil)

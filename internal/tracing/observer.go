@@ -3,13 +3,14 @@ package tracing
 import (
 	"context"
 	"strconv"
+	"time"
 
-	"github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/eventfx/eventfx/internal/meta"
 	"github.com/eventfx/eventfx/router"
@@ -39,17 +40,46 @@ const (
 // carries, unchanged.
 func Observer(tp trace.TracerProvider) router.Observer {
 	tracer := tp.Tracer(ScopeName)
-	return router.Observer{
-		Attempt: func(info router.HandlerInfo) message.HandlerMiddleware { return attempt(tracer, info) },
-		// Each emitted event gets its producer span, child of the attempt.
-		Publish: func(_ router.HandlerInfo, pub message.Publisher) message.Publisher {
-			return Producer{Tracer: tracer}.Publisher(pub)
-		},
+	rec := recording(tp)
+	return func(info router.HandlerInfo) router.Hooks {
+		hooks := router.Hooks{
+			// Each emitted event gets its producer span, child of the attempt.
+			Publish: func(pub message.Publisher) message.Publisher {
+				return Producer{Tracer: tracer}.Publisher(pub)
+			},
+		}
+		if rec {
+			hooks.AttemptStarted, hooks.AttemptEnded = spans(tracer, info)
+		} else {
+			hooks.AttemptStarted = propagate
+		}
+		return hooks
 	}
 }
 
-// attempt is the per-attempt middleware of one handler.
-func attempt(tracer trace.Tracer, info router.HandlerInfo) message.HandlerMiddleware {
+// recording reports whether tp may record spans: false for exporter none.
+func recording(tp trace.TracerProvider) bool {
+	switch p := tp.(type) {
+	case *Provider:
+		return p.Recording()
+	case noop.TracerProvider:
+		return false
+	}
+	return true
+}
+
+// propagate is the attempt hook when nothing is recorded: it only puts the
+// message's trace context, if it carries one, in the handler's context
+// (for what the handler emits and calls). A message without a traceparent
+// costs a map lookup: no parsing, no context, no span.
+func propagate(msg *message.Message, _ int) {
+	if msg.Metadata.Get(meta.Traceparent) != "" {
+		msg.SetContext(Extract(msg.Context(), msg.Metadata))
+	}
+}
+
+// spans returns the hooks that make each attempt of one handler a span.
+func spans(tracer trace.Tracer, info router.HandlerInfo) (start func(*message.Message, int), end func(*message.Message, int, time.Duration, error)) {
 	name := "process " + info.Topic
 	static := []attribute.KeyValue{
 		semconv.MessagingOperationTypeProcess,
@@ -61,23 +91,19 @@ func attempt(tracer trace.Tracer, info router.HandlerInfo) message.HandlerMiddle
 		static = append(static, semconv.MessagingConsumerGroupName(info.ConsumerGroup))
 	}
 	consumer := trace.WithSpanKind(trace.SpanKindConsumer)
-	return func(h message.HandlerFunc) message.HandlerFunc {
-		return func(msg *message.Message) ([]*message.Message, error) {
-			parent := msg.Context()
-			ctx, span := tracer.Start(Extract(parent, msg.Metadata), name, consumer)
-			if span.IsRecording() {
-				span.SetAttributes(static...)
-				span.SetAttributes(delivery(parent, msg)...)
-			}
-			msg.SetContext(ctx)
-			// No defer: the chain's recoverer, inside, turns panics into
-			// errors (and a span that never ends is merely not exported).
-			produced, err := h(msg)
-			msg.SetContext(parent)
-			End(span, err)
-			return produced, err
+	start = func(msg *message.Message, _ int) {
+		parent := msg.Context()
+		ctx, span := tracer.Start(Extract(parent, msg.Metadata), name, consumer)
+		if span.IsRecording() {
+			span.SetAttributes(static...)
+			span.SetAttributes(delivery(parent, msg)...)
 		}
+		msg.SetContext(ctx)
 	}
+	end = func(msg *message.Message, _ int, _ time.Duration, err error) {
+		End(trace.SpanFromContext(msg.Context()), err)
+	}
+	return start, end
 }
 
 // delivery is what a consumer span says about one delivery of msg.
@@ -89,12 +115,10 @@ func delivery(ctx context.Context, msg *message.Message) []attribute.KeyValue {
 	}
 	// Only a message from Kafka has a partition (not one from the
 	// in-memory transport).
-	if p, ok := kafka.MessagePartitionFromCtx(ctx); ok {
+	if pos, ok := meta.Consumed(ctx); ok {
 		attrs = append(attrs, semconv.MessagingSystemKafka,
-			semconv.MessagingDestinationPartitionID(strconv.FormatInt(int64(p), 10)))
-		if o, ok := kafka.MessagePartitionOffsetFromCtx(ctx); ok {
-			attrs = append(attrs, semconv.MessagingKafkaOffset(int(o)))
-		}
+			semconv.MessagingDestinationPartitionID(strconv.FormatInt(int64(pos.Partition), 10)),
+			semconv.MessagingKafkaOffset(int(pos.Offset)))
 	}
 	return attrs
 }

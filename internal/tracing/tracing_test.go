@@ -92,19 +92,37 @@ func (e *emitter) handle(msg *message.Message) ([]*message.Message, error) {
 	return []*message.Message{out}, nil
 }
 
-// chain is the router's chain of one handler, with the observer.
+// chain is the router's chain of one handler, with the observer's attempt
+// hooks (not its producer spans, tested on their own); it returns the
+// events the handler emitted, as they were published.
 func chain(fn message.HandlerFunc, o router.Observer) message.HandlerFunc {
 	cfg := config.Config{
 		Service: "svc",
 		Retry:   config.Retry{MaxRetries: 3, InitialInterval: time.Millisecond, MaxInterval: time.Millisecond},
 	}.WithDefaults()
-	h := handlers.Handler{Name: "billing", Topic: "orders", Func: fn}
-	mws := router.Chain(cfg, h, "svc.billing", discard{}, slog.New(slog.DiscardHandler), o)
-	for i := len(mws) - 1; i >= 0; i-- {
-		fn = mws[i](fn)
+	h := handlers.Handler{Name: "billing", Topic: "orders", PublishTopic: "payments", Func: fn}
+	attempts := func(info router.HandlerInfo) router.Hooks {
+		hooks := o(info)
+		hooks.Publish = nil
+		return hooks
 	}
-	return fn
+	pub := &capture{}
+	handle := router.Chain(cfg, h, "svc.billing", pub, slog.New(slog.DiscardHandler), attempts)(fn)
+	return func(msg *message.Message) ([]*message.Message, error) {
+		pub.msgs = nil
+		_, err := handle(msg)
+		return pub.msgs, err
+	}
 }
+
+// capture is a publisher that keeps what it is given.
+type capture struct{ msgs []*message.Message }
+
+func (c *capture) Publish(_ string, msgs ...*message.Message) error {
+	c.msgs = append(c.msgs, msgs...)
+	return nil
+}
+func (*capture) Close() error { return nil }
 
 type discard struct{}
 
@@ -187,8 +205,7 @@ func TestAttemptRestoresTheMessageContext(t *testing.T) {
 	r := newRecorder(t)
 	msg := incoming()
 	before := msg.Context()
-	mw := tracing.Observer(r).Attempt(router.HandlerInfo{Name: "billing", Topic: "orders"})
-	_, _ = mw((&emitter{}).handle)(msg)
+	_, _ = chain((&emitter{}).handle, tracing.Observer(r))(msg)
 	assert.Equal(t, before, msg.Context())
 }
 
@@ -367,14 +384,14 @@ func BenchmarkTracing(b *testing.B) {
 		handlers.Inherit(handlers.WithMessage(msg.Context(), msg), out)
 		return []*message.Message{out}, nil
 	}
-	info := router.HandlerInfo{Name: "billing", Topic: "orders", ConsumerGroup: "svc.billing"}
+	nothing := func(router.HandlerInfo) router.Hooks { return router.Hooks{} }
 	tests := []struct {
 		name string
 		fn   message.HandlerFunc
 	}{
-		{name: "baseline", fn: handle},
-		{name: "off", fn: tracing.Observer(noneProvider(b)).Attempt(info)(handle)},
-		{name: "on", fn: tracing.Observer(on).Attempt(info)(handle)},
+		{name: "baseline", fn: chain(handle, nothing)},
+		{name: "off", fn: chain(handle, tracing.Observer(noneProvider(b)))},
+		{name: "on", fn: chain(handle, tracing.Observer(on))},
 	}
 	for _, tt := range tests {
 		b.Run(tt.name, func(b *testing.B) {

@@ -1,0 +1,396 @@
+package benchmarks
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/fx"
+
+	"github.com/eventfx/eventfx/app"
+	"github.com/eventfx/eventfx/config"
+	"github.com/eventfx/eventfx/handlers"
+	"github.com/eventfx/eventfx/internal/broker"
+	"github.com/eventfx/eventfx/internal/kafkatest"
+	"github.com/eventfx/eventfx/internal/meta"
+)
+
+// payloadSize is the size of every benchmark message's payload.
+const payloadSize = 256
+
+var payload = make([]byte, payloadSize)
+
+// brokerAddr is the package's embedded broker (8 partitions), started once.
+var brokerAddr string
+
+func TestMain(m *testing.M) {
+	b, err := broker.Start(broker.Config{})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "start broker:", err)
+		os.Exit(1)
+	}
+	brokerAddr = b.Addr()
+	code := m.Run()
+	b.Close()
+	os.Exit(code)
+}
+
+// counter counts handled messages, and times them from the first on.
+type counter struct {
+	want  int64
+	n     atomic.Int64
+	first atomic.Int64 // unix nanos of the first message
+	last  atomic.Int64
+	done  chan struct{}
+}
+
+func newCounter(want int) *counter {
+	return &counter{want: int64(want), done: make(chan struct{})}
+}
+
+func (c *counter) add(k int) {
+	now := time.Now().UnixNano()
+	c.first.CompareAndSwap(0, now)
+	if n := c.n.Add(int64(k)); n >= c.want {
+		if c.last.CompareAndSwap(0, now) {
+			close(c.done)
+		}
+	}
+}
+
+func (c *counter) handle(*message.Message) error { c.add(1); return nil }
+
+func (c *counter) wait(b *testing.B, timeout time.Duration) {
+	b.Helper()
+	select {
+	case <-c.done:
+	case <-time.After(timeout):
+		b.Fatalf("handled %d of %d messages in %s", c.n.Load(), c.want, timeout)
+	}
+}
+
+// reportSteady reports the rate between the first and the last message.
+func (c *counter) reportSteady(b *testing.B) {
+	elapsed := time.Duration(c.last.Load() - c.first.Load())
+	if c.want > 1 && elapsed > 0 {
+		b.ReportMetric(float64(c.want-1)/elapsed.Seconds(), "msgs/s")
+	}
+}
+
+// reportRate reports n messages over elapsed.
+func reportRate(b *testing.B, n int, elapsed time.Duration) {
+	b.ReportMetric(float64(n)/elapsed.Seconds(), "msgs/s")
+}
+
+// benchConfig is a service config for the benchmarks: defaults, warnings
+// only in the log (nothing is logged per message at info either).
+func benchConfig(brokers ...string) config.Config {
+	cfg := config.Config{Service: kafkatest.Unique("bench")}
+	if len(brokers) > 0 {
+		cfg.Kafka.Brokers = brokers
+	}
+	cfg.Observability.Log.Level = "warn"
+	return cfg.WithDefaults()
+}
+
+// startApp starts an fx app and stops it at cleanup.
+func startApp(b *testing.B, opts ...fx.Option) {
+	b.Helper()
+	a := fx.New(append(opts, fx.NopLogger)...)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := a.Start(ctx); err != nil {
+		b.Fatalf("start: %v", err)
+	}
+	b.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := a.Stop(ctx); err != nil {
+			b.Errorf("stop: %v", err)
+		}
+	})
+}
+
+// BenchmarkRouterOverhead runs one trivial handler on Watermill's gochannel:
+// the bare Watermill router against eventfx's whole chain, as a service
+// gets it by default (correlation ID, metrics, tracing with exporter none,
+// poison queue, retry, timeout, recoverer, emit, drain gate).
+func BenchmarkRouterOverhead(b *testing.B) {
+	b.Run("watermill", func(b *testing.B) {
+		logger := watermill.NopLogger{}
+		ch := gochannel.NewGoChannel(gochannel.Config{Persistent: true}, logger)
+		r, err := message.NewRouter(message.RouterConfig{}, logger)
+		if err != nil {
+			b.Fatal(err)
+		}
+		c := newCounter(b.N)
+		r.AddConsumerHandler("bench", "bench", ch, c.handle)
+		go func() { _ = r.Run(context.Background()) }()
+		b.Cleanup(func() { _ = r.Close(); _ = ch.Close() })
+		<-r.Running()
+		publishAll(b, ch, c)
+	})
+	b.Run("eventfx", func(b *testing.B) {
+		c := newCounter(b.N)
+		var t app.Transport
+		ch := gochannel.NewGoChannel(gochannel.Config{Persistent: true}, watermill.NopLogger{})
+		startApp(b,
+			app.Core(benchConfig()), fx.Supply(fx.Annotate(goChannel{ch}, fx.As(new(app.Transport)))), app.SubscriberModule,
+			handlers.Register(handlers.Handler{Name: "bench", Topic: "bench", Func: func(m *message.Message) ([]*message.Message, error) {
+				return nil, c.handle(m)
+			}}),
+			fx.Populate(&t),
+		)
+		publishAll(b, unwrap(t).Publisher(), c)
+	})
+}
+
+// goChannel is a bare gochannel as an eventfx transport: the same
+// transport as the Watermill side, without the drain gate of
+// app.Memory.
+type goChannel struct{ *gochannel.GoChannel }
+
+func (g goChannel) Publisher() message.Publisher                  { return g.GoChannel }
+func (g goChannel) Subscriber(string) (message.Subscriber, error) { return g.GoChannel, nil }
+func (goChannel) Brokers() []string                               { return nil }
+func (goChannel) Start(context.Context) error                     { return nil }
+
+// unwrap returns the transport under the metrics decorator, so both sides
+// of a comparison publish through the bare transport.
+func unwrap(t app.Transport) app.Transport {
+	for {
+		u, ok := t.(interface{ Unwrap() app.Transport })
+		if !ok {
+			return t
+		}
+		t = u.Unwrap()
+	}
+}
+
+// publishAll publishes b.N ready messages one by one and waits until the
+// handler counted them all; the clock runs from the first publish.
+func publishAll(b *testing.B, pub message.Publisher, c *counter) {
+	msgs := make([]*message.Message, b.N)
+	for i := range msgs {
+		msgs[i] = message.NewMessage(strconv.Itoa(i), payload)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := time.Now()
+	for _, m := range msgs {
+		if err := pub.Publish("bench", m); err != nil {
+			b.Fatal(err)
+		}
+	}
+	c.wait(b, 5*time.Minute)
+	elapsed := time.Since(start)
+	b.StopTimer()
+	reportRate(b, b.N, elapsed)
+}
+
+// produce writes n records to a fresh topic with franz-go, in the eventfx
+// wire format (ID and correlation ID headers, no key).
+func produce(b *testing.B, n int) string {
+	b.Helper()
+	topic := kafkatest.Unique("bench")
+	cl := kafkatest.Client(b, brokerAddr, kgo.AllowAutoTopicCreation(), kgo.ProducerLinger(5*time.Millisecond))
+	var wg sync.WaitGroup
+	var failed atomic.Pointer[error]
+	for i := range n {
+		wg.Add(1)
+		id := watermill.NewUUID()
+		cl.Produce(context.Background(), &kgo.Record{Topic: topic, Value: payload, Headers: []kgo.RecordHeader{
+			{Key: kafka.UUIDHeaderKey, Value: []byte(id)},
+			{Key: meta.CorrelationID, Value: []byte(strconv.Itoa(i))},
+		}}, func(_ *kgo.Record, err error) {
+			if err != nil {
+				failed.Store(&err)
+			}
+			wg.Done()
+		})
+	}
+	wg.Wait()
+	if err := failed.Load(); err != nil {
+		b.Fatalf("produce: %v", *err)
+	}
+	return topic
+}
+
+// BenchmarkKafkaConsume consumes b.N records, produced beforehand, from the
+// embedded broker in a fresh consumer group: the bare Watermill router on
+// watermill-kafka (its default Sarama settings, from the oldest offset),
+// the eventfx subscriber service (whole chain, eventfx's Sarama settings)
+// and franz-go's raw group consumer. The rate is steady state: from the
+// first message handled to the last.
+func BenchmarkKafkaConsume(b *testing.B) {
+	b.Run("watermill-kafka", func(b *testing.B) {
+		topic := produce(b, b.N)
+		sc := kafka.DefaultSaramaSubscriberConfig()
+		sc.Consumer.Offsets.Initial = sarama.OffsetOldest
+		sub, err := kafka.NewSubscriber(kafka.SubscriberConfig{
+			Brokers: []string{brokerAddr}, Unmarshaler: kafka.DefaultMarshaler{},
+			OverwriteSaramaConfig: sc, ConsumerGroup: kafkatest.Unique("group"),
+		}, watermill.NopLogger{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		r, err := message.NewRouter(message.RouterConfig{}, watermill.NopLogger{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		c := newCounter(b.N)
+		r.AddConsumerHandler("bench", topic, sub, c.handle)
+		b.ReportAllocs()
+		b.ResetTimer()
+		go func() { _ = r.Run(context.Background()) }()
+		b.Cleanup(func() { _ = r.Close() })
+		c.wait(b, 5*time.Minute)
+		b.StopTimer()
+		c.reportSteady(b)
+	})
+	b.Run("eventfx", func(b *testing.B) {
+		topic := produce(b, b.N)
+		c := newCounter(b.N)
+		b.ReportAllocs()
+		b.ResetTimer()
+		startApp(b,
+			app.Core(benchConfig(brokerAddr)), app.KafkaModule, app.SubscriberModule,
+			handlers.Register(handlers.Handler{Name: "bench", Topic: topic, Func: func(m *message.Message) ([]*message.Message, error) {
+				return nil, c.handle(m)
+			}}),
+		)
+		c.wait(b, 5*time.Minute)
+		b.StopTimer()
+		c.reportSteady(b)
+	})
+	b.Run("franz-go", func(b *testing.B) {
+		topic := produce(b, b.N)
+		c := newCounter(b.N)
+		// One fetch can bring thousands of records: the clock starts at
+		// the assignment, not at the first fetch's return.
+		cl := kafkatest.Client(b, brokerAddr, kgo.ConsumerGroup(kafkatest.Unique("group")),
+			kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+			kgo.OnPartitionsAssigned(func(context.Context, *kgo.Client, map[string][]int32) {
+				c.first.CompareAndSwap(0, time.Now().UnixNano())
+			}))
+		b.ReportAllocs()
+		b.ResetTimer()
+		for c.n.Load() < c.want {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+			fs := cl.PollFetches(ctx)
+			cancel()
+			if err := fs.Err0(); err != nil {
+				b.Fatal(err)
+			}
+			if n := fs.NumRecords(); n > 0 {
+				c.add(n)
+			}
+		}
+		b.StopTimer()
+		c.reportSteady(b)
+	})
+}
+
+// BenchmarkKafkaPublish publishes b.N messages from one goroutine to the
+// embedded broker, acks from all in-sync replicas: watermill-kafka's
+// Publish one message at a time (how a handler's output and a loop of
+// Publish calls go through it), eventfx's Publisher with batches of
+// publishBatch messages (PublishMessages), and franz-go producing
+// asynchronously, then flushing. The clock starts once the client is
+// connected and the topic exists.
+func BenchmarkKafkaPublish(b *testing.B) {
+	b.Run("watermill-kafka-sequential", func(b *testing.B) {
+		pub, err := kafka.NewPublisher(kafka.PublisherConfig{
+			Brokers: []string{brokerAddr}, Marshaler: kafka.DefaultMarshaler{},
+		}, watermill.NopLogger{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { _ = pub.Close() })
+		topic := kafkatest.Unique("bench")
+		if err := pub.Publish(topic, message.NewMessage(watermill.NewUUID(), payload)); err != nil {
+			b.Fatal(err)
+		}
+		b.ReportAllocs()
+		b.ResetTimer()
+		start := time.Now()
+		for range b.N {
+			if err := pub.Publish(topic, message.NewMessage(watermill.NewUUID(), payload)); err != nil {
+				b.Fatal(err)
+			}
+		}
+		elapsed := time.Since(start)
+		b.StopTimer()
+		reportRate(b, b.N, elapsed)
+	})
+	b.Run("eventfx-batch", func(b *testing.B) {
+		var pub *app.Publisher
+		startApp(b, app.Core(benchConfig(brokerAddr)), app.KafkaModule, app.PublisherModule, fx.Populate(&pub))
+		ctx := context.Background()
+		topic := kafkatest.Unique("bench")
+		if _, err := pub.Publish(ctx, topic, payload); err != nil {
+			b.Fatal(err)
+		}
+		b.ReportAllocs()
+		b.ResetTimer()
+		start := time.Now()
+		batch := make([]*message.Message, 0, publishBatch)
+		for i := range b.N {
+			batch = append(batch, message.NewMessage(watermill.NewUUID(), payload))
+			if len(batch) == publishBatch || i == b.N-1 {
+				if err := pub.PublishMessages(ctx, topic, batch...); err != nil {
+					b.Fatal(err)
+				}
+				batch = batch[:0]
+			}
+		}
+		elapsed := time.Since(start)
+		b.StopTimer()
+		reportRate(b, b.N, elapsed)
+	})
+	b.Run("franz-go", func(b *testing.B) {
+		cl := kafkatest.Client(b, brokerAddr, kgo.AllowAutoTopicCreation())
+		topic := kafkatest.Unique("bench")
+		ctx := context.Background()
+		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Value: payload}).FirstErr(); err != nil {
+			b.Fatal(err)
+		}
+		b.ReportAllocs()
+		b.ResetTimer()
+		start := time.Now()
+		var failed atomic.Pointer[error]
+		for range b.N {
+			cl.Produce(ctx, &kgo.Record{Topic: topic, Value: payload, Headers: []kgo.RecordHeader{
+				{Key: kafka.UUIDHeaderKey, Value: []byte(watermill.NewUUID())},
+			}}, func(_ *kgo.Record, err error) {
+				if err != nil {
+					failed.Store(&err)
+				}
+			})
+		}
+		if err := cl.Flush(ctx); err != nil {
+			b.Fatal(err)
+		}
+		elapsed := time.Since(start)
+		b.StopTimer()
+		if err := failed.Load(); err != nil {
+			b.Fatal(*err)
+		}
+		reportRate(b, b.N, elapsed)
+	})
+}
+
+// publishBatch is how many messages eventfx-batch passes to one
+// PublishMessages call.
+const publishBatch = 1000

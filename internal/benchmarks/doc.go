@@ -1,0 +1,11 @@
+// Package benchmarks compares eventfx with what it is built on, side by side
+// in one run: the bare Watermill router, watermill-kafka, and the raw
+// franz-go client, on the same transport and the same embedded broker.
+// Every benchmark reports msgs/s; read the ratios, not the absolute numbers.
+//
+//	go test -run '^$' -bench . -benchmem -benchtime 100000x ./internal/benchmarks
+//
+// The Kafka benchmarks measure a steady rate: the clock starts at the first
+// message handled (after the consumer group was joined) or, for publishing,
+// after the client is connected and the topic exists.
+package benchmarks

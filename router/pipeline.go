@@ -1,0 +1,250 @@
+package router
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/eventfx/eventfx/config"
+	"github.com/eventfx/eventfx/handlers"
+	"github.com/eventfx/eventfx/internal/meta"
+)
+
+// Outcome is how a delivery ended.
+type Outcome int
+
+const (
+	// Succeeded: the handler succeeded (after retries, maybe); acknowledged.
+	Succeeded Outcome = iota
+	// Poisoned: the handling finally failed and the message went to the
+	// poison queue; acknowledged.
+	Poisoned
+	// Failed: the handling failed and the poison queue could not be
+	// written; nacked, delivered again.
+	Failed
+	// Interrupted: shutdown cancelled the delivery; nacked, delivered
+	// again after the restart.
+	Interrupted
+)
+
+// Hooks are what an observer does for one handler. Any may be nil. They run
+// on the message's goroutine, at the chain's steps, and return before the
+// next step: nothing of theirs is on the stack while the handler runs.
+type Hooks struct {
+	// Received is called when a delivery starts (layer 2 of the chain,
+	// before the poison queue and retry).
+	Received func(msg *message.Message)
+	// Delivered is called with the delivery's final outcome and the number
+	// of attempts made.
+	Delivered func(msg *message.Message, outcome Outcome, attempts int)
+	// AttemptStarted is called before each attempt (inside retry, with
+	// handlers.Attempt in msg's context). It may replace msg's context,
+	// e.g. with a span's: the handler gets it, AttemptEnded sees it, then
+	// the chain restores the delivery's.
+	AttemptStarted func(msg *message.Message, attempt int)
+	// AttemptEnded is called after each attempt with its duration and
+	// error.
+	AttemptEnded func(msg *message.Message, attempt int, took time.Duration, err error)
+	// Publish wraps the publisher of the handler's emitted events (not the
+	// poison queue's); observers wrap in order, the first innermost.
+	Publish func(message.Publisher) message.Publisher
+}
+
+// Observer instruments handlers (metrics, tracing): it returns its hooks
+// for one handler, once, when the router is built. Observers run in order:
+// the first one's Received and AttemptStarted first, its Delivered and
+// AttemptEnded last, as middleware nesting would.
+type Observer func(HandlerInfo) Hooks
+
+// ObserversGroup is the fx value group of Observers.
+const ObserversGroup = "eventfx.observers"
+
+// Chain is the whole middleware chain of one handler as one middleware:
+// the handler it wraps is step 7, and what the handler returns is published
+// to h.PublishTopic within the attempt (pub, wrapped by the observers'
+// Publish). pub also receives the poisoned messages.
+//
+// The steps, in the order of design.md (a contract: changing it changes
+// how often a message is tried and what is poisoned), are those of
+// pipeline.handle. They run in one function rather than as a stack of
+// middleware: Watermill runs each message on a new goroutine, and the
+// frames of ten middleware layers made every one of them grow its stack
+// (copystack was a fifth of the router's CPU).
+func Chain(cfg config.Config, h handlers.Handler, group string, pub message.Publisher, logger *slog.Logger, observers ...Observer) message.HandlerMiddleware {
+	info := HandlerInfo{Name: h.Name, Topic: h.Topic, PublishTopic: h.PublishTopic, ConsumerGroup: group}
+	p := &pipeline{
+		name:    h.Name,
+		retry:   newRetrier(cfg.Retry.Override(h.Retry), h.Name, logger),
+		poison:  PoisonConfig{Topic: cfg.Poison.Topic, Handler: h.Name, ConsumerGroup: group, Publisher: pub, Logger: logger},
+		logger:  logger,
+		debug:   logger.Enabled(context.Background(), slog.LevelDebug),
+		timeout: cfg.Retry.Override(h.Retry).WithDefaults().AttemptTimeout,
+	}
+	emitPub := pub
+	for _, o := range observers {
+		hooks := o(info)
+		p.add(hooks)
+		if hooks.Publish != nil {
+			emitPub = hooks.Publish(emitPub)
+		}
+	}
+	p.emit = emitter{topic: h.PublishTopic, pub: emitPub}
+	return func(fn message.HandlerFunc) message.HandlerFunc {
+		q := *p
+		q.fn = fn
+		return q.handle
+	}
+}
+
+// pipeline is the chain of one handler.
+type pipeline struct {
+	name    string
+	fn      message.HandlerFunc
+	emit    emitter
+	retry   retrier
+	poison  PoisonConfig
+	timeout time.Duration
+	logger  *slog.Logger
+	debug   bool
+
+	// The observers' hooks; the ending ones in reverse order.
+	received       []func(*message.Message)
+	delivered      []func(*message.Message, Outcome, int)
+	attemptStarted []func(*message.Message, int)
+	attemptEnded   []func(*message.Message, int, time.Duration, error)
+}
+
+func (p *pipeline) add(h Hooks) {
+	if h.Received != nil {
+		p.received = append(p.received, h.Received)
+	}
+	if h.Delivered != nil {
+		p.delivered = append([]func(*message.Message, Outcome, int){h.Delivered}, p.delivered...)
+	}
+	if h.AttemptStarted != nil {
+		p.attemptStarted = append(p.attemptStarted, h.AttemptStarted)
+	}
+	if h.AttemptEnded != nil {
+		p.attemptEnded = append([]func(*message.Message, int, time.Duration, error){h.AttemptEnded}, p.attemptEnded...)
+	}
+}
+
+// handle runs the chain for one message. Steps 1 to 4; each attempt is
+// steps 4b to 7 (attempt); the failure path (retries, 3b, 3) is failed.
+// The hot path's frames are kept small (see Chain).
+func (p *pipeline) handle(msg *message.Message) ([]*message.Message, error) {
+	// 1. Correlation ID: keep or generate. The delivery context carries
+	// the message (handlers' accessors, the Publisher: what the handler
+	// publishes inherits the ID) and the attempt number.
+	if msg.Metadata.Get(meta.CorrelationID) == "" {
+		correlate(msg)
+	}
+	orig := msg.Context()
+	d := meta.NewDelivery(orig, msg)
+	msg.SetContext(d)
+	// 2. Tracing and metrics of the delivery.
+	for _, f := range p.received {
+		f(msg)
+	}
+	var start time.Time
+	if p.debug {
+		start = time.Now()
+	}
+	attempts, outcome := 1, Succeeded
+	err := p.attempt(msg, d, 1)
+	if err != nil {
+		attempts, outcome, err = p.failed(msg, d, err, start)
+	} else if p.debug {
+		logHandled(p.logger, p.name, msg, start, nil)
+	}
+	for _, f := range p.delivered {
+		f(msg, outcome, attempts)
+	}
+	msg.SetContext(orig)
+	return nil, err
+}
+
+// failed carries on after the first attempt failed with err: retries, the
+// debug log, the poison queue.
+func (p *pipeline) failed(msg *message.Message, d *meta.Delivery, err error, start time.Time) (int, Outcome, error) {
+	// 4. Retry with exponential backoff and jitter; permanent errors skip it.
+	attempts, err := p.retry.retry(msg, d, err, func(n int) error { return p.attempt(msg, d, n) })
+	if err == nil {
+		if p.debug {
+			logHandled(p.logger, p.name, msg, start, nil)
+		}
+		return attempts, Succeeded, nil
+	}
+	err = &AttemptsError{Err: err, Attempts: attempts}
+	// 3b. Debug log of the handling's result.
+	if p.debug {
+		logHandled(p.logger, p.name, msg, start, err)
+	}
+	// 3. Poison queue: outside retry, so it sees only the final failure.
+	switch err = p.poison.poison(msg, err); {
+	case err == nil:
+		return attempts, Poisoned, nil
+	case errors.Is(err, ErrInterrupted):
+		return attempts, Interrupted, err
+	default:
+		return attempts, Failed, err
+	}
+}
+
+// attempt is one attempt: steps 4b to 7.
+func (p *pipeline) attempt(msg *message.Message, d *meta.Delivery, n int) error {
+	d.SetAttempt(n)
+	msg.SetContext(d)
+	// 4b. Tracing and metrics of each attempt.
+	for _, f := range p.attemptStarted {
+		f(msg, n)
+	}
+	ctx := msg.Context()
+	var start time.Time
+	if len(p.attemptEnded) > 0 {
+		start = time.Now()
+	}
+	// 5. Per-attempt timeout, inside retry so each attempt gets its own.
+	var deadline *deadlineCtx
+	if p.timeout > 0 {
+		deadline = &deadlineCtx{parent: ctx, deadline: time.Now().Add(p.timeout)}
+		msg.SetContext(deadline)
+	}
+	err := p.call(msg)
+	if deadline != nil {
+		deadline.cancel()
+		if err != nil {
+			err = timedOut(err, deadline, p.timeout)
+		}
+	}
+	msg.SetContext(ctx)
+	if len(p.attemptEnded) > 0 {
+		took := time.Since(start)
+		for _, f := range p.attemptEnded {
+			f(msg, n, took, err)
+		}
+	}
+	return err
+}
+
+// call is steps 6 and 7: the handler, and the publish of what it emits,
+// with panics turned into errors.
+func (p *pipeline) call(msg *message.Message) (err error) {
+	// 6. Panic recoverer: a panic is an error like any other.
+	defer func() {
+		if r := recover(); r != nil {
+			err = recovered(r, p.name, p.logger, msg)
+		}
+	}()
+	// 7. The handler, and the publish of what it emits, within the
+	// attempt: Watermill would publish outside the chain, where a failure
+	// is nacked and resent forever, beyond retry and poison.
+	produced, err := p.fn(msg)
+	if err == nil && len(produced) > 0 {
+		err = p.emit.emit(msg.Context(), produced)
+	}
+	return err
+}
