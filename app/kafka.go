@@ -13,6 +13,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/eventfx/eventfx/config"
 	"github.com/eventfx/eventfx/handlers"
@@ -48,7 +49,7 @@ type Kafka struct {
 
 	mu      sync.Mutex
 	brokers []string
-	pub     message.Publisher
+	pub     *producer
 	admin   sarama.Client // for Ping
 	release func()
 	closed  bool
@@ -90,14 +91,18 @@ func (k *Kafka) Start(ctx context.Context) error {
 		k.releaseBroker()
 		return err
 	}
-	pub, err := kafka.NewPublisher(kafka.PublisherConfig{
-		Brokers:               brokers,
-		Marshaler:             marshaler{},
-		OverwriteSaramaConfig: sc,
-	}, k.wlog)
+	// Connect once, with Sarama's metadata retries, so that a broker that
+	// cannot be reached, trusted or logged into fails the start.
+	check, err := sarama.NewClient(brokers, sc)
 	if err != nil {
 		k.releaseBroker()
 		return connectError(brokers, k.cfg.Kafka, err)
+	}
+	_ = check.Close()
+	pub, err := newProducer(k.cfg, brokers)
+	if err != nil {
+		k.releaseBroker()
+		return err
 	}
 	k.pub = pub
 	pc := *sc
@@ -171,15 +176,18 @@ func (p sharedPublisher) Publish(topic string, msgs ...*message.Message) error {
 		return errors.New("kafka publisher not started (or already closed)")
 	}
 	err := pub.Publish(topic, msgs...)
-	var ce sarama.ConfigurationError
-	if errors.Is(err, sarama.ErrMessageSizeTooLarge) || errors.As(err, &ce) {
-		// Trying again cannot make a message smaller or a config valid.
+	if TooLarge(err) {
+		// Trying again cannot make a message smaller.
 		return handlers.Permanent(err)
 	}
 	return err
 }
 
 func (sharedPublisher) Close() error { return nil }
+
+// TooLarge reports whether a publish failed because a message is larger
+// than the producer's batch limit or the broker's max.message.bytes.
+func TooLarge(err error) bool { return errors.Is(err, kerr.MessageTooLarge) }
 
 // Subscriber returns a subscriber of the given consumer group. The Sarama
 // client is created on Subscribe, so it may be called before Start.
@@ -275,17 +283,18 @@ func (s *kafkaSubscriber) Close() error {
 
 var _ router.Drainer = (*kafkaSubscriber)(nil)
 
-// SaramaConfig is the Sarama configuration eventfx uses for cfg. The
-// choices, against Sarama's defaults:
-//   - consumer: initial offset from kafka.initial_offset (Sarama: newest);
-//     offsets auto-committed every kafka.commit_interval and flushed when a
-//     session ends (rebalance, graceful stop), so a crash redelivers at most
-//     one interval of handled messages; session/heartbeat/rebalance timeouts
-//     from config.
-//   - producer: acks=all with the idempotent producer (kafka.acks: all), or
-//     leader acks; short metadata backoff so the first publish to a new
-//     topic does not stall.
+// SaramaConfig is the Sarama configuration of eventfx's consumers
+// (watermill-kafka) and of its connection check, for cfg. The choices,
+// against Sarama's defaults:
+//   - initial offset from kafka.initial_offset (Sarama: newest);
+//   - offsets auto-committed every kafka.commit_interval and flushed when
+//     a session ends (rebalance, graceful stop), so a crash redelivers at
+//     most one interval of handled messages;
+//   - session/heartbeat/rebalance timeouts from config;
+//   - fetches: see the comments below (benchmarked in internal/benchmarks);
 //   - TLS and SASL (PLAIN, SCRAM-SHA-256/512) from kafka.tls and kafka.sasl.
+//
+// Producing is franz-go's (producerOpts).
 func SaramaConfig(cfg config.Config) (*sarama.Config, error) {
 	sc := sarama.NewConfig()
 	sc.ClientID = cfg.Service
@@ -303,21 +312,6 @@ func SaramaConfig(cfg config.Config) (*sarama.Config, error) {
 	sc.Consumer.Group.Session.Timeout = cfg.Kafka.SessionTimeout
 	sc.Consumer.Group.Heartbeat.Interval = cfg.Kafka.HeartbeatInterval
 	sc.Consumer.Group.Rebalance.Timeout = cfg.Kafka.RebalanceTimeout
-
-	// Let the broker's message.max.bytes decide what is too large (Sarama's
-	// own 1 MiB cap would refuse a 1 MiB gateway body once headers are added).
-	sc.Producer.MaxMessageBytes = max(int(cfg.Publisher.MaxBodyBytes)+64<<10, sc.Producer.MaxMessageBytes)
-	sc.Producer.Return.Successes = true
-	sc.Producer.Return.Errors = true
-	sc.Producer.Retry.Max = 5
-	sc.Producer.Retry.Backoff = 100 * time.Millisecond
-	if cfg.Kafka.Acks == config.AcksLeader {
-		sc.Producer.RequiredAcks = sarama.WaitForLocal
-	} else {
-		sc.Producer.RequiredAcks = sarama.WaitForAll
-		sc.Producer.Idempotent = true
-		sc.Net.MaxOpenRequests = 1
-	}
 	if err := applySecurity(sc, cfg.Kafka); err != nil {
 		return nil, err
 	}

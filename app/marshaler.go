@@ -6,6 +6,7 @@ import (
 	"github.com/IBM/sarama"
 	"github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/eventfx/eventfx/internal/meta"
 )
@@ -65,4 +66,49 @@ func (marshaler) Unmarshal(km *sarama.ConsumerMessage) (*message.Message, error)
 	msg := message.NewMessage(id, km.Value)
 	msg.Metadata = md
 	return msg, nil
+}
+
+// record is msg as the Kafka record the producer writes to topic: the
+// wire format of Marshal.
+func record(topic string, msg *message.Message) *kgo.Record {
+	r := &kgo.Record{Topic: topic, Value: msg.Payload, Headers: make([]kgo.RecordHeader, 0, len(msg.Metadata)+1)}
+	r.Headers = append(r.Headers, kgo.RecordHeader{Key: kafka.UUIDHeaderKey, Value: []byte(msg.UUID)})
+	for k, v := range msg.Metadata {
+		switch k {
+		case meta.Key:
+			if v != "" {
+				r.Key = []byte(v)
+			}
+		case kafka.UUIDHeaderKey:
+		default:
+			r.Headers = append(r.Headers, kgo.RecordHeader{Key: k, Value: []byte(v)})
+		}
+	}
+	return r
+}
+
+// messageOf is the message of a consumed record, as Unmarshal makes it: it
+// never fails, and a record without an ID header gets the ID
+// "<topic>-<partition>-<offset>".
+func messageOf(r *kgo.Record) *message.Message {
+	var id string
+	md := make(message.Metadata, len(r.Headers)+1)
+	for _, h := range r.Headers {
+		if h.Key == kafka.UUIDHeaderKey {
+			id = string(h.Value)
+			continue
+		}
+		md[h.Key] = string(h.Value)
+	}
+	if id == "" {
+		id = fmt.Sprintf("%s-%d-%d", r.Topic, r.Partition, r.Offset)
+	}
+	if len(r.Key) > 0 {
+		md[meta.Key] = string(r.Key)
+	} else {
+		delete(md, meta.Key)
+	}
+	msg := message.NewMessage(id, r.Value)
+	msg.Metadata = md
+	return msg
 }

@@ -22,7 +22,6 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/IBM/sarama"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/propagation"
@@ -294,7 +293,8 @@ func (g *Gateway) handle(w http.ResponseWriter, r *http.Request) response {
 	}
 
 	if err := g.publish(r.Context(), topic, body, opts); err != nil {
-		if tooLargeForKafka(err) {
+		if app.TooLarge(err) {
+			// The event will never fit: not a 503.
 			res := fail(http.StatusRequestEntityTooLarge, "event too large for the broker")
 			res.attrs = attrs
 			return res
@@ -305,18 +305,6 @@ func (g *Gateway) handle(w http.ResponseWriter, r *http.Request) response {
 		return res
 	}
 	return response{status: http.StatusAccepted, body: Accepted{ID: id, Topic: topic, CorrelationID: cid}, attrs: attrs}
-}
-
-// tooLargeForKafka reports whether a publish failed because the record
-// exceeds the producer's Producer.MaxMessageBytes (Sarama checks it before
-// sending and says so only in a ConfigurationError's text) or the broker's
-// message.max.bytes: the event will never fit, so it is not a 503.
-func tooLargeForKafka(err error) bool {
-	if errors.Is(err, sarama.ErrMessageSizeTooLarge) {
-		return true
-	}
-	ce, ok := errors.AsType[sarama.ConfigurationError](err)
-	return ok && strings.Contains(string(ce), "MaxMessageBytes")
 }
 
 // authenticate checks the bearer token in constant time (comparing hashes,

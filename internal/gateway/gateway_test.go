@@ -14,12 +14,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/IBM/sarama"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/eventfx/eventfx/app"
 	"github.com/eventfx/eventfx/internal/gateway"
@@ -150,8 +150,7 @@ func TestGatewayAnswersEveryStatusOfTheContract(t *testing.T) {
 		{name: "ID given twice", path: "/v1/events/orders", header: with(authed, "X-Event-ID", "a", "X-Event-ID", "b"), body: "{}", want: http.StatusBadRequest, wantError: "X-Event-ID: given 2 times"},
 		{name: "content type with DEL", path: "/v1/events/orders", header: with(authed, "Content-Type", "text/plain\x7f"), body: "{}", want: http.StatusBadRequest, wantError: "Content-Type: must not contain control characters"},
 		{name: "broker unavailable", path: "/v1/events/orders", header: authed, body: "{}", pubErr: errors.New("kafka: client has run out of available brokers"), want: http.StatusServiceUnavailable, wantError: "broker unavailable"},
-		{name: "too large for the producer", path: "/v1/events/orders", header: authed, body: "{}", pubErr: fmt.Errorf("publish to orders: cannot produce message x: %w", sarama.ConfigurationError("Attempt to produce message larger than configured Producer.MaxMessageBytes: 1048741 > 1048576")), want: http.StatusRequestEntityTooLarge, wantError: "too large for the broker"},
-		{name: "too large for the broker", path: "/v1/events/orders", header: authed, body: "{}", pubErr: fmt.Errorf("publish to orders: %w", sarama.ErrMessageSizeTooLarge), want: http.StatusRequestEntityTooLarge, wantError: "too large for the broker"},
+		{name: "too large for the broker", path: "/v1/events/orders", header: authed, body: "{}", pubErr: fmt.Errorf("publish to orders: %w", kerr.MessageTooLarge), want: http.StatusRequestEntityTooLarge, wantError: "too large for the broker"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -4,6 +4,7 @@ package kafkaconn
 
 import (
 	"fmt"
+	"hash/fnv"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
@@ -35,4 +36,19 @@ func Security(k config.Kafka) ([]kgo.Opt, error) {
 		return nil, fmt.Errorf("kafka.sasl.mechanism: unsupported %q", k.SASL.Mechanism)
 	}
 	return opts, nil
+}
+
+// Partitioner is how every eventfx producer partitions records: a keyed
+// record by Sarama's hash partitioner (FNV-1a), as eventfx has always
+// written them (watermill-kafka), so a key stays on its partition whoever
+// writes it; an unkeyed one sticks to a partition per batch. (Java clients
+// and librdkafka hash keys with murmur2 and CRC32: see the README.)
+func Partitioner() kgo.Opt {
+	return kgo.RecordPartitioner(kgo.StickyKeyPartitioner(kgo.SaramaCompatHasher(fnv32a)))
+}
+
+func fnv32a(b []byte) uint32 {
+	h := fnv.New32a()
+	_, _ = h.Write(b)
+	return h.Sum32()
 }

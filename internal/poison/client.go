@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"strings"
 	"time"
 
@@ -128,19 +127,13 @@ func clientOpts(brokers []string, k config.Kafka) ([]kgo.Opt, error) {
 		kgo.RetryTimeout(requestTimeout),
 		kgo.RequestRetries(5),
 		kgo.RecordDeliveryTimeout(deliveryTimeout),
-		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(kgo.SaramaCompatHasher(fnv32a))),
+		kafkaconn.Partitioner(),
 	}
 	sec, err := kafkaconn.Security(k)
 	if err != nil {
 		return nil, err
 	}
 	return append(opts, sec...), nil
-}
-
-func fnv32a(b []byte) uint32 {
-	h := fnv.New32a()
-	_, _ = h.Write(b)
-	return h.Sum32()
 }
 
 // noBrokerError says, on one line, that no broker answered, where, and the
