@@ -2,9 +2,11 @@ package app_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/fx"
@@ -86,6 +88,46 @@ func TestPublisherPutsIDKeyAndCorrelationIDOnTheWire(t *testing.T) {
 	assert.ErrorContains(t, err, "poison topic")
 	_, err = pub.Publish(ctx, "bad topic!", []byte("x"))
 	assert.Error(t, err)
+}
+
+func TestPublishMessagesIsOneBatchAndNamesEachMessageNotWritten(t *testing.T) {
+	addr := kafkatest.Broker(t)
+	cfg := kafkatest.Config(addr)
+	var pub *app.Publisher
+	a := fxtest.New(t, app.Core(cfg), app.KafkaModule, app.PublisherModule, fx.Populate(&pub))
+	a.RequireStart()
+	defer a.RequireStop()
+	topic := kafkatest.Unique("orders")
+	ctx := context.Background()
+
+	batch := make([]*message.Message, 500)
+	for i := range batch {
+		batch[i] = message.NewMessage(fmt.Sprintf("ok-%d", i), []byte(`{}`))
+	}
+	require.NoError(t, pub.PublishMessages(ctx, topic, batch...))
+	assert.Len(t, kafkatest.Read(t, addr, topic, 500, 10*time.Second), 500, "every message acknowledged")
+
+	// The second message can never fit (over the broker's max.message.bytes).
+	mixed := []*message.Message{
+		message.NewMessage("small-1", []byte(`{}`)),
+		message.NewMessage("huge", make([]byte, 2<<20)),
+		message.NewMessage("small-2", []byte(`{}`)),
+	}
+	other := kafkatest.Unique("orders")
+	err := pub.PublishMessages(ctx, other, mixed...)
+	var pe *app.PublishError
+	require.ErrorAs(t, err, &pe)
+	require.Len(t, pe.Failed, 1, "only the huge message failed: %v", err)
+	assert.Equal(t, 1, pe.Failed[0].Index)
+	assert.Equal(t, "huge", pe.Failed[0].ID)
+	assert.Equal(t, 3, pe.Total)
+	assert.True(t, app.TooLarge(err))
+	assert.ErrorContains(t, err, "1 of 3 message(s) not written to "+other+"; huge: ")
+	ids := map[string]bool{}
+	for _, r := range kafkatest.Read(t, addr, other, 2, 10*time.Second) {
+		ids[kafkatest.Headers(r)["_watermill_message_uuid"]] = true
+	}
+	assert.Equal(t, map[string]bool{"small-1": true, "small-2": true}, ids, "the others were written")
 }
 
 func TestRouterDyingInBackgroundShutsTheAppDownWithAnError(t *testing.T) {
