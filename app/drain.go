@@ -2,27 +2,41 @@ package app
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/IBM/sarama"
+	"github.com/ThreeDotsLabs/watermill/message"
 )
 
-// drainTracker sits between Sarama and watermill-kafka (through
-// watermill-kafka's tracer hook) and knows, per claimed partition, how many
-// records were handed to watermill-kafka and how many of them were marked
-// for commit. Drain stops handing out records and waits until every handed
-// record is marked: then closing the subscriber commits exactly what was
-// handled, and nothing in flight is lost or poisoned.
+// drainTracker sits between Sarama and watermill-kafka and knows, per
+// claimed partition, how many records watermill-kafka took (it unmarshals
+// each one it hands to the router: trackingUnmarshaler) and how many of
+// them were marked for commit (the session it gets, through its tracer
+// hook, counts the marks). Drain stops handing out records and waits until
+// every handed record is marked: then closing the subscriber commits
+// exactly what was handled, and nothing in flight is lost or poisoned.
+//
+// Counting in Unmarshal, on watermill-kafka's own goroutine, costs nothing
+// on a partition's path; a goroutine forwarding the claim's records cost
+// a handoff per message.
 type drainTracker struct {
 	// sessions counts consumer-group sessions set up and not yet cleaned
 	// up: above zero, the group was joined and partitions assigned.
-	sessions atomic.Int32
-	stop     chan struct{}
-	stopOnce sync.Once
-	mu       sync.Mutex
-	claims   map[*claimCount]struct{}
+	sessions  atomic.Int32
+	stop      chan struct{}
+	stopOnce  sync.Once
+	closed    chan struct{}
+	closeOnce sync.Once
+	mu        sync.Mutex
+	claims    map[claimKey]*claimCount
+}
+
+type claimKey struct {
+	topic     string
+	partition int32
 }
 
 type claimCount struct {
@@ -31,8 +45,11 @@ type claimCount struct {
 }
 
 func newDrainTracker() *drainTracker {
-	return &drainTracker{stop: make(chan struct{}), claims: make(map[*claimCount]struct{})}
+	return &drainTracker{stop: make(chan struct{}), closed: make(chan struct{}), claims: make(map[claimKey]*claimCount)}
 }
+
+// close releases what waits for the subscriber to close.
+func (t *drainTracker) close() { t.closeOnce.Do(func() { close(t.closed) }) }
 
 func (t *drainTracker) stopping() bool {
 	select {
@@ -43,16 +60,18 @@ func (t *drainTracker) stopping() bool {
 	}
 }
 
-// hand counts one more record handed out on claim c, unless draining
-// started. It shares t.mu with Drain and idle, so once Drain has stopped
-// the tracker, every record counted is seen by idle.
-func (t *drainTracker) hand(c *claimCount) bool {
+// hand counts one more record of a claimed partition handed out, unless
+// draining started. It shares t.mu with Drain and idle, so once Drain has
+// stopped the tracker, every record counted is seen by idle.
+func (t *drainTracker) hand(k claimKey) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.stopping() {
 		return false
 	}
-	c.handed.Add(1)
+	if c := t.claims[k]; c != nil {
+		c.handed.Add(1)
+	}
 	return true
 }
 
@@ -77,7 +96,7 @@ func (t *drainTracker) Drain(ctx context.Context) error {
 func (t *drainTracker) idle() bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for c := range t.claims {
+	for _, c := range t.claims {
 		if c.handed.Load() != c.marked.Load() {
 			return false
 		}
@@ -116,43 +135,39 @@ func (h trackedHandler) Cleanup(sess sarama.ConsumerGroupSession) error {
 }
 
 func (h trackedHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
+	k := claimKey{topic: claim.Topic(), partition: claim.Partition()}
 	c := &claimCount{}
 	h.t.mu.Lock()
-	h.t.claims[c] = struct{}{}
+	h.t.claims[k] = c
 	h.t.mu.Unlock()
 	defer func() {
 		h.t.mu.Lock()
-		delete(h.t.claims, c)
+		if h.t.claims[k] == c {
+			delete(h.t.claims, k)
+		}
 		h.t.mu.Unlock()
 	}()
-
-	out := make(chan *sarama.ConsumerMessage)
-	done := make(chan struct{})
-	defer close(done)
-	go func() {
-		defer close(out)
-		for m := range claim.Messages() {
-			if !h.t.hand(c) {
-				continue // not handed out: not committed, fetched again after restart
-			}
-			select {
-			case out <- m:
-			case <-h.t.stop:
-				c.handed.Add(-1)
-			case <-done:
-				return
-			}
-		}
-	}()
-	return h.ConsumerGroupHandler.ConsumeClaim(markCounter{ConsumerGroupSession: sess, c: c}, trackedClaim{ConsumerGroupClaim: claim, out: out})
+	return h.ConsumerGroupHandler.ConsumeClaim(markCounter{ConsumerGroupSession: sess, c: c}, claim)
 }
 
-type trackedClaim struct {
-	sarama.ConsumerGroupClaim
-	out chan *sarama.ConsumerMessage
-}
+// trackingUnmarshaler is the subscriber's unmarshaler: it counts each
+// record watermill-kafka hands out and, once draining started, hands out
+// none. A record it refuses is neither handled nor marked: it is
+// delivered again after the restart. It waits for the subscriber to close
+// (the router closes it right after the drain), then fails, which ends
+// the partition's claim.
+type trackingUnmarshaler struct{ t *drainTracker }
 
-func (c trackedClaim) Messages() <-chan *sarama.ConsumerMessage { return c.out }
+// errDraining is what a record fetched after the drain started gets.
+var errDraining = errors.New("draining for shutdown: record not handed out, delivered again after the restart")
+
+func (u trackingUnmarshaler) Unmarshal(km *sarama.ConsumerMessage) (*message.Message, error) {
+	if !u.t.hand(claimKey{topic: km.Topic, partition: km.Partition}) {
+		<-u.t.closed
+		return nil, errDraining
+	}
+	return marshaler{}.Unmarshal(km)
+}
 
 type markCounter struct {
 	sarama.ConsumerGroupSession

@@ -244,7 +244,7 @@ func (s *kafkaSubscriber) Subscribe(ctx context.Context, topic string) (<-chan *
 	}
 	sub, err := kafka.NewSubscriber(kafka.SubscriberConfig{
 		Brokers:               s.k.Brokers(),
-		Unmarshaler:           marshaler{},
+		Unmarshaler:           trackingUnmarshaler{s.tracker},
 		OverwriteSaramaConfig: sc,
 		ConsumerGroup:         s.group,
 		Tracer:                tracer{s.tracker},
@@ -271,6 +271,7 @@ func (s *kafkaSubscriber) Joined() error {
 }
 
 func (s *kafkaSubscriber) Close() error {
+	s.tracker.close()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.closed = true
