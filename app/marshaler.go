@@ -44,27 +44,25 @@ func (marshaler) Marshal(topic string, msg *message.Message) (*sarama.ProducerMe
 // "<topic>-<partition>-<offset>".
 func (marshaler) Unmarshal(km *sarama.ConsumerMessage) (*message.Message, error) {
 	var id string
-	md := make(message.Metadata, len(km.Headers)+1)
 	for _, h := range km.Headers {
-		if h == nil {
-			continue
-		}
-		if string(h.Key) == kafka.UUIDHeaderKey {
+		if h != nil && string(h.Key) == kafka.UUIDHeaderKey {
 			id = string(h.Value)
-			continue
 		}
-		md[string(h.Key)] = string(h.Value)
 	}
 	if id == "" {
 		id = fmt.Sprintf("%s-%d-%d", km.Topic, km.Partition, km.Offset)
 	}
-	if len(km.Key) > 0 {
-		md[meta.Key] = string(km.Key)
-	} else {
-		delete(md, meta.Key)
-	}
 	msg := message.NewMessage(id, km.Value)
-	msg.Metadata = md
+	for _, h := range km.Headers {
+		if h != nil && string(h.Key) != kafka.UUIDHeaderKey {
+			msg.Metadata[string(h.Key)] = string(h.Value)
+		}
+	}
+	if len(km.Key) > 0 {
+		msg.Metadata[meta.Key] = string(km.Key)
+	} else {
+		delete(msg.Metadata, meta.Key)
+	}
 	return msg, nil
 }
 
@@ -92,23 +90,24 @@ func record(topic string, msg *message.Message) *kgo.Record {
 // "<topic>-<partition>-<offset>".
 func messageOf(r *kgo.Record) *message.Message {
 	var id string
-	md := make(message.Metadata, len(r.Headers)+1)
 	for _, h := range r.Headers {
 		if h.Key == kafka.UUIDHeaderKey {
 			id = string(h.Value)
-			continue
 		}
-		md[h.Key] = string(h.Value)
 	}
 	if id == "" {
 		id = fmt.Sprintf("%s-%d-%d", r.Topic, r.Partition, r.Offset)
 	}
-	if len(r.Key) > 0 {
-		md[meta.Key] = string(r.Key)
-	} else {
-		delete(md, meta.Key)
-	}
 	msg := message.NewMessage(id, r.Value)
-	msg.Metadata = md
+	for _, h := range r.Headers {
+		if h.Key != kafka.UUIDHeaderKey {
+			msg.Metadata[h.Key] = string(h.Value)
+		}
+	}
+	if len(r.Key) > 0 {
+		msg.Metadata[meta.Key] = string(r.Key)
+	} else {
+		delete(msg.Metadata, meta.Key)
+	}
 	return msg
 }
