@@ -13,8 +13,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/eventfx/eventfx/app"
+	"github.com/eventfx/eventfx/config"
 	"github.com/eventfx/eventfx/internal/kafkatest"
 	"github.com/eventfx/eventfx/internal/meta"
+	"github.com/eventfx/eventfx/router"
 )
 
 // conformanceCase is one transport configuration under Watermill's suite.
@@ -67,10 +69,10 @@ func TestConformance(t *testing.T) {
 				ForceShort:       !long,
 			},
 			pubSub: func(t *testing.T) (message.Publisher, message.Subscriber) {
-				return kafkaPubSub(t, addr, testGroup(t), nil)
+				return kafkaPubSub(t, addr, testGroup(t), config.ConsumePartition, nil)
 			},
 			groupPubSub: func(t *testing.T, group string) (message.Publisher, message.Subscriber) {
-				return kafkaPubSub(t, addr, group, nil)
+				return kafkaPubSub(t, addr, group, config.ConsumePartition, nil)
 			},
 		},
 		{
@@ -91,10 +93,32 @@ func TestConformance(t *testing.T) {
 				ForceShort:                       !long,
 			},
 			pubSub: func(t *testing.T) (message.Publisher, message.Subscriber) {
-				return kafkaPubSub(t, addr, testGroup(t), keyByPayload)
+				return kafkaPubSub(t, addr, testGroup(t), config.ConsumePartition, keyByPayload)
 			},
 			groupPubSub: func(t *testing.T, group string) (message.Publisher, message.Subscriber) {
-				return kafkaPubSub(t, addr, group, keyByPayload)
+				return kafkaPubSub(t, addr, group, config.ConsumePartition, keyByPayload)
+			},
+		},
+		{
+			// kafka.consume: key (internal/keyorder on franz-go): the keys
+			// of a partition in parallel, each key in order.
+			name: "kafka/key-mode",
+			features: tests.Features{
+				ConsumerGroups:      true,
+				ExactlyOnceDelivery: false,
+				// Keyed by payload as in kafka/keyed: each key's messages
+				// arrive in publish order, one at a time.
+				GuaranteedOrder:                  true,
+				Persistent:                       true,
+				NewSubscriberReceivesOldMessages: false,
+				ContextPreserved:                 false,
+				ForceShort:                       !long,
+			},
+			pubSub: func(t *testing.T) (message.Publisher, message.Subscriber) {
+				return kafkaPubSub(t, addr, testGroup(t), config.ConsumeKey, keyByPayload)
+			},
+			groupPubSub: func(t *testing.T, group string) (message.Publisher, message.Subscriber) {
+				return kafkaPubSub(t, addr, group, config.ConsumeKey, keyByPayload)
 			},
 		},
 		{
@@ -138,7 +162,7 @@ func TestConformance(t *testing.T) {
 				ContextPreserved:                 false,
 			},
 			pubSub: func(t *testing.T) (message.Publisher, message.Subscriber) {
-				return kafkaPubSub(t, addr, "", nil)
+				return kafkaPubSub(t, addr, "", config.ConsumePartition, nil)
 			},
 		})
 	}
@@ -172,13 +196,15 @@ func conformanceLogger() *slog.Logger {
 // publisher has a no-op Close, by design), its subscriber consumes in group.
 // prepare, if not nil, rewrites each message before it is published. Both
 // are closed at cleanup if the test did not close them.
-func kafkaPubSub(t *testing.T, addr, group string, prepare func(*message.Message) *message.Message) (message.Publisher, message.Subscriber) {
+func kafkaPubSub(t *testing.T, addr, group, consume string, prepare func(*message.Message) *message.Message) (message.Publisher, message.Subscriber) {
 	t.Helper()
-	k := app.NewKafka(kafkatest.Config(addr), conformanceLogger())
+	cfg := kafkatest.Config(addr)
+	cfg.Kafka.Consume = consume
+	k := app.NewKafka(cfg, conformanceLogger())
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	require.NoError(t, k.Start(ctx), "start the Kafka transport on %s", addr)
-	sub, err := k.Subscriber(group)
+	sub, err := k.Subscriber(router.SubscriberSpec{ConsumerGroup: group})
 	require.NoError(t, err, "Kafka subscriber of group %q", group)
 	t.Cleanup(func() {
 		if err := sub.Close(); err != nil {
@@ -195,7 +221,7 @@ func kafkaPubSub(t *testing.T, addr, group string, prepare func(*message.Message
 func memoryPubSub(t *testing.T) (message.Publisher, message.Subscriber) {
 	t.Helper()
 	m := app.NewMemory(conformanceLogger())
-	sub, err := m.Subscriber(testGroup(t))
+	sub, err := m.Subscriber(router.SubscriberSpec{ConsumerGroup: testGroup(t)})
 	require.NoError(t, err, "memory subscriber")
 	t.Cleanup(func() {
 		if err := m.Close(); err != nil {

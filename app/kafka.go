@@ -1,6 +1,7 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -28,8 +29,9 @@ type Transport interface {
 	// Publisher is shared by everything in the service. Its Close is a
 	// no-op: the transport closes the real publisher once, last.
 	Publisher() message.Publisher
-	// Subscriber returns a subscriber consuming in the given consumer group.
-	Subscriber(consumerGroup string) (message.Subscriber, error)
+	// Subscriber returns the subscriber of one handler, consuming in the
+	// spec's consumer group and mode.
+	Subscriber(spec router.SubscriberSpec) (message.Subscriber, error)
 	// Brokers are the bootstrap brokers once started (the embedded
 	// broker's address when configured so); nil for the in-memory transport.
 	Brokers() []string
@@ -189,10 +191,23 @@ func (sharedPublisher) Close() error { return nil }
 // than the producer's batch limit or the broker's max.message.bytes.
 func TooLarge(err error) bool { return errors.Is(err, kerr.MessageTooLarge) }
 
-// Subscriber returns a subscriber of the given consumer group. The Sarama
-// client is created on Subscribe, so it may be called before Start.
-func (k *Kafka) Subscriber(consumerGroup string) (message.Subscriber, error) {
-	return &kafkaSubscriber{k: k, group: consumerGroup, tracker: newDrainTracker()}, nil
+// Subscriber returns a subscriber as spec says: by partition
+// (watermill-kafka) or by key (keySubscriber); an empty Consume is
+// kafka.consume, a zero MaxInFlight kafka.max_in_flight. Its client is
+// created on Subscribe, so it may be called before Start.
+func (k *Kafka) Subscriber(spec router.SubscriberSpec) (message.Subscriber, error) {
+	spec.Consume = cmp.Or(spec.Consume, k.cfg.Kafka.Consume)
+	spec.MaxInFlight = cmp.Or(spec.MaxInFlight, k.cfg.Kafka.MaxInFlight)
+	switch spec.Consume {
+	case config.ConsumeKey:
+		if spec.ConsumerGroup == "" {
+			return nil, errors.New("kafka subscriber: key mode needs a consumer group")
+		}
+		return &keySubscriber{k: k, spec: spec}, nil
+	case config.ConsumePartition, "":
+		return &kafkaSubscriber{k: k, group: spec.ConsumerGroup, tracker: newDrainTracker()}, nil
+	}
+	return nil, fmt.Errorf("kafka subscriber: consume %q: must be %q or %q", spec.Consume, config.ConsumePartition, config.ConsumeKey)
 }
 
 // Close closes the publisher, then releases the embedded broker.

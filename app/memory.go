@@ -33,7 +33,7 @@ func (m *Memory) Publisher() message.Publisher { return unclosable{m.ch} }
 
 // Subscriber returns a subscriber that drains at shutdown. Its Close ends
 // its own subscriptions; the shared channels stay open until Close.
-func (m *Memory) Subscriber(string) (message.Subscriber, error) {
+func (m *Memory) Subscriber(router.SubscriberSpec) (message.Subscriber, error) {
 	return router.Gate(unclosable{m.ch}), nil
 }
 

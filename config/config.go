@@ -66,10 +66,13 @@ type Kafka struct {
 	InitialOffset string `koanf:"initial_offset"`
 	// Acks is "all" (default; idempotent producer) or "leader".
 	Acks string `koanf:"acks"`
-	// Consume is "partition" (default; one message in flight per partition)
-	// or "key" (keys in parallel, order per key).
+	// Consume is how every handler consumes, unless it says otherwise:
+	// "partition" (default; watermill-kafka, one message in flight per
+	// partition) or "key" (keys of one partition in parallel, in order per
+	// key; see the README).
 	Consume string `koanf:"consume"`
-	// MaxInFlight bounds messages in flight per handler in key mode. Default 256.
+	// MaxInFlight bounds the messages in flight per handler in key mode.
+	// Default 256.
 	MaxInFlight int `koanf:"max_in_flight"`
 	// SessionTimeout is the consumer-group session timeout: how long a
 	// crashed member keeps its partitions. Default 10s.
@@ -176,6 +179,10 @@ type Route struct {
 	// its non-zero fields replace the service's. The route's effective
 	// policy is Config.Retry.Override(Route.Retry). Optional.
 	Retry Retry `koanf:"retry"`
+	// Consume and MaxInFlight override kafka.consume and
+	// kafka.max_in_flight for this route. Optional.
+	Consume     string `koanf:"consume"`
+	MaxInFlight int    `koanf:"max_in_flight"`
 }
 
 // Webhook is the HTTP endpoint a route delivers to.

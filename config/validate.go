@@ -131,10 +131,6 @@ func (p *problems) kafka(k Kafka, service string) {
 	p.oneOf("kafka.initial_offset", k.InitialOffset, OffsetOldest, OffsetNewest)
 	p.oneOf("kafka.acks", k.Acks, AcksAll, AcksLeader)
 	p.oneOf("kafka.consume", k.Consume, ConsumePartition, ConsumeKey)
-	if k.Consume == ConsumeKey {
-		// Accepting it while consuming by partition would be a silent lie.
-		p.add("kafka.consume", `"key" (keys in parallel) is not available yet; use "partition"`)
-	}
 	if k.MaxInFlight <= 0 {
 		p.add("kafka.max_in_flight", "must be positive, got %d", k.MaxInFlight)
 	}
@@ -233,6 +229,12 @@ func (p *problems) routes(routes []Route, base Retry) {
 			p.add(prefix+".webhook.url", "must be an absolute http or https URL")
 		}
 		p.positive(prefix+".webhook.timeout", r.Webhook.Timeout)
+		if r.Consume != "" {
+			p.oneOf(prefix+".consume", r.Consume, ConsumePartition, ConsumeKey)
+		}
+		if r.MaxInFlight < 0 {
+			p.add(prefix+".max_in_flight", "must be positive, got %d", r.MaxInFlight)
+		}
 		if key, ok := strings.CutPrefix(r.Webhook.Secret, "whsec_"); ok {
 			// The secret is not quoted.
 			if b, err := decodeBase64(key); err != nil || len(b) == 0 {

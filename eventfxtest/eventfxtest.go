@@ -35,6 +35,7 @@ import (
 	"github.com/eventfx/eventfx/config"
 	"github.com/eventfx/eventfx/internal/broker"
 	"github.com/eventfx/eventfx/internal/meta"
+	"github.com/eventfx/eventfx/router"
 )
 
 // DefaultTimeout bounds every wait unless Timeout says otherwise.
@@ -218,7 +219,7 @@ func (e *Env) Messages(topic string, n int) []*message.Message {
 }
 
 func (e *Env) memoryMessages(topic string, n int) []*message.Message {
-	sub, err := e.transport.Subscriber(unique("eventfxtest"))
+	sub, err := e.transport.Subscriber(router.SubscriberSpec{ConsumerGroup: unique("eventfxtest"), Consume: config.ConsumePartition})
 	if err != nil {
 		e.t.Fatalf("eventfxtest: subscribe %s: %v", topic, err)
 	}

@@ -32,6 +32,11 @@ type Handler struct {
 	Func message.HandlerFunc
 	// Retry overrides the non-zero fields of the service's retry policy.
 	Retry config.Retry
+	// Consume overrides kafka.consume for this handler when not empty:
+	// config.ConsumePartition or config.ConsumeKey.
+	Consume string
+	// MaxInFlight overrides kafka.max_in_flight (key mode) when positive.
+	MaxInFlight int
 }
 
 // Validator is implemented by events that check themselves after decoding;
@@ -50,8 +55,10 @@ type Keyed interface {
 type Option func(*options)
 
 type options struct {
-	codec Codec
-	retry config.Retry
+	codec       Codec
+	retry       config.Retry
+	consume     string
+	maxInFlight int
 }
 
 // WithCodec replaces the JSON codec.
@@ -59,6 +66,20 @@ func WithCodec(c Codec) Option { return func(o *options) { o.codec = c } }
 
 // WithRetry overrides fields of the service's retry policy for this handler.
 func WithRetry(r config.Retry) Option { return func(o *options) { o.retry = r } }
+
+// ConsumeByKey consumes this handler's topic in key mode, whatever
+// kafka.consume says: messages of different keys of one partition are
+// handled in parallel (up to maxInFlight at once; 0: kafka.max_in_flight),
+// each key's in order. For I/O-bound handlers; see the README.
+func ConsumeByKey(maxInFlight int) Option {
+	return func(o *options) { o.consume, o.maxInFlight = config.ConsumeKey, maxInFlight }
+}
+
+// ConsumeByPartition consumes this handler's topic one message at a time
+// per partition, whatever kafka.consume says.
+func ConsumeByPartition() Option {
+	return func(o *options) { o.consume, o.maxInFlight = config.ConsumePartition, 0 }
+}
 
 func buildOptions(opts []Option) options {
 	o := options{codec: JSON{}}
@@ -74,9 +95,11 @@ func buildOptions(opts []Option) options {
 func New[T any](name, topic string, fn func(ctx context.Context, e T) error, opts ...Option) Handler {
 	o := buildOptions(opts)
 	return Handler{
-		Name:  name,
-		Topic: topic,
-		Retry: o.retry,
+		Name:        name,
+		Topic:       topic,
+		Retry:       o.retry,
+		Consume:     o.consume,
+		MaxInFlight: o.maxInFlight,
 		Func: func(msg *message.Message) ([]*message.Message, error) {
 			ctx, e, err := decode[T](msg, o.codec)
 			if err != nil {
@@ -101,6 +124,8 @@ func NewEmitting[In, Out any](name, topic, publishTopic string, fn func(ctx cont
 		Topic:        topic,
 		PublishTopic: publishTopic,
 		Retry:        o.retry,
+		Consume:      o.consume,
+		MaxInFlight:  o.maxInFlight,
 		Func: func(msg *message.Message) ([]*message.Message, error) {
 			ctx, e, err := decode[In](msg, o.codec)
 			if err != nil {
@@ -187,6 +212,12 @@ func Check(hs []Handler) error {
 		}
 		if h.Func == nil {
 			errs = append(errs, fmt.Errorf("handler %q: Func is nil", h.Name))
+		}
+		if h.Consume != "" && h.Consume != config.ConsumePartition && h.Consume != config.ConsumeKey {
+			errs = append(errs, fmt.Errorf("handler %q: Consume must be %q or %q, got %q", h.Name, config.ConsumePartition, config.ConsumeKey, h.Consume))
+		}
+		if h.MaxInFlight < 0 {
+			errs = append(errs, fmt.Errorf("handler %q: MaxInFlight must be positive, got %d", h.Name, h.MaxInFlight))
 		}
 	}
 	return errors.Join(errs...)

@@ -155,7 +155,7 @@ func Webhook(route config.Route, client *http.Client) (Handler, error) {
 		key:     key,
 		attrs:   append(clientAttributes(u), attrHandler.String(route.Name)),
 	}
-	return Handler{Name: route.Name, Topic: route.Topic, Retry: route.Retry, Func: d.handle}, nil
+	return Handler{Name: route.Name, Topic: route.Topic, Retry: route.Retry, Consume: route.Consume, MaxInFlight: route.MaxInFlight, Func: d.handle}, nil
 }
 
 // signingKey returns the HMAC key of a secret.

@@ -4,6 +4,7 @@
 package router
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -30,9 +31,29 @@ type HandlerInfo struct {
 	Name, Topic, PublishTopic, ConsumerGroup string
 }
 
-// NewSubscriberFunc creates the subscriber of one handler, consuming in the
-// given consumer group.
-type NewSubscriberFunc func(consumerGroup string) (message.Subscriber, error)
+// SubscriberSpec says how one handler consumes.
+type SubscriberSpec struct {
+	// ConsumerGroup is the handler's consumer group.
+	ConsumerGroup string
+	// Consume is config.ConsumePartition or config.ConsumeKey; empty means
+	// the transport's config (kafka.consume).
+	Consume string
+	// MaxInFlight bounds the messages in flight in key mode; 0 means the
+	// transport's config (kafka.max_in_flight).
+	MaxInFlight int
+}
+
+// Spec is the SubscriberSpec of handler h in a service configured by cfg.
+func Spec(cfg config.Config, h handlers.Handler) SubscriberSpec {
+	return SubscriberSpec{
+		ConsumerGroup: ConsumerGroup(cfg, h.Name),
+		Consume:       cmp.Or(h.Consume, cfg.Kafka.Consume),
+		MaxInFlight:   cmp.Or(h.MaxInFlight, cfg.Kafka.MaxInFlight),
+	}
+}
+
+// NewSubscriberFunc creates the subscriber of one handler.
+type NewSubscriberFunc func(SubscriberSpec) (message.Subscriber, error)
 
 // Params are what New needs.
 type Params struct {
@@ -89,8 +110,9 @@ func New(p Params) (*Router, error) {
 	r := &Router{router: wr, logger: p.Logger, shutdown: p.Config.ShutdownTimeout, stopping: make(chan struct{})}
 	pub := unclosable{p.Publisher}
 	for _, h := range p.Handlers {
-		group := ConsumerGroup(p.Config, h.Name)
-		sub, err := p.NewSubscriber(group)
+		spec := Spec(p.Config, h)
+		group := spec.ConsumerGroup
+		sub, err := p.NewSubscriber(spec)
 		if err != nil {
 			return nil, fmt.Errorf("handler %q: subscriber: %w", h.Name, err)
 		}

@@ -1,6 +1,7 @@
 package main_test
 
 import (
+	"cmp"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -60,9 +61,19 @@ func (s *sink) report(t *testing.T, n int) (lost, duplicates int) {
 	return lost, s.total - len(s.seen)
 }
 
-// faultSetup produces n events to a fresh topic and writes a relay config
-// delivering them to a sink.
-func faultSetup(t *testing.T, addr string, n int, sinkURL string) (cfgPath, httpAddr string) {
+// modes are the consumption modes every fault test runs in.
+var modes = []string{"partition", "key"}
+
+// eachMode runs test once per consumption mode (kafka.consume).
+func eachMode(t *testing.T, test func(t *testing.T, mode string)) {
+	for _, mode := range modes {
+		t.Run(mode, func(t *testing.T) { test(t, mode) })
+	}
+}
+
+// faultSetup produces n events (64 keys) to a fresh topic and writes a
+// relay config delivering them to a sink, consuming in mode.
+func faultSetup(t *testing.T, addr string, n int, sinkURL, mode string) (cfgPath, httpAddr string) {
 	t.Helper()
 	topic := kafkatest.Unique("stream")
 	recs := make([]*kgo.Record, n)
@@ -74,14 +85,14 @@ func faultSetup(t *testing.T, addr string, n int, sinkURL string) (cfgPath, http
 	httpAddr = proctest.FreeAddr(t)
 	cfgPath = writeConfig(t, fmt.Sprintf(`
 service: %s
-kafka: {brokers: [%s], session_timeout: 3s, heartbeat_interval: 300ms, rebalance_timeout: 3s, commit_interval: 100ms}
+kafka: {brokers: [%s], consume: %s, session_timeout: 3s, heartbeat_interval: 300ms, rebalance_timeout: 3s, commit_interval: 100ms}
 retry: {initial_interval: 10ms, max_interval: 50ms}
 shutdown_timeout: 10s
 http: {addr: %s}
 subscriber:
   routes:
     - {name: sink, topic: %s, webhook: {url: %s}}
-`, kafkatest.Unique("relay"), addr, httpAddr, topic, sinkURL))
+`, kafkatest.Unique("relay"), addr, mode, httpAddr, topic, sinkURL))
 	return cfgPath, httpAddr
 }
 
@@ -96,119 +107,127 @@ func (s *sink) waitDelivered(t *testing.T, n int) {
 }
 
 func TestCrashLosesNothing(t *testing.T) {
-	const n = 20000
-	_, addr := proctest.Broker(t, "")
-	s, url := newSink(t)
-	cfg, httpAddr := faultSetup(t, addr, n, url)
-	bin := proctest.Build(t, pkg)
+	eachMode(t, func(t *testing.T, mode string) {
+		const n = 20000
+		_, addr := proctest.Broker(t, "")
+		s, url := newSink(t)
+		cfg, httpAddr := faultSetup(t, addr, n, url, mode)
+		bin := proctest.Build(t, pkg)
 
-	// Three SIGKILLs at random points of the stream, a restart after each.
-	for kill := range 3 {
+		// Three SIGKILLs at random points of the stream, a restart after each.
+		for kill := range 3 {
+			p := proctest.Start(t, bin, nil, "--config", cfg)
+			waitReady(t, p, httpAddr)
+			d, _ := s.counts()
+			at := d + 500 + rand.IntN(n/5)
+			s.waitDelivered(t, min(at, n))
+			p.Signal(syscall.SIGKILL)
+			p.Wait(10 * time.Second)
+			d, total := s.counts()
+			t.Logf("kill %d: after %d distinct events (%d deliveries)", kill+1, d, total)
+		}
 		p := proctest.Start(t, bin, nil, "--config", cfg)
 		waitReady(t, p, httpAddr)
-		d, _ := s.counts()
-		at := d + 500 + rand.IntN(n/5)
-		s.waitDelivered(t, min(at, n))
-		p.Signal(syscall.SIGKILL)
-		p.Wait(10 * time.Second)
-		d, total := s.counts()
-		t.Logf("kill %d: after %d distinct events (%d deliveries)", kill+1, d, total)
-	}
-	p := proctest.Start(t, bin, nil, "--config", cfg)
-	waitReady(t, p, httpAddr)
-	s.waitDelivered(t, n)
-	p.Stop(30 * time.Second)
+		s.waitDelivered(t, n)
+		p.Stop(30 * time.Second)
 
-	lost, dup := s.report(t, n)
-	t.Logf("crash: sent %d, lost %d, duplicated %d", n, lost, dup)
-	if lost != 0 {
-		t.Fatalf("lost %d of %d events after three SIGKILLs", lost, n)
-	}
+		lost, dup := s.report(t, n)
+		t.Logf("crash: sent %d, lost %d, duplicated %d", n, lost, dup)
+		if lost != 0 {
+			t.Fatalf("lost %d of %d events after three SIGKILLs", lost, n)
+		}
+	})
 }
 
 func TestGracefulStopMidStream(t *testing.T) {
-	const n = 5000
-	_, addr := proctest.Broker(t, "")
-	s, url := newSink(t)
-	cfg, httpAddr := faultSetup(t, addr, n, url)
-	bin := proctest.Build(t, pkg)
+	eachMode(t, func(t *testing.T, mode string) {
+		const n = 5000
+		_, addr := proctest.Broker(t, "")
+		s, url := newSink(t)
+		cfg, httpAddr := faultSetup(t, addr, n, url, mode)
+		bin := proctest.Build(t, pkg)
 
-	p := proctest.Start(t, bin, nil, "--config", cfg)
-	waitReady(t, p, httpAddr)
-	s.waitDelivered(t, n/3)
-	start := time.Now()
-	p.Stop(30 * time.Second) // exit code 0 within shutdown_timeout (plus close grace)
-	stopped := time.Since(start)
-	dBefore, totalBefore := s.counts()
+		p := proctest.Start(t, bin, nil, "--config", cfg)
+		waitReady(t, p, httpAddr)
+		s.waitDelivered(t, n/3)
+		start := time.Now()
+		p.Stop(30 * time.Second) // exit code 0 within shutdown_timeout (plus close grace)
+		stopped := time.Since(start)
+		dBefore, totalBefore := s.counts()
 
-	p = proctest.Start(t, bin, nil, "--config", cfg)
-	waitReady(t, p, httpAddr)
-	s.waitDelivered(t, n)
-	p.Stop(30 * time.Second)
+		p = proctest.Start(t, bin, nil, "--config", cfg)
+		waitReady(t, p, httpAddr)
+		s.waitDelivered(t, n)
+		p.Stop(30 * time.Second)
 
-	lost, dup := s.report(t, n)
-	t.Logf("graceful stop: sent %d, lost %d, duplicated %d; stopped in %s after %d distinct (%d deliveries)",
-		n, lost, dup, stopped.Round(time.Millisecond), dBefore, totalBefore)
-	if lost != 0 {
-		t.Fatalf("lost %d of %d events across a graceful restart", lost, n)
-	}
-	if dup != 0 {
-		t.Errorf("a graceful stop commits what was handled: want 0 duplicates, got %d", dup)
-	}
+		lost, dup := s.report(t, n)
+		t.Logf("graceful stop: sent %d, lost %d, duplicated %d; stopped in %s after %d distinct (%d deliveries)",
+			n, lost, dup, stopped.Round(time.Millisecond), dBefore, totalBefore)
+		if lost != 0 {
+			t.Fatalf("lost %d of %d events across a graceful restart", lost, n)
+		}
+		if dup != 0 {
+			t.Errorf("a graceful stop commits what was handled: want 0 duplicates, got %d", dup)
+		}
+	})
 }
 
 func TestBrokerRestartMidStream(t *testing.T) {
-	const n = 5000
-	dir := t.TempDir()
-	b, addr := proctest.Broker(t, dir)
-	s, url := newSink(t)
-	cfg, httpAddr := faultSetup(t, addr, n, url)
-	p := proctest.Start(t, proctest.Build(t, pkg), nil, "--config", cfg)
-	waitReady(t, p, httpAddr)
-	s.waitDelivered(t, n/4)
+	eachMode(t, func(t *testing.T, mode string) {
+		const n = 5000
+		dir := t.TempDir()
+		b, addr := proctest.Broker(t, dir)
+		s, url := newSink(t)
+		cfg, httpAddr := faultSetup(t, addr, n, url, mode)
+		p := proctest.Start(t, proctest.Build(t, pkg), nil, "--config", cfg)
+		waitReady(t, p, httpAddr)
+		s.waitDelivered(t, n/4)
 
-	b.Stop(20 * time.Second)
-	d, _ := s.counts()
-	t.Logf("broker stopped after %d distinct events", d)
-	proctest.BrokerAt(t, addr, dir)
+		b.Stop(20 * time.Second)
+		d, _ := s.counts()
+		t.Logf("broker stopped after %d distinct events", d)
+		proctest.BrokerAt(t, addr, dir)
 
-	s.waitDelivered(t, n) // the relay reconnects by itself
-	p.Stop(30 * time.Second)
-	lost, dup := s.report(t, n)
-	t.Logf("broker restart: sent %d, lost %d, duplicated %d", n, lost, dup)
-	if lost != 0 {
-		t.Fatalf("lost %d of %d events across a broker restart", lost, n)
-	}
+		s.waitDelivered(t, n) // the relay reconnects by itself
+		p.Stop(30 * time.Second)
+		lost, dup := s.report(t, n)
+		t.Logf("broker restart: sent %d, lost %d, duplicated %d", n, lost, dup)
+		if lost != 0 {
+			t.Fatalf("lost %d of %d events across a broker restart", lost, n)
+		}
+	})
 }
 
 func TestScaleOutAndIn(t *testing.T) {
-	const n = 20000
-	_, addr := proctest.Broker(t, "")
-	s, url := newSink(t)
-	cfg, httpAddr := faultSetup(t, addr, n, url)
-	bin := proctest.Build(t, pkg)
+	eachMode(t, func(t *testing.T, mode string) {
+		const n = 20000
+		_, addr := proctest.Broker(t, "")
+		s, url := newSink(t)
+		cfg, httpAddr := faultSetup(t, addr, n, url, mode)
+		bin := proctest.Build(t, pkg)
 
-	a := proctest.Start(t, bin, nil, "--config", cfg)
-	waitReady(t, a, httpAddr)
-	s.waitDelivered(t, n/10)
-	httpB := proctest.FreeAddr(t)
-	b := proctest.Start(t, bin, proctest.Env("EVENTFX_HTTP_ADDR", httpB), "--config", cfg)
-	waitReady(t, b, httpB) // ready = joined: the group now has two members sharing the partitions
-	d, _ := s.counts()
-	t.Logf("second instance joined after %d distinct events", d)
-	s.waitDelivered(t, d+n/10)
+		a := proctest.Start(t, bin, nil, "--config", cfg)
+		waitReady(t, a, httpAddr)
+		s.waitDelivered(t, n/10)
+		httpB := proctest.FreeAddr(t)
+		b := proctest.Start(t, bin, proctest.Env("EVENTFX_HTTP_ADDR", httpB), "--config", cfg)
+		waitReady(t, b, httpB) // ready = joined: the group now has two members sharing the partitions
+		d, _ := s.counts()
+		t.Logf("second instance joined after %d distinct events", d)
+		s.waitDelivered(t, d+n/10)
 
-	a.Stop(30 * time.Second) // its partitions move to b
-	d, _ = s.counts()
-	t.Logf("first instance stopped after %d distinct events", d)
-	s.waitDelivered(t, n)
-	b.Stop(30 * time.Second)
+		a.Stop(30 * time.Second) // its partitions move to b
+		d, _ = s.counts()
+		t.Logf("first instance stopped after %d distinct events", d)
+		s.waitDelivered(t, n)
+		b.Stop(30 * time.Second)
 
-	lost, dup := s.report(t, n)
-	t.Logf("scale-out/in: sent %d, lost %d, duplicated %d", n, lost, dup)
-	if lost != 0 {
-		t.Fatalf("lost %d of %d events while scaling out and in", lost, n)
-	}
+		lost, dup := s.report(t, n)
+		t.Logf("scale-out/in: sent %d, lost %d, duplicated %d", n, lost, dup)
+		if lost != 0 {
+			t.Fatalf("lost %d of %d events while scaling out and in", lost, n)
+		}
+	})
 }
 
 func TestBrokerAbsentAtStartIsAClearErrorWithinSeconds(t *testing.T) {
@@ -280,7 +299,8 @@ subscriber:
 // TestSoakCrashes is the long variant of TestCrashLosesNothing: with
 // EVENTFXTEST_SOAK set to a duration (e.g. EVENTFXTEST_SOAK=5m), it streams 100,000
 // events and SIGKILLs the relay at random points until the duration is
-// over, then checks nothing was lost. It is bounded by that duration (plus
+// over, then checks nothing was lost. EVENTFXTEST_SOAK_CONSUME=key runs it
+// in key mode. It is bounded by that duration (plus
 // the final catch-up) and skipped otherwise.
 func TestSoakCrashes(t *testing.T) {
 	soak := os.Getenv("EVENTFXTEST_SOAK")
@@ -292,9 +312,10 @@ func TestSoakCrashes(t *testing.T) {
 		t.Fatalf("EVENTFXTEST_SOAK=%q: want a duration between 0 and 2h", soak)
 	}
 	const n = 100000
+	mode := cmp.Or(os.Getenv("EVENTFXTEST_SOAK_CONSUME"), "partition")
 	_, addr := proctest.Broker(t, "")
 	s, url := newSink(t)
-	cfg, httpAddr := faultSetup(t, addr, n, url)
+	cfg, httpAddr := faultSetup(t, addr, n, url, mode)
 	bin := proctest.Build(t, pkg)
 
 	deadline := time.Now().Add(d)
@@ -316,7 +337,7 @@ func TestSoakCrashes(t *testing.T) {
 	p.Stop(30 * time.Second)
 
 	lost, dup := s.report(t, n)
-	t.Logf("soak (%s, %d SIGKILLs): sent %d, lost %d, duplicated %d", d, kills, n, lost, dup)
+	t.Logf("soak (%s, %s mode, %d SIGKILLs): sent %d, lost %d, duplicated %d", d, mode, kills, n, lost, dup)
 	if lost != 0 {
 		t.Fatalf("lost %d of %d events", lost, n)
 	}

@@ -22,6 +22,8 @@ import (
 	"github.com/eventfx/eventfx/config"
 	"github.com/eventfx/eventfx/handlers"
 	"github.com/eventfx/eventfx/internal/broker"
+	"github.com/eventfx/eventfx/internal/ids"
+	"github.com/eventfx/eventfx/internal/kafkaconn"
 	"github.com/eventfx/eventfx/internal/kafkatest"
 	"github.com/eventfx/eventfx/internal/meta"
 )
@@ -200,20 +202,25 @@ func publishAll(b *testing.B, pub message.Publisher, c *counter) {
 }
 
 // produce writes n records to a fresh topic with franz-go, in the eventfx
-// wire format (ID and correlation ID headers, no key).
-func produce(b *testing.B, n int) string {
+// wire format (ID and correlation ID headers), keyed by one of keys
+// distinct keys in turn (none when keys is 0).
+func produce(b *testing.B, n, keys int) string {
 	b.Helper()
 	topic := kafkatest.Unique("bench")
-	cl := kafkatest.Client(b, brokerAddr, kgo.AllowAutoTopicCreation(), kgo.ProducerLinger(5*time.Millisecond))
+	cl := kafkatest.Client(b, brokerAddr, kgo.AllowAutoTopicCreation(), kgo.ProducerLinger(5*time.Millisecond),
+		kafkaconn.Partitioner())
 	var wg sync.WaitGroup
 	var failed atomic.Pointer[error]
 	for i := range n {
 		wg.Add(1)
-		id := watermill.NewUUID()
-		cl.Produce(context.Background(), &kgo.Record{Topic: topic, Value: payload, Headers: []kgo.RecordHeader{
-			{Key: kafka.UUIDHeaderKey, Value: []byte(id)},
+		r := &kgo.Record{Topic: topic, Value: payload, Headers: []kgo.RecordHeader{
+			{Key: kafka.UUIDHeaderKey, Value: []byte(ids.New())},
 			{Key: meta.CorrelationID, Value: []byte(strconv.Itoa(i))},
-		}}, func(_ *kgo.Record, err error) {
+		}}
+		if keys > 0 {
+			r.Key = []byte("key-" + strconv.Itoa(i%keys))
+		}
+		cl.Produce(context.Background(), r, func(_ *kgo.Record, err error) {
 			if err != nil {
 				failed.Store(&err)
 			}
@@ -227,80 +234,129 @@ func produce(b *testing.B, n int) string {
 	return topic
 }
 
-// BenchmarkKafkaConsume consumes b.N records, produced beforehand, from the
-// embedded broker in a fresh consumer group: the bare Watermill router on
-// watermill-kafka (its default Sarama settings, from the oldest offset),
-// the eventfx subscriber service (whole chain, eventfx's Sarama settings)
-// and franz-go's raw group consumer. The rate is steady state: from the
-// first message handled to the last.
+// consumeWatermill consumes topic's b.N records with the bare Watermill
+// router on watermill-kafka (its default Sarama settings, from the oldest
+// offset) and handle, and reports the steady rate.
+func consumeWatermill(b *testing.B, topic string, c *counter, handle func(*message.Message) error) {
+	sc := kafka.DefaultSaramaSubscriberConfig()
+	sc.Consumer.Offsets.Initial = sarama.OffsetOldest
+	sub, err := kafka.NewSubscriber(kafka.SubscriberConfig{
+		Brokers: []string{brokerAddr}, Unmarshaler: kafka.DefaultMarshaler{},
+		OverwriteSaramaConfig: sc, ConsumerGroup: kafkatest.Unique("group"),
+	}, watermill.NopLogger{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	r, err := message.NewRouter(message.RouterConfig{}, watermill.NopLogger{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	r.AddConsumerHandler("bench", topic, sub, handle)
+	b.ReportAllocs()
+	b.ResetTimer()
+	go func() { _ = r.Run(context.Background()) }()
+	b.Cleanup(func() { _ = r.Close() })
+	c.wait(b, 5*time.Minute)
+	b.StopTimer()
+	c.reportSteady(b)
+}
+
+// consumeEventfx consumes topic's b.N records with an eventfx subscriber
+// service (whole chain) consuming in mode, and reports the steady rate.
+func consumeEventfx(b *testing.B, topic, mode string, c *counter, handle func(*message.Message) error) {
+	cfg := benchConfig(brokerAddr)
+	cfg.Kafka.Consume = mode
+	b.ReportAllocs()
+	b.ResetTimer()
+	startApp(b,
+		app.Core(cfg), app.KafkaModule, app.SubscriberModule,
+		handlers.Register(handlers.Handler{Name: "bench", Topic: topic, Func: func(m *message.Message) ([]*message.Message, error) {
+			return nil, handle(m)
+		}}),
+	)
+	c.wait(b, 5*time.Minute)
+	b.StopTimer()
+	c.reportSteady(b)
+}
+
+// consumeFranz consumes topic's b.N records with franz-go's raw group
+// consumer; the clock starts at the assignment (one fetch can bring
+// thousands of records).
+func consumeFranz(b *testing.B, topic string, c *counter) {
+	cl := kafkatest.Client(b, brokerAddr, kgo.ConsumerGroup(kafkatest.Unique("group")),
+		kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.OnPartitionsAssigned(func(context.Context, *kgo.Client, map[string][]int32) {
+			c.first.CompareAndSwap(0, time.Now().UnixNano())
+		}))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for c.n.Load() < c.want {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		fs := cl.PollFetches(ctx)
+		cancel()
+		if err := fs.Err0(); err != nil {
+			b.Fatal(err)
+		}
+		if n := fs.NumRecords(); n > 0 {
+			c.add(n)
+		}
+	}
+	b.StopTimer()
+	c.reportSteady(b)
+}
+
+// BenchmarkKafkaConsume consumes b.N records, produced beforehand on the
+// embedded broker's 8 partitions with 1,000 keys, in a fresh consumer
+// group, with a trivial handler: the bare Watermill router on
+// watermill-kafka, the eventfx subscriber service (whole chain) by
+// partition and by key, and franz-go's raw group consumer. The rate is
+// steady state: from the first message handled to the last.
 func BenchmarkKafkaConsume(b *testing.B) {
 	b.Run("watermill-kafka", func(b *testing.B) {
-		topic := produce(b, b.N)
-		sc := kafka.DefaultSaramaSubscriberConfig()
-		sc.Consumer.Offsets.Initial = sarama.OffsetOldest
-		sub, err := kafka.NewSubscriber(kafka.SubscriberConfig{
-			Brokers: []string{brokerAddr}, Unmarshaler: kafka.DefaultMarshaler{},
-			OverwriteSaramaConfig: sc, ConsumerGroup: kafkatest.Unique("group"),
-		}, watermill.NopLogger{})
-		if err != nil {
-			b.Fatal(err)
-		}
-		r, err := message.NewRouter(message.RouterConfig{}, watermill.NopLogger{})
-		if err != nil {
-			b.Fatal(err)
-		}
 		c := newCounter(b.N)
-		r.AddConsumerHandler("bench", topic, sub, c.handle)
-		b.ReportAllocs()
-		b.ResetTimer()
-		go func() { _ = r.Run(context.Background()) }()
-		b.Cleanup(func() { _ = r.Close() })
-		c.wait(b, 5*time.Minute)
-		b.StopTimer()
-		c.reportSteady(b)
+		consumeWatermill(b, produce(b, b.N, benchKeys), c, c.handle)
 	})
 	b.Run("eventfx", func(b *testing.B) {
-		topic := produce(b, b.N)
 		c := newCounter(b.N)
-		b.ReportAllocs()
-		b.ResetTimer()
-		startApp(b,
-			app.Core(benchConfig(brokerAddr)), app.KafkaModule, app.SubscriberModule,
-			handlers.Register(handlers.Handler{Name: "bench", Topic: topic, Func: func(m *message.Message) ([]*message.Message, error) {
-				return nil, c.handle(m)
-			}}),
-		)
-		c.wait(b, 5*time.Minute)
-		b.StopTimer()
-		c.reportSteady(b)
+		consumeEventfx(b, produce(b, b.N, benchKeys), config.ConsumePartition, c, c.handle)
+	})
+	b.Run("eventfx-key", func(b *testing.B) {
+		c := newCounter(b.N)
+		consumeEventfx(b, produce(b, b.N, benchKeys), config.ConsumeKey, c, c.handle)
 	})
 	b.Run("franz-go", func(b *testing.B) {
-		topic := produce(b, b.N)
 		c := newCounter(b.N)
-		// One fetch can bring thousands of records: the clock starts at
-		// the assignment, not at the first fetch's return.
-		cl := kafkatest.Client(b, brokerAddr, kgo.ConsumerGroup(kafkatest.Unique("group")),
-			kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-			kgo.OnPartitionsAssigned(func(context.Context, *kgo.Client, map[string][]int32) {
-				c.first.CompareAndSwap(0, time.Now().UnixNano())
-			}))
-		b.ReportAllocs()
-		b.ResetTimer()
-		for c.n.Load() < c.want {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-			fs := cl.PollFetches(ctx)
-			cancel()
-			if err := fs.Err0(); err != nil {
-				b.Fatal(err)
-			}
-			if n := fs.NumRecords(); n > 0 {
-				c.add(n)
-			}
-		}
-		b.StopTimer()
-		c.reportSteady(b)
+		consumeFranz(b, produce(b, b.N, benchKeys), c)
 	})
 }
+
+// BenchmarkKafkaConsumeIO is BenchmarkKafkaConsume with an I/O-bound
+// handler, one that waits 1 ms (a webhook, a database write): by
+// partition, a service handles at most partitions/latency messages a
+// second; by key, up to kafka.max_in_flight at once.
+func BenchmarkKafkaConsumeIO(b *testing.B) {
+	io := func(c *counter) func(*message.Message) error {
+		return func(m *message.Message) error {
+			time.Sleep(time.Millisecond)
+			return c.handle(m)
+		}
+	}
+	b.Run("watermill-kafka", func(b *testing.B) {
+		c := newCounter(b.N)
+		consumeWatermill(b, produce(b, b.N, benchKeys), c, io(c))
+	})
+	b.Run("eventfx", func(b *testing.B) {
+		c := newCounter(b.N)
+		consumeEventfx(b, produce(b, b.N, benchKeys), config.ConsumePartition, c, io(c))
+	})
+	b.Run("eventfx-key", func(b *testing.B) {
+		c := newCounter(b.N)
+		consumeEventfx(b, produce(b, b.N, benchKeys), config.ConsumeKey, c, io(c))
+	})
+}
+
+// benchKeys is the number of distinct keys of the consumed records.
+const benchKeys = 1000
 
 // BenchmarkKafkaPublish publishes b.N messages from one goroutine to the
 // embedded broker, acks from all in-sync replicas: watermill-kafka's

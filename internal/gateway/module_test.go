@@ -17,6 +17,7 @@ import (
 	"github.com/eventfx/eventfx/config"
 	"github.com/eventfx/eventfx/internal/gateway"
 	"github.com/eventfx/eventfx/internal/meta"
+	"github.com/eventfx/eventfx/router"
 )
 
 // TestModuleStartsServesAndStops runs the gateway in an fx app over the
@@ -38,7 +39,7 @@ func TestModuleStartsServesAndStops(t *testing.T) {
 	a.RequireStart()
 	defer a.RequireStop()
 
-	sub, err := transport.Subscriber("test")
+	sub, err := transport.Subscriber(router.SubscriberSpec{ConsumerGroup: "test"})
 	require.NoError(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

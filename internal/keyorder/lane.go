@@ -1,0 +1,166 @@
+package keyorder
+
+import (
+	"context"
+	"time"
+
+	"github.com/eventfx/eventfx/internal/meta"
+)
+
+// enqueueLocked queues r on its key's lane, starting the lane's goroutine
+// if the lane had no work. Records without a key share one lane.
+func (s *subscription) enqueueLocked(p *partition, r *record) {
+	key := string(r.rec.Key)
+	l := p.lanes[key]
+	if l == nil {
+		l = &lane{key: key}
+		p.lanes[key] = l
+		p.running++
+		s.lanes++
+		go s.runLane(p, l)
+	}
+	l.queue = append(l.queue, r)
+}
+
+// runLane delivers a lane's records one at a time, each only after the
+// previous one was acked: the key's order holds by construction. It ends
+// when the lane has no more work it may hand out, or when a record is
+// abandoned (a later record of the key must then not run before it).
+func (s *subscription) runLane(p *partition, l *lane) {
+	for {
+		s.mu.Lock()
+		r := s.nextLocked(p, l)
+		s.mu.Unlock()
+		if r == nil {
+			return
+		}
+		if !s.deliver(p, r) {
+			s.mu.Lock()
+			s.endLaneLocked(p, l)
+			s.mu.Unlock()
+			return
+		}
+	}
+}
+
+// nextLocked takes the lane's next record, or ends the lane and returns
+// nil: when its queue is empty, the subscription halted, the partition is
+// forgotten, or the next record is beyond a revoked partition's fence.
+func (s *subscription) nextLocked(p *partition, l *lane) *record {
+	if !p.gone && !s.halted() && len(l.queue) > 0 {
+		r := l.queue[0]
+		if !p.revoking || r.offset <= p.fence {
+			l.queue[0] = nil
+			l.queue = l.queue[1:]
+			p.handed = max(p.handed, r.offset)
+			return r
+		}
+	}
+	s.endLaneLocked(p, l)
+	return nil
+}
+
+// endLaneLocked removes a lane whose goroutine ends. Records left in its
+// queue stay not done in the window: the partition is being given up, or
+// the subscription halted, so they are delivered again later, elsewhere.
+func (s *subscription) endLaneLocked(p *partition, l *lane) {
+	if p.lanes[l.key] == l {
+		delete(p.lanes, l.key)
+	}
+	p.running--
+	s.lanes--
+	s.wakeLocked()
+}
+
+// outcome is how one delivery of a record ended.
+type outcome int
+
+const (
+	abandoned outcome = iota // not handed out, or given up on: not done
+	acked
+	nacked
+)
+
+// deliver hands r out until it is acked (true), sending it again after
+// NackResendSleep on every nack. It returns false when r is abandoned: the
+// subscription halted or the partition is being given up.
+func (s *subscription) deliver(p *partition, r *record) bool {
+	for {
+		switch s.offer(p, r) {
+		case acked:
+			return true
+		case abandoned:
+			return false
+		}
+		// Nacked. A revoked or halted subscription does not retry:
+		// the record is redelivered after the restart or rebalance.
+		s.mu.Lock()
+		retry := !p.revoking && !s.halted()
+		s.mu.Unlock()
+		if !retry {
+			return false
+		}
+		sleep := time.NewTimer(s.cfg.NackResendSleep)
+		select {
+		case <-sleep.C:
+		case <-s.halt:
+			sleep.Stop()
+			return false
+		case <-p.ctx.Done():
+			sleep.Stop()
+			return false
+		}
+	}
+}
+
+// offer sends one message of r to the output channel and waits for its
+// ack or nack. The message's context ends when offer returns, and earlier
+// if the partition is given up.
+func (s *subscription) offer(p *partition, r *record) outcome {
+	select {
+	case s.slots <- struct{}{}:
+	case <-s.halt:
+		return abandoned
+	case <-p.ctx.Done():
+		return abandoned
+	}
+	defer func() { <-s.slots }()
+
+	ctx, cancel := context.WithCancel(meta.WithRecord(s.msgBase, p.id, r.offset))
+	defer cancel()
+	stopCancel := context.AfterFunc(p.ctx, cancel)
+	defer stopCancel()
+	msg := s.cfg.Unmarshal(r.rec)
+	msg.SetContext(ctx)
+	select {
+	case s.out <- msg:
+	case <-s.halt:
+		return abandoned
+	case <-p.ctx.Done():
+		return abandoned
+	}
+	s.inFlight.Add(1)
+	defer s.inFlight.Add(-1)
+	select {
+	case <-msg.Acked():
+		s.markDone(p, r)
+		return acked
+	case <-msg.Nacked():
+		return nacked
+	case <-p.ctx.Done():
+		return abandoned
+	}
+}
+
+// markDone records r's ack in its partition's window.
+func (s *subscription) markDone(p *partition, r *record) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p.gone {
+		return // given up on: it is redelivered to the partition's next owner
+	}
+	p.markDone(r)
+	s.outstanding--
+	s.guardLocked(p)
+	s.wakeLocked()
+}

@@ -1,0 +1,520 @@
+package keyorder
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// subscription is one Subscribe call: a kgo group client on one topic, its
+// poll loop, commit loop and lanes, and its output channel.
+//
+// Lock order: commitMu, then mu. kgo's pause and resume calls may be made
+// under mu (they never call back); polling, committing, allowing
+// rebalances and closing the client never are.
+type subscription struct {
+	cfg    Config
+	parent *Subscriber
+	topic  string
+	log    *slog.Logger
+	client *kgo.Client
+	out    chan *message.Message
+
+	// msgBase carries the Subscribe context's values, not its
+	// cancellation, into message contexts.
+	msgBase context.Context
+	// ctx is the parent of every partition's context; abandon cancels it
+	// when a drain or Close gives up on the in-flight messages.
+	ctx     context.Context
+	abandon context.CancelFunc
+
+	// halt is closed when the subscription stops handing out messages
+	// (Drain, Close, Subscribe context done), for good.
+	halt     chan struct{}
+	haltOnce sync.Once
+	pollCtx  context.Context
+	stopPoll context.CancelFunc
+	pollDone chan struct{}
+	// quit stops the commit loop; commitLoopDone is closed when it ended.
+	quit           chan struct{}
+	commitLoopDone chan struct{}
+	stopOnce       sync.Once
+	stopErr        error
+	// done is closed once the subscription stopped.
+	done chan struct{}
+
+	// slots bounds the messages in flight (Config.MaxInFlight).
+	slots    chan struct{}
+	inFlight atomic.Int64
+
+	// commitMu serialises commits, so none computed before a revoke
+	// lands after the revoke's.
+	commitMu sync.Mutex
+
+	mu    sync.Mutex
+	parts map[int32]*partition
+	// outstanding counts the records polled and not done.
+	outstanding int
+	// gateShut is set when outstanding reached MaxOutstanding, until it
+	// is back at 75 %.
+	gateShut bool
+	// lanes counts the lane goroutines of every partition, forgotten
+	// ones included.
+	lanes  int
+	joined bool
+	// wake is closed (and cleared) on every change waitUntil waits for.
+	wake chan struct{}
+}
+
+func newSubscription(ctx context.Context, parent *Subscriber, topic string) (*subscription, error) {
+	cfg := parent.cfg
+	s := &subscription{
+		cfg:            cfg,
+		parent:         parent,
+		topic:          topic,
+		log:            parent.log.With("topic", topic),
+		out:            make(chan *message.Message),
+		msgBase:        context.WithoutCancel(ctx),
+		halt:           make(chan struct{}),
+		pollDone:       make(chan struct{}),
+		quit:           make(chan struct{}),
+		commitLoopDone: make(chan struct{}),
+		done:           make(chan struct{}),
+		slots:          make(chan struct{}, cfg.MaxInFlight),
+		parts:          make(map[int32]*partition),
+	}
+	s.ctx, s.abandon = context.WithCancel(context.Background())
+	s.pollCtx, s.stopPoll = context.WithCancel(context.Background())
+
+	opts := []kgo.Opt{kgo.FetchMaxWait(DefaultFetchMaxWait)}
+	opts = append(opts, cfg.Opts...)
+	opts = append(opts,
+		kgo.SeedBrokers(cfg.Brokers...),
+		kgo.ConsumerGroup(cfg.Group),
+		kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(cfg.ResetOffset),
+		kgo.DisableAutoCommit(),
+		kgo.BlockRebalanceOnPoll(),
+		kgo.OnPartitionsAssigned(s.onAssigned),
+		kgo.OnOffsetsFetched(s.onFetched),
+		kgo.OnPartitionsRevoked(s.onRevoked),
+		kgo.OnPartitionsLost(s.onLost),
+	)
+	if cfg.SessionTimeout > 0 {
+		opts = append(opts, kgo.SessionTimeout(cfg.SessionTimeout))
+	}
+	if cfg.HeartbeatInterval > 0 {
+		opts = append(opts, kgo.HeartbeatInterval(cfg.HeartbeatInterval))
+	}
+	if cfg.RebalanceTimeout > 0 {
+		opts = append(opts, kgo.RebalanceTimeout(cfg.RebalanceTimeout))
+	}
+	client, err := kgo.NewClient(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("kafka client: %w", err)
+	}
+	s.client = client
+	return s, nil
+}
+
+// start runs the poll loop, the commit loop, and the watch on ctx.
+func (s *subscription) start(ctx context.Context) {
+	go s.pollLoop()
+	go s.commitLoop()
+	go func() {
+		select {
+		case <-ctx.Done():
+			if err := s.stop(); err != nil {
+				s.log.Warn("stop after the subscribe context ended", "error", err)
+			}
+		case <-s.done:
+		}
+	}()
+}
+
+// pollLoop polls while there is room below MaxOutstanding and files the
+// records into lanes, rebalances waiting meanwhile.
+func (s *subscription) pollLoop() {
+	defer close(s.pollDone)
+	for {
+		var room int
+		err := s.waitUntil(s.pollCtx, func() bool {
+			room = s.roomLocked()
+			return room > 0
+		})
+		if err != nil {
+			return
+		}
+		fetches := s.client.PollRecords(s.pollCtx, room)
+		if fetches.IsClientClosed() || s.pollCtx.Err() != nil {
+			s.client.AllowRebalance()
+			return
+		}
+		fetches.EachError(func(topic string, partition int32, err error) {
+			s.log.Warn("fetch", "partition", partition, "error", err)
+		})
+		s.file(fetches)
+		s.client.AllowRebalance()
+	}
+}
+
+// roomLocked is how many records a poll may add: 0 while the gate is shut.
+func (s *subscription) roomLocked() int {
+	if s.gateShut {
+		if s.outstanding > s.cfg.MaxOutstanding*3/4 {
+			return 0
+		}
+		s.gateShut = false
+	}
+	room := s.cfg.MaxOutstanding - s.outstanding
+	if room <= 0 {
+		s.gateShut = true
+	}
+	return room
+}
+
+// file appends polled records to their partitions' windows and lanes.
+func (s *subscription) file(fetches kgo.Fetches) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.halted() {
+		return // never handed out, so neither done nor committed
+	}
+	fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
+		if len(fp.Records) == 0 {
+			return
+		}
+		p := s.parts[fp.Partition]
+		if p == nil {
+			// Assignments arrive through onFetched before their
+			// records; this is a safety net without a commit.
+			p = newPartition(s.ctx, fp.Partition)
+			s.parts[fp.Partition] = p
+		}
+		for _, kr := range fp.Records {
+			r := p.add(kr)
+			if r == nil || r.done {
+				continue
+			}
+			s.outstanding++
+			s.enqueueLocked(p, r)
+		}
+		s.guardLocked(p) // records skipped by the done-set may be held
+	})
+}
+
+// guardLocked pauses fetching p once PartitionWindow of its records are
+// done but held behind an earlier one not done, and resumes it once they
+// are back at 75 %. A key that keeps failing holds its partition's commit
+// point while the other keys go on: the records done behind it do not
+// count as outstanding, so without the pause the window would grow without
+// bound. Records not done yet are not counted: they are bounded by
+// MaxOutstanding, and counting them would pause a partition whenever one
+// poll brings many of its records.
+func (s *subscription) guardLocked(p *partition) {
+	held := p.held()
+	switch {
+	case !p.paused && held >= s.cfg.PartitionWindow:
+		p.paused = true
+		s.client.PauseFetchPartitions(map[string][]int32{s.topic: {p.id}})
+		s.log.Debug("partition paused: done records held behind an undone one", "partition", p.id, "held", held, "committable", p.base)
+	case p.paused && held <= s.cfg.PartitionWindow*3/4:
+		s.resumeLocked(p)
+	}
+}
+
+// resumeLocked resumes fetching a paused partition.
+func (s *subscription) resumeLocked(p *partition) {
+	p.paused = false
+	s.client.ResumeFetchPartitions(map[string][]int32{s.topic: {p.id}})
+}
+
+// forgetLocked drops a partition: its in-flight messages' contexts end,
+// its lanes stop, late acks are ignored, and fetching it is resumed if it
+// was paused, as kgo keeps pauses across assignments.
+func (s *subscription) forgetLocked(p *partition) {
+	p.gone = true
+	p.cancel()
+	delete(s.parts, p.id)
+	s.outstanding -= p.notDone
+	if p.paused {
+		s.resumeLocked(p)
+	}
+	s.wakeLocked()
+}
+
+func (s *subscription) onAssigned(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.joined = true
+	if ps := assigned[s.topic]; len(ps) > 0 {
+		s.log.Info("partitions assigned", "partitions", ps)
+	}
+}
+
+// onFetched sets up the newly assigned partitions from their committed
+// offsets and done-sets, before any of their records is fetched.
+func (s *subscription) onFetched(_ context.Context, _ *kgo.Client, resp *kmsg.OffsetFetchResponse) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, g := range resp.Groups {
+		for _, t := range g.Topics {
+			// Newer responses name topics by ID only; this client
+			// consumes one topic.
+			if t.Topic != "" && t.Topic != s.topic {
+				continue
+			}
+			for _, fp := range t.Partitions {
+				if fp.ErrorCode != 0 {
+					continue // kgo reports it and does not consume the partition
+				}
+				if old := s.parts[fp.Partition]; old != nil {
+					s.forgetLocked(old)
+				}
+				p := newPartition(s.ctx, fp.Partition)
+				s.parts[fp.Partition] = p
+				if fp.Offset < 0 {
+					continue // no commit: ResetOffset
+				}
+				p.base, p.baseEpoch, p.committed = fp.Offset, fp.LeaderEpoch, fp.Offset
+				if fp.Metadata == nil {
+					continue
+				}
+				p.committedMeta = *fp.Metadata
+				spans, err := decodeDoneSet(fp.Offset, *fp.Metadata)
+				if err != nil {
+					s.log.Warn("ignoring the committed done-set", "partition", fp.Partition, "offset", fp.Offset, "error", err)
+					continue
+				}
+				p.skip = spans
+			}
+		}
+	}
+	return nil
+}
+
+// onRevoked fences the revoked partitions, lets their lanes fill the holes
+// below the fence for up to RevokeDrain, then commits and forgets them.
+func (s *subscription) onRevoked(_ context.Context, _ *kgo.Client, revoked map[string][]int32) {
+	s.mu.Lock()
+	s.joined = false
+	var parts []*partition
+	for _, id := range revoked[s.topic] {
+		if p := s.parts[id]; p != nil {
+			p.revoking, p.fence = true, p.handed
+			parts = append(parts, p)
+		}
+	}
+	s.mu.Unlock()
+	if len(parts) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RevokeDrain)
+	err := s.waitUntil(ctx, func() bool {
+		for _, p := range parts {
+			if p.running > 0 {
+				return false
+			}
+		}
+		return true
+	})
+	cancel()
+	if err != nil {
+		s.log.Warn("revoke: gave up waiting for in-flight messages; they are cancelled and will be redelivered", "revoke_drain", s.cfg.RevokeDrain)
+	}
+	s.release(parts)
+}
+
+// release commits the given partitions and forgets them.
+func (s *subscription) release(parts []*partition) {
+	s.commitMu.Lock()
+	defer s.commitMu.Unlock()
+	s.mu.Lock()
+	var points []commitPoint
+	ids := make([]int32, 0, len(parts))
+	for _, p := range parts {
+		if p.gone {
+			continue
+		}
+		if pt, ok := pointLocked(p); ok {
+			points = append(points, pt)
+		}
+		s.forgetLocked(p)
+		ids = append(ids, p.id)
+	}
+	s.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
+	defer cancel()
+	if err := s.commit(ctx, points); err != nil {
+		s.log.Warn("commit of revoked partitions", "partitions", ids, "error", err)
+		return
+	}
+	s.log.Info("partitions revoked", "partitions", ids)
+}
+
+// onLost forgets every partition without committing: another member may
+// own them already. kgo drops the whole assignment after a loss.
+func (s *subscription) onLost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.joined = false
+	for _, p := range s.parts {
+		s.forgetLocked(p)
+	}
+	s.log.Warn("partitions lost: in-flight messages cancelled, uncommitted records will be redelivered", "partitions", lost[s.topic])
+}
+
+// commitLoop commits the done offsets every CommitInterval.
+func (s *subscription) commitLoop() {
+	defer close(s.commitLoopDone)
+	tick := time.NewTicker(s.cfg.CommitInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-tick.C:
+			ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
+			if err := s.commitDone(ctx); err != nil {
+				s.log.Warn("periodic commit", "error", err)
+			}
+			cancel()
+		case <-s.quit:
+			return
+		}
+	}
+}
+
+// haltNow stops handing out messages and polling, for good.
+func (s *subscription) haltNow() {
+	s.haltOnce.Do(func() {
+		s.mu.Lock()
+		close(s.halt)
+		s.wakeLocked()
+		s.mu.Unlock()
+		s.stopPoll()
+	})
+}
+
+func (s *subscription) halted() bool {
+	select {
+	case <-s.halt:
+		return true
+	default:
+		return false
+	}
+}
+
+// drain implements Subscriber.Drain for one subscription.
+func (s *subscription) drain(ctx context.Context) error {
+	s.haltNow()
+	if err := s.waitIdle(ctx); err != nil {
+		s.abandon()
+		return fmt.Errorf("topic %s: in-flight messages cancelled: %w", s.topic, err)
+	}
+	if err := s.commitDone(ctx); err != nil {
+		return fmt.Errorf("topic %s: commit: %w", s.topic, err)
+	}
+	return nil
+}
+
+// stop stops the subscription once; later calls return the first result.
+func (s *subscription) stop() error {
+	s.stopOnce.Do(func() {
+		s.stopErr = s.shutdown()
+		close(s.done)
+		s.parent.remove(s)
+	})
+	return s.stopErr
+}
+
+func (s *subscription) shutdown() error {
+	s.haltNow()
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RevokeDrain)
+	if err := s.waitIdle(ctx); err != nil {
+		s.log.Warn("close: gave up waiting for in-flight messages; they are cancelled and will be redelivered", "revoke_drain", s.cfg.RevokeDrain)
+	}
+	cancel()
+	// Every lane now stops at once: nothing is left to wait for.
+	s.abandon()
+	_ = s.waitIdle(context.Background())
+	<-s.pollDone
+	close(s.quit)
+	<-s.commitLoopDone
+
+	ctx, cancel = context.WithTimeout(context.Background(), commitTimeout)
+	defer cancel()
+	var errs []error
+	if err := s.commitDone(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("topic %s: commit: %w", s.topic, err))
+	}
+	// Leaving the group revokes the partitions: onRevoked finds nothing
+	// new to commit and forgets them. The bound keeps an unreachable
+	// broker from holding Close; the group then expires the member after
+	// SessionTimeout.
+	if err := s.client.LeaveGroupContext(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("topic %s: leave group: %w", s.topic, err))
+	}
+	s.client.Close()
+	// The lanes, the only senders, have ended and none can start.
+	close(s.out)
+	return errors.Join(errs...)
+}
+
+// waitIdle waits until no lane runs.
+func (s *subscription) waitIdle(ctx context.Context) error {
+	return s.waitUntil(ctx, func() bool { return s.lanes == 0 })
+}
+
+// waitUntil waits until cond, evaluated under mu, holds, or ctx ends.
+func (s *subscription) waitUntil(ctx context.Context, cond func() bool) error {
+	s.mu.Lock()
+	for !cond() {
+		if s.wake == nil {
+			s.wake = make(chan struct{})
+		}
+		wake := s.wake
+		s.mu.Unlock()
+		select {
+		case <-wake:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		s.mu.Lock()
+	}
+	s.mu.Unlock()
+	return nil
+}
+
+// wakeLocked wakes every waitUntil to check its condition again.
+func (s *subscription) wakeLocked() {
+	if s.wake != nil {
+		close(s.wake)
+		s.wake = nil
+	}
+}
+
+func (s *subscription) isJoined() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.joined
+}
+
+func (s *subscription) addStats(st *Stats) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st.Outstanding += s.outstanding
+	st.InFlight += int(s.inFlight.Load())
+	st.Lanes += s.lanes
+	for _, p := range s.parts {
+		st.Partitions = append(st.Partitions, PartitionStats{
+			Topic: s.topic, Partition: p.id, Window: p.windowLen(), Held: p.held(), Paused: p.paused, Committed: p.committed,
+		})
+	}
+}
