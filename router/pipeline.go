@@ -203,14 +203,14 @@ func (p *pipeline) attempt(msg *message.Message, d *meta.Delivery, n int) error 
 		f(msg, n)
 	}
 	ctx := msg.Context()
-	var start time.Time
-	if len(p.attemptEnded) > 0 {
+	var start time.Time // read once, for the observers and the deadline
+	if len(p.attemptEnded) > 0 || p.timeout > 0 {
 		start = time.Now()
 	}
 	// 5. Per-attempt timeout, inside retry so each attempt gets its own.
 	var deadline *deadlineCtx
 	if p.timeout > 0 {
-		deadline = &deadlineCtx{parent: ctx, deadline: time.Now().Add(p.timeout)}
+		deadline = &deadlineCtx{parent: ctx, deadline: start.Add(p.timeout)}
 		msg.SetContext(deadline)
 	}
 	err := p.call(msg)
