@@ -27,19 +27,22 @@ func (s *subscription) enqueueLocked(p *partition, r *record) {
 // when the lane has no more work it may hand out, or when a record is
 // abandoned (a later record of the key must then not run before it).
 func (s *subscription) runLane(p *partition, l *lane) {
-	for {
-		s.mu.Lock()
-		r := s.nextLocked(p, l)
-		s.mu.Unlock()
-		if r == nil {
-			return
-		}
+	s.mu.Lock()
+	r := s.nextLocked(p, l)
+	s.mu.Unlock()
+	for r != nil {
 		if !s.deliver(p, r) {
 			s.mu.Lock()
 			s.endLaneLocked(p, l)
 			s.mu.Unlock()
 			return
 		}
+		// One critical section per message: record the ack, take the
+		// next record.
+		s.mu.Lock()
+		s.markDoneLocked(p, r)
+		r = s.nextLocked(p, l)
+		s.mu.Unlock()
 	}
 }
 
@@ -143,8 +146,7 @@ func (s *subscription) offer(p *partition, r *record) outcome {
 	defer s.inFlight.Add(-1)
 	select {
 	case <-msg.Acked():
-		s.markDone(p, r)
-		return acked
+		return acked // runLane records it
 	case <-msg.Nacked():
 		return nacked
 	case <-p.ctx.Done():
@@ -152,15 +154,18 @@ func (s *subscription) offer(p *partition, r *record) outcome {
 	}
 }
 
-// markDone records r's ack in its partition's window.
-func (s *subscription) markDone(p *partition, r *record) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+// markDoneLocked records r's ack in its partition's window.
+func (s *subscription) markDoneLocked(p *partition, r *record) {
 	if p.gone {
 		return // given up on: it is redelivered to the partition's next owner
 	}
 	p.markDone(r)
 	s.outstanding--
 	s.guardLocked(p)
-	s.wakeLocked()
+	// Only the poll loop waits on outstanding, and only once its gate is
+	// shut (roomLocked): waking it on every ack cost a goroutine wake-up
+	// and a lock round per message.
+	if s.gateShut && s.outstanding <= s.cfg.MaxOutstanding*3/4 {
+		s.wakeLocked()
+	}
 }
