@@ -181,34 +181,50 @@ func (s *subscription) roomLocked() int {
 	return room
 }
 
-// file appends polled records to their partitions' windows and lanes.
+// file appends polled records to their partitions' windows and lanes, a
+// chunk at a time: a poll brings up to MaxOutstanding records, and filing
+// them all under one lock held every lane back for milliseconds.
 func (s *subscription) file(fetches kgo.Fetches) {
+	fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
+		for recs := fp.Records; len(recs) > 0; {
+			n := min(len(recs), fileChunk)
+			if !s.fileChunk(fp.Partition, recs[:n]) {
+				return
+			}
+			recs = recs[n:]
+		}
+	})
+}
+
+// fileChunk is how many records file takes per lock.
+const fileChunk = 128
+
+// fileChunk files recs, records of one partition in offset order; false
+// once the subscription halted (what is not filed is never handed out,
+// so neither done nor committed).
+func (s *subscription) fileChunk(partition int32, recs []*kgo.Record) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.halted() {
-		return // never handed out, so neither done nor committed
+		return false
 	}
-	fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
-		if len(fp.Records) == 0 {
-			return
+	p := s.parts[partition]
+	if p == nil {
+		// Assignments arrive through onFetched before their records;
+		// this is a safety net without a commit.
+		p = newPartition(s.ctx, partition)
+		s.parts[partition] = p
+	}
+	for _, kr := range recs {
+		r := p.add(kr)
+		if r == nil || r.done {
+			continue
 		}
-		p := s.parts[fp.Partition]
-		if p == nil {
-			// Assignments arrive through onFetched before their
-			// records; this is a safety net without a commit.
-			p = newPartition(s.ctx, fp.Partition)
-			s.parts[fp.Partition] = p
-		}
-		for _, kr := range fp.Records {
-			r := p.add(kr)
-			if r == nil || r.done {
-				continue
-			}
-			s.outstanding++
-			s.enqueueLocked(p, r)
-		}
-		s.guardLocked(p) // records skipped by the done-set may be held
-	})
+		s.outstanding++
+		s.enqueueLocked(p, r)
+	}
+	s.guardLocked(p) // records skipped by the done-set may be held
+	return true
 }
 
 // guardLocked pauses fetching p once PartitionWindow of its records are
