@@ -30,7 +30,9 @@ type drainTracker struct {
 	stopOnce  sync.Once
 	closed    chan struct{}
 	closeOnce sync.Once
-	mu        sync.Mutex
+	// mu guards claims (written when a claim starts and ends) and orders
+	// hand after Drain's stop; records take it shared.
+	mu        sync.RWMutex
 	claims    map[claimKey]*claimCount
 }
 
@@ -61,11 +63,12 @@ func (t *drainTracker) stopping() bool {
 }
 
 // hand counts one more record of a claimed partition handed out, unless
-// draining started. It shares t.mu with Drain and idle, so once Drain has
-// stopped the tracker, every record counted is seen by idle.
+// draining started. It holds t.mu shared, and Drain stops the tracker
+// holding it exclusively, so once Drain has stopped the tracker, every
+// record counted is seen by idle.
 func (t *drainTracker) hand(k claimKey) bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
+	t.mu.RLock()
+	defer t.mu.RUnlock()
 	if t.stopping() {
 		return false
 	}
@@ -94,8 +97,8 @@ func (t *drainTracker) Drain(ctx context.Context) error {
 }
 
 func (t *drainTracker) idle() bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
+	t.mu.RLock()
+	defer t.mu.RUnlock()
 	for _, c := range t.claims {
 		if c.handed.Load() != c.marked.Load() {
 			return false
