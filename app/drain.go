@@ -32,8 +32,8 @@ type drainTracker struct {
 	closeOnce sync.Once
 	// mu guards claims (written when a claim starts and ends) and orders
 	// hand after Drain's stop; records take it shared.
-	mu        sync.RWMutex
-	claims    map[claimKey]*claimCount
+	mu     sync.RWMutex
+	claims map[claimKey]*claimCount
 }
 
 type claimKey struct {
