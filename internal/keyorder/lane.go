@@ -1,7 +1,6 @@
 package keyorder
 
 import (
-	"context"
 	"time"
 
 	"github.com/eventfx/eventfx/internal/meta"
@@ -129,10 +128,8 @@ func (s *subscription) offer(p *partition, r *record) outcome {
 	}
 	defer func() { <-s.slots }()
 
-	ctx, cancel := context.WithCancel(meta.WithRecord(s.msgBase, p.id, r.offset))
-	defer cancel()
-	stopCancel := context.AfterFunc(p.ctx, cancel)
-	defer stopCancel()
+	ctx := newMsgCtx(meta.WithRecord(s.msgBase, p.id, r.offset), p.ctx)
+	defer ctx.end()
 	msg := s.cfg.Unmarshal(r.rec)
 	msg.SetContext(ctx)
 	select {
