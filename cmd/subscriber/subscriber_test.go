@@ -165,41 +165,44 @@ func waitCommitted(t *testing.T, addr, group, topic string, n int64) {
 	}, func() string { return fmt.Sprintf("group %s on %s: want %d committed, got %d", group, topic, n, got) })
 }
 
+// The relay's contract, in both consumption modes (kafka.consume).
 func TestSubscriberRelaysTopicsToWebhooks(t *testing.T) {
-	key := []byte("a 32-byte key for the signed hook")
-	secret := "whsec_" + base64.StdEncoding.EncodeToString(key)
-	hooks := newWebhooks(t, map[string]func(int, http.ResponseWriter, *http.Request){
-		"flaky":   failing(2),
-		"reject":  status(http.StatusBadRequest, "invalid order:\n amount must be positive"),
-		"slow":    func(_ int, _ http.ResponseWriter, r *http.Request) { <-r.Context().Done() },
-		"signed":  status(http.StatusNoContent, ""),
-		"foreign": failing(1),
-	})
-	_, addr := proctest.Broker(t, "")
-	service, poison := kafkatest.Unique("relay"), kafkatest.Unique("poison")
-	topics := map[string]string{}
-	for _, name := range []string{"flaky", "reject", "slow", "signed", "foreign"} {
-		topics[name] = kafkatest.Unique(name)
-	}
-	group := func(route string) string { return service + "." + route }
+	eachMode(t, func(t *testing.T, mode string) {
+		key := []byte("a 32-byte key for the signed hook")
+		secret := "whsec_" + base64.StdEncoding.EncodeToString(key)
+		hooks := newWebhooks(t, map[string]func(int, http.ResponseWriter, *http.Request){
+			"flaky":   failing(2),
+			"reject":  status(http.StatusBadRequest, "invalid order:\n amount must be positive"),
+			"slow":    func(_ int, _ http.ResponseWriter, r *http.Request) { <-r.Context().Done() },
+			"signed":  status(http.StatusNoContent, ""),
+			"foreign": failing(1),
+		})
+		_, addr := proctest.Broker(t, "")
+		service, poison := kafkatest.Unique("relay"), kafkatest.Unique("poison")
+		topics := map[string]string{}
+		for _, name := range []string{"flaky", "reject", "slow", "signed", "foreign"} {
+			topics[name] = kafkatest.Unique(name)
+		}
+		group := func(route string) string { return service + "." + route }
 
-	// Produced before the relay starts: a new group starts at the oldest offset.
-	foreign := record(topics["foreign"], "", "", "from another producer")
-	kafkatest.Produce(t, addr,
-		record(topics["flaky"], "evt-flaky", "corr-flaky", `{"n":1}`),
-		record(topics["reject"], "evt-reject", "corr-reject", `{"n":-1}`),
-		record(topics["slow"], "evt-slow", "corr-slow", `{"n":2}`),
-		record(topics["signed"], "evt-signed", "corr-signed", `{"signed":true}`,
-			kgo.RecordHeader{Key: "content_type", Value: []byte("application/json")},
-			kgo.RecordHeader{Key: "traceparent", Value: []byte("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")}),
-		foreign,
-	)
+		// Produced before the relay starts: a new group starts at the oldest offset.
+		foreign := record(topics["foreign"], "", "", "from another producer")
+		kafkatest.Produce(t, addr,
+			record(topics["flaky"], "evt-flaky", "corr-flaky", `{"n":1}`),
+			record(topics["reject"], "evt-reject", "corr-reject", `{"n":-1}`),
+			record(topics["slow"], "evt-slow", "corr-slow", `{"n":2}`),
+			record(topics["signed"], "evt-signed", "corr-signed", `{"signed":true}`,
+				kgo.RecordHeader{Key: "content_type", Value: []byte("application/json")},
+				kgo.RecordHeader{Key: "traceparent", Value: []byte("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")}),
+			foreign,
+		)
 
-	httpAddr := proctest.FreeAddr(t)
-	cfg := writeConfig(t, fmt.Sprintf(`
+		httpAddr := proctest.FreeAddr(t)
+		cfg := writeConfig(t, fmt.Sprintf(`
 service: %[1]s
 kafka:
   brokers: [%[2]s]
+  consume: %[12]s
   session_timeout: 2s
   heartbeat_interval: 200ms
   rebalance_timeout: 2s
@@ -221,85 +224,86 @@ subscriber:
     - {name: signed, topic: %[9]s, webhook: {url: %[5]s/signed, secret: %[10]q}}
     - {name: foreign, topic: %[11]s, webhook: {url: %[5]s/foreign}}
 `, service, addr, poison, httpAddr, hooks.URL,
-		topics["flaky"], topics["reject"], topics["slow"], topics["signed"], secret, topics["foreign"]))
+			topics["flaky"], topics["reject"], topics["slow"], topics["signed"], secret, topics["foreign"], mode))
 
-	p := proctest.Start(t, proctest.Build(t, pkg), nil, "--config", cfg)
-	waitReady(t, p, httpAddr)
+		p := proctest.Start(t, proctest.Build(t, pkg), nil, "--config", cfg)
+		waitReady(t, p, httpAddr)
 
-	t.Run("transient failures are retried with the same IDs", func(t *testing.T) {
-		waitCommitted(t, addr, group("flaky"), topics["flaky"], 1)
-		assert.Equal(t, []string{"1", "2", "3"}, hooks.header("flaky", "X-Event-Attempt"))
-		assert.Equal(t, []string{"evt-flaky", "evt-flaky", "evt-flaky"}, hooks.header("flaky", "X-Event-ID"))
-		assert.Equal(t, []string{"corr-flaky", "corr-flaky", "corr-flaky"}, hooks.header("flaky", "X-Correlation-ID"))
-		assert.Equal(t, []string{topics["flaky"], topics["flaky"], topics["flaky"]}, hooks.header("flaky", "X-Event-Topic"))
-	})
+		t.Run("transient failures are retried with the same IDs", func(t *testing.T) {
+			waitCommitted(t, addr, group("flaky"), topics["flaky"], 1)
+			assert.Equal(t, []string{"1", "2", "3"}, hooks.header("flaky", "X-Event-Attempt"))
+			assert.Equal(t, []string{"evt-flaky", "evt-flaky", "evt-flaky"}, hooks.header("flaky", "X-Event-ID"))
+			assert.Equal(t, []string{"corr-flaky", "corr-flaky", "corr-flaky"}, hooks.header("flaky", "X-Correlation-ID"))
+			assert.Equal(t, []string{topics["flaky"], topics["flaky"], topics["flaky"]}, hooks.header("flaky", "X-Event-Topic"))
+		})
 
-	t.Run("4xx is poisoned after one attempt", func(t *testing.T) {
-		h := poisoned(t, addr, poison, 2, "reject")
-		waitCommitted(t, addr, group("reject"), topics["reject"], 1)
-		assert.Equal(t, []string{"1"}, hooks.header("reject", "X-Event-Attempt"))
-		assert.Equal(t, "webhook "+hooks.URL+"/reject answered 400 Bad Request: invalid order: amount must be positive", h["reason_poisoned"])
-		assert.Equal(t, "reject", h["handler_poisoned"])
-		assert.Equal(t, topics["reject"], h["topic_poisoned"])
-		assert.Equal(t, "1", h["eventfx_attempts"])
-		assert.Equal(t, "evt-reject", h["_watermill_message_uuid"])
-		assert.Equal(t, "corr-reject", h["correlation_id"])
-	})
+		t.Run("4xx is poisoned after one attempt", func(t *testing.T) {
+			h := poisoned(t, addr, poison, 2, "reject")
+			waitCommitted(t, addr, group("reject"), topics["reject"], 1)
+			assert.Equal(t, []string{"1"}, hooks.header("reject", "X-Event-Attempt"))
+			assert.Equal(t, "webhook "+hooks.URL+"/reject answered 400 Bad Request: invalid order: amount must be positive", h["reason_poisoned"])
+			assert.Equal(t, "reject", h["handler_poisoned"])
+			assert.Equal(t, topics["reject"], h["topic_poisoned"])
+			assert.Equal(t, "1", h["eventfx_attempts"])
+			assert.Equal(t, "evt-reject", h["_watermill_message_uuid"])
+			assert.Equal(t, "corr-reject", h["correlation_id"])
+		})
 
-	t.Run("a webhook that never answers in time is retried then poisoned", func(t *testing.T) {
-		h := poisoned(t, addr, poison, 2, "slow")
-		waitCommitted(t, addr, group("slow"), topics["slow"], 1)
-		assert.Equal(t, []string{"1", "2", "3", "4"}, hooks.header("slow", "X-Event-Attempt"))
-		assert.Equal(t, "4", h["eventfx_attempts"], "max_retries 3 + 1")
-		assert.Equal(t, "webhook "+hooks.URL+"/slow did not answer within 100ms", h["reason_poisoned"])
-		assert.Equal(t, "slow", h["handler_poisoned"])
-	})
+		t.Run("a webhook that never answers in time is retried then poisoned", func(t *testing.T) {
+			h := poisoned(t, addr, poison, 2, "slow")
+			waitCommitted(t, addr, group("slow"), topics["slow"], 1)
+			assert.Equal(t, []string{"1", "2", "3", "4"}, hooks.header("slow", "X-Event-Attempt"))
+			assert.Equal(t, "4", h["eventfx_attempts"], "max_retries 3 + 1")
+			assert.Equal(t, "webhook "+hooks.URL+"/slow did not answer within 100ms", h["reason_poisoned"])
+			assert.Equal(t, "slow", h["handler_poisoned"])
+		})
 
-	t.Run("signed deliveries verify", func(t *testing.T) {
-		waitCommitted(t, addr, group("signed"), topics["signed"], 1)
-		ds := hooks.deliveries("signed")
-		require.Len(t, ds, 1)
-		d := ds[0]
-		assert.Equal(t, `{"signed":true}`, string(d.Body))
-		assert.Equal(t, "application/json", d.Header.Get("Content-Type"))
-		assert.Equal(t, "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", d.Header.Get("traceparent"))
-		mac := hmac.New(sha256.New, key)
-		mac.Write(d.Body)
-		assert.Equal(t, "sha256="+hex.EncodeToString(mac.Sum(nil)), d.Header.Get("X-Eventfx-Signature"))
+		t.Run("signed deliveries verify", func(t *testing.T) {
+			waitCommitted(t, addr, group("signed"), topics["signed"], 1)
+			ds := hooks.deliveries("signed")
+			require.Len(t, ds, 1)
+			d := ds[0]
+			assert.Equal(t, `{"signed":true}`, string(d.Body))
+			assert.Equal(t, "application/json", d.Header.Get("Content-Type"))
+			assert.Equal(t, "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", d.Header.Get("traceparent"))
+			mac := hmac.New(sha256.New, key)
+			mac.Write(d.Body)
+			assert.Equal(t, "sha256="+hex.EncodeToString(mac.Sum(nil)), d.Header.Get("X-Eventfx-Signature"))
 
-		// Standard Webhooks: "v1,<base64 HMAC of id.timestamp.body>", id and
-		// timestamp from their headers.
-		id, ts := d.Header.Get("webhook-id"), d.Header.Get("webhook-timestamp")
-		assert.Equal(t, "evt-signed", id)
-		sec, err := strconv.ParseInt(ts, 10, 64)
-		require.NoError(t, err, "webhook-timestamp %q", ts)
-		assert.WithinDuration(t, time.Now(), time.Unix(sec, 0), 5*time.Minute)
-		mac = hmac.New(sha256.New, key)
-		mac.Write([]byte(id + "." + ts + "."))
-		mac.Write(d.Body)
-		assert.Equal(t, "v1,"+base64.StdEncoding.EncodeToString(mac.Sum(nil)), d.Header.Get("webhook-signature"))
-	})
+			// Standard Webhooks: "v1,<base64 HMAC of id.timestamp.body>", id and
+			// timestamp from their headers.
+			id, ts := d.Header.Get("webhook-id"), d.Header.Get("webhook-timestamp")
+			assert.Equal(t, "evt-signed", id)
+			sec, err := strconv.ParseInt(ts, 10, 64)
+			require.NoError(t, err, "webhook-timestamp %q", ts)
+			assert.WithinDuration(t, time.Now(), time.Unix(sec, 0), 5*time.Minute)
+			mac = hmac.New(sha256.New, key)
+			mac.Write([]byte(id + "." + ts + "."))
+			mac.Write(d.Body)
+			assert.Equal(t, "v1,"+base64.StdEncoding.EncodeToString(mac.Sum(nil)), d.Header.Get("webhook-signature"))
+		})
 
-	t.Run("a record without ID gets topic-partition-offset on every attempt", func(t *testing.T) {
-		waitCommitted(t, addr, group("foreign"), topics["foreign"], 1)
-		want := fmt.Sprintf("%s-%d-%d", foreign.Topic, foreign.Partition, foreign.Offset)
-		assert.Equal(t, []string{want, want}, hooks.header("foreign", "X-Event-ID"))
-		assert.Equal(t, []string{want, want}, hooks.header("foreign", "webhook-id"))
-		assert.Equal(t, []string{"1", "2"}, hooks.header("foreign", "X-Event-Attempt"))
-		cids := hooks.header("foreign", "X-Correlation-ID")
-		require.Len(t, cids, 2)
-		assert.NotEmpty(t, cids[0], "a correlation ID is generated")
-		assert.Equal(t, cids[0], cids[1], "and kept across attempts")
-		assert.Equal(t, "application/octet-stream", hooks.deliveries("foreign")[0].Header.Get("Content-Type"))
-	})
+		t.Run("a record without ID gets topic-partition-offset on every attempt", func(t *testing.T) {
+			waitCommitted(t, addr, group("foreign"), topics["foreign"], 1)
+			want := fmt.Sprintf("%s-%d-%d", foreign.Topic, foreign.Partition, foreign.Offset)
+			assert.Equal(t, []string{want, want}, hooks.header("foreign", "X-Event-ID"))
+			assert.Equal(t, []string{want, want}, hooks.header("foreign", "webhook-id"))
+			assert.Equal(t, []string{"1", "2"}, hooks.header("foreign", "X-Event-Attempt"))
+			cids := hooks.header("foreign", "X-Correlation-ID")
+			require.Len(t, cids, 2)
+			assert.NotEmpty(t, cids[0], "a correlation ID is generated")
+			assert.Equal(t, cids[0], cids[1], "and kept across attempts")
+			assert.Equal(t, "application/octet-stream", hooks.deliveries("foreign")[0].Header.Get("Content-Type"))
+		})
 
-	t.Run("only the rejected and the timed-out messages are poisoned", func(t *testing.T) {
-		recs := kafkatest.Read(t, addr, poison, 2, waitFor)
-		assert.Equal(t, int64(2), kafkatest.Count(t, addr, poison), "poison records:%s", kafkatest.Describe(recs))
-	})
+		t.Run("only the rejected and the timed-out messages are poisoned", func(t *testing.T) {
+			recs := kafkatest.Read(t, addr, poison, 2, waitFor)
+			assert.Equal(t, int64(2), kafkatest.Count(t, addr, poison), "poison records:%s", kafkatest.Describe(recs))
+		})
 
-	t.Run("SIGTERM stops it with exit code 0", func(t *testing.T) {
-		p.Stop(waitFor)
+		t.Run("SIGTERM stops it with exit code 0", func(t *testing.T) {
+			p.Stop(waitFor)
+		})
 	})
 }
 
