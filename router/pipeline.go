@@ -143,8 +143,9 @@ func (p *pipeline) handle(msg *message.Message) ([]*message.Message, error) {
 		correlate(msg)
 	}
 	orig := msg.Context()
-	d := meta.NewDelivery(orig, msg)
-	msg.SetContext(d)
+	d := &delivery{}
+	d.Init(orig, msg)
+	msg.SetContext(&d.Delivery)
 	// 2. Tracing and metrics of the delivery.
 	for _, f := range p.received {
 		f(msg)
@@ -169,9 +170,9 @@ func (p *pipeline) handle(msg *message.Message) ([]*message.Message, error) {
 
 // failed carries on after the first attempt failed with err: retries, the
 // debug log, the poison queue.
-func (p *pipeline) failed(msg *message.Message, d *meta.Delivery, err error, start time.Time) (int, Outcome, error) {
+func (p *pipeline) failed(msg *message.Message, d *delivery, err error, start time.Time) (int, Outcome, error) {
 	// 4. Retry with exponential backoff and jitter; permanent errors skip it.
-	attempts, err := p.retry.retry(msg, d, err, func(n int) error { return p.attempt(msg, d, n) })
+	attempts, err := p.retry.retry(msg, &d.Delivery, err, func(n int) error { return p.attempt(msg, d, n) })
 	if err == nil {
 		if p.debug {
 			logHandled(p.logger, p.name, msg, start, nil)
@@ -194,10 +195,17 @@ func (p *pipeline) failed(msg *message.Message, d *meta.Delivery, err error, sta
 	}
 }
 
+// delivery is what the chain allocates for a message: its context, and
+// the first attempt's deadline (most messages need no other).
+type delivery struct {
+	meta.Delivery
+	first deadlineCtx
+}
+
 // attempt is one attempt: steps 4b to 7.
-func (p *pipeline) attempt(msg *message.Message, d *meta.Delivery, n int) error {
+func (p *pipeline) attempt(msg *message.Message, d *delivery, n int) error {
 	d.SetAttempt(n)
-	msg.SetContext(d)
+	msg.SetContext(&d.Delivery)
 	// 4b. Tracing and metrics of each attempt.
 	for _, f := range p.attemptStarted {
 		f(msg, n)
@@ -210,7 +218,12 @@ func (p *pipeline) attempt(msg *message.Message, d *meta.Delivery, n int) error 
 	// 5. Per-attempt timeout, inside retry so each attempt gets its own.
 	var deadline *deadlineCtx
 	if p.timeout > 0 {
-		deadline = &deadlineCtx{parent: ctx, deadline: start.Add(p.timeout)}
+		if n == 1 {
+			deadline = &d.first
+		} else {
+			deadline = &deadlineCtx{}
+		}
+		deadline.parent, deadline.deadline = ctx, start.Add(p.timeout)
 		msg.SetContext(deadline)
 	}
 	err := p.call(msg)

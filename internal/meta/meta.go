@@ -67,7 +67,15 @@ type Delivery struct {
 
 // NewDelivery returns the delivery context of msg, derived from parent.
 func NewDelivery(parent context.Context, msg *message.Message) *Delivery {
-	return &Delivery{Context: parent, msg: msg}
+	d := &Delivery{}
+	d.Init(parent, msg)
+	return d
+}
+
+// Init makes d, a zero Delivery (embedded in a larger allocation), the
+// delivery context of msg, derived from parent.
+func (d *Delivery) Init(parent context.Context, msg *message.Message) {
+	d.Context, d.msg = parent, msg
 }
 
 // SetAttempt records the 1-based number of the attempt starting.
