@@ -383,3 +383,14 @@ func TestLoadYAMLIgnoresEventfxConfig(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "inline", c.Service)
 }
+
+// The service configs shipped in examples/config load and validate.
+func TestExampleConfigsAreValid(t *testing.T) {
+	for _, name := range []string{"publisher.yaml", "subscriber.yaml"} {
+		t.Run(name, func(t *testing.T) {
+			cfg, err := config.LoadFrom(filepath.Join("..", "examples", "config", name), nil)
+			require.NoError(t, err)
+			require.NoError(t, cfg.WithDefaults().Validate())
+		})
+	}
+}
