@@ -247,6 +247,8 @@ subscriber:
 			assert.Equal(t, "1", h["eventfx_attempts"])
 			assert.Equal(t, "evt-reject", h["_watermill_message_uuid"])
 			assert.Equal(t, "corr-reject", h["correlation_id"])
+			assert.Equal(t, "0", h["eventfx_original_offset"], "where it was consumed")
+			assert.NotEmpty(t, h["eventfx_original_partition"])
 		})
 
 		t.Run("a webhook that never answers in time is retried then poisoned", func(t *testing.T) {

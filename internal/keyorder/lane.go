@@ -128,7 +128,7 @@ func (s *subscription) offer(p *partition, r *record) outcome {
 	}
 	defer func() { <-s.slots }()
 
-	ctx := newMsgCtx(meta.WithRecord(s.msgBase, p.id, r.offset), p.ctx)
+	ctx := newMsgCtx(s.msgBase, p.ctx, meta.Position{Partition: p.id, Offset: r.offset})
 	defer ctx.end()
 	msg := s.cfg.Unmarshal(r.rec)
 	msg.SetContext(ctx)

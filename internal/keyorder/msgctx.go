@@ -4,10 +4,13 @@ import (
 	"context"
 	"sync"
 	"time"
+
+	"github.com/eventfx/eventfx/internal/meta"
 )
 
 // msgCtx is a message's context: the values of parent (the Subscribe
-// context's and the record's position), cancelled when the delivery ends
+// context's) and the record's position (meta.Record), cancelled when the
+// delivery ends
 // (end) or when its partition's context ends. It is what
 // context.WithCancel plus context.AfterFunc(partition, cancel) would be,
 // without their cost until somebody waits on it: the channel, and the
@@ -18,6 +21,7 @@ import (
 type msgCtx struct {
 	parent context.Context
 	part   context.Context
+	pos    meta.Position
 
 	mu    sync.Mutex
 	done  chan struct{} // nil until Done
@@ -25,12 +29,18 @@ type msgCtx struct {
 	ended bool
 }
 
-func newMsgCtx(parent, part context.Context) *msgCtx {
-	return &msgCtx{parent: parent, part: part}
+func newMsgCtx(parent, part context.Context, pos meta.Position) *msgCtx {
+	return &msgCtx{parent: parent, part: part, pos: pos}
 }
 
 func (c *msgCtx) Deadline() (time.Time, bool) { return c.parent.Deadline() }
-func (c *msgCtx) Value(key any) any           { return c.parent.Value(key) }
+
+func (c *msgCtx) Value(key any) any {
+	if meta.IsRecordKey(key) {
+		return c.pos
+	}
+	return c.parent.Value(key)
+}
 
 func (c *msgCtx) Done() <-chan struct{} {
 	c.mu.Lock()

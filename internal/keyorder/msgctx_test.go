@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/eventfx/eventfx/internal/meta"
 )
 
 type ctxKey struct{}
@@ -25,7 +27,7 @@ func TestMsgCtxBehavesAsWithCancelPlusAfterFunc(t *testing.T) {
 		for _, early := range []bool{true, false} {
 			part, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			c := newMsgCtx(values, part)
+			c := newMsgCtx(values, part, meta.Position{})
 			var done <-chan struct{}
 			if early {
 				done = c.Done()
@@ -45,7 +47,7 @@ func TestMsgCtxBehavesAsWithCancelPlusAfterFunc(t *testing.T) {
 	})
 	t.Run("the partition's end cancels it, and contexts derived from it", func(t *testing.T) {
 		part, cancel := context.WithCancel(context.Background())
-		c := newMsgCtx(values, part)
+		c := newMsgCtx(values, part, meta.Position{})
 		derived, stop := context.WithCancel(c)
 		defer stop()
 		cancel()
@@ -57,16 +59,19 @@ func TestMsgCtxBehavesAsWithCancelPlusAfterFunc(t *testing.T) {
 	t.Run("a partition already ended", func(t *testing.T) {
 		part, cancel := context.WithCancel(context.Background())
 		cancel()
-		c := newMsgCtx(values, part)
+		c := newMsgCtx(values, part, meta.Position{})
 		if c.Err() == nil || !closed(c.Done()) {
 			t.Fatal("a message of an ended partition is not cancelled")
 		}
 	})
 	t.Run("values and deadline come from the parent", func(t *testing.T) {
-		c := newMsgCtx(values, context.Background())
+		c := newMsgCtx(values, context.Background(), meta.Position{Partition: 3, Offset: 42})
 		defer c.end()
 		if c.Value(ctxKey{}) != "v" {
 			t.Fatal("value lost")
+		}
+		if pos, ok := meta.Record(c); !ok || pos != (meta.Position{Partition: 3, Offset: 42}) {
+			t.Fatalf("position %v, %v; want partition 3, offset 42", pos, ok)
 		}
 		if _, ok := c.Deadline(); ok {
 			t.Fatal("a deadline out of nowhere")

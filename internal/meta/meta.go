@@ -118,6 +118,11 @@ func WithRecord(ctx context.Context, partition int32, offset int64) context.Cont
 	return context.WithValue(ctx, recordKey, Position{Partition: partition, Offset: offset})
 }
 
+// IsRecordKey reports whether key is the context key of WithRecord: a
+// context type of a subscriber's own (keyorder's) answers it with the
+// record's Position instead of wrapping a context per message.
+func IsRecordKey(key any) bool { return key == any(recordKey) }
+
 // Record returns the position recorded by WithRecord.
 func Record(ctx context.Context) (Position, bool) {
 	p, ok := ctx.Value(recordKey).(Position)
