@@ -2,7 +2,7 @@ package app_test
 
 import (
 	"context"
-	"io"
+
 	"log/slog"
 	"testing"
 	"time"
@@ -14,10 +14,12 @@ import (
 	"github.com/eventfx/eventfx/app"
 	"github.com/eventfx/eventfx/config"
 	"github.com/eventfx/eventfx/internal/kafkatest"
+	"github.com/eventfx/eventfx/router"
 )
 
 func TestSASLMechanisms(t *testing.T) {
 	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.AllowAutoTopicCreation(), kfake.EnableSASL(),
+		kfake.GroupMinSessionTimeout(100*time.Millisecond), // kafkatest.Config uses 2 s
 		kfake.Superuser(config.SASLPlain, "plain-user", "plain-pw"),
 		kfake.Superuser(config.SASLScramSHA256, "scram256-user", "scram256-pw"),
 		kfake.Superuser(config.SASLScramSHA512, "scram512-user", "scram512-pw"),
@@ -25,7 +27,7 @@ func TestSASLMechanisms(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(c.Close)
 	addr := c.ListenAddrs()[0]
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	quiet := slog.New(slog.DiscardHandler)
 
 	tests := []struct {
 		name    string
@@ -54,8 +56,29 @@ func TestSASLMechanisms(t *testing.T) {
 			}
 			require.NoError(t, err)
 			pub := app.NewPublisher(cfg, k)
-			_, err = pub.Publish(ctx, kafkatest.Unique("secure"), []byte("hello"))
-			assert.NoError(t, err)
+			topic := kafkatest.Unique("secure")
+			_, err = pub.Publish(ctx, topic, []byte("hello"))
+			require.NoError(t, err)
+			// Both consumers authenticate: Sarama's (by partition) and
+			// franz-go's (by key).
+			for _, mode := range []string{config.ConsumePartition, config.ConsumeKey} {
+				sub, err := k.Subscriber(router.SubscriberSpec{ConsumerGroup: kafkatest.Unique("g"), Consume: mode})
+				require.NoError(t, err)
+				sctx, scancel := context.WithTimeout(context.Background(), 30*time.Second)
+				start := time.Now()
+				msgs, err := sub.Subscribe(sctx, topic)
+				require.NoError(t, err, mode)
+				select {
+				case m := <-msgs:
+					assert.Equal(t, "hello", string(m.Payload), mode)
+					m.Ack()
+					t.Logf("%s mode: consumed after %s", mode, time.Since(start))
+				case <-sctx.Done():
+					t.Fatalf("%s mode: nothing consumed with SASL %s", mode, tt.sasl.Mechanism)
+				}
+				scancel()
+				require.NoError(t, sub.Close(), mode)
+			}
 		})
 	}
 }
