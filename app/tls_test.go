@@ -19,9 +19,11 @@ import (
 
 func TestTLSWithPrivateCAAndClientCertificate(t *testing.T) {
 	p := kafkatest.NewPKI(t)
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.AllowAutoTopicCreation(), kfake.TLS(&tls.Config{
-		Certificates: []tls.Certificate{p.Server}, ClientCAs: p.Pool, ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS12,
-	}))
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.AllowAutoTopicCreation(),
+		kfake.GroupMinSessionTimeout(100*time.Millisecond), // kafkatest.Config uses 2 s
+		kfake.TLS(&tls.Config{
+			Certificates: []tls.Certificate{p.Server}, ClientCAs: p.Pool, ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS12,
+		}))
 	require.NoError(t, err)
 	t.Cleanup(c.Close)
 	addr := c.ListenAddrs()[0]
@@ -50,8 +52,10 @@ func TestTLSWithPrivateCAAndClientCertificate(t *testing.T) {
 				return
 			}
 			require.NoError(t, err)
-			_, err = app.NewPublisher(cfg, k).Publish(ctx, kafkatest.Unique("secure"), []byte("hello"))
-			assert.NoError(t, err)
+			topic := kafkatest.Unique("secure")
+			_, err = app.NewPublisher(cfg, k).Publish(ctx, topic, []byte("hello"))
+			require.NoError(t, err)
+			consumeInBothModes(t, k, topic, "hello")
 		})
 	}
 }
