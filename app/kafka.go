@@ -53,6 +53,7 @@ type Kafka struct {
 	brokers []string
 	pub     *producer
 	admin   sarama.Client // for Ping
+	keySubs []*keySubscriber
 	release func()
 	closed  bool
 }
@@ -203,7 +204,11 @@ func (k *Kafka) Subscriber(spec router.SubscriberSpec) (message.Subscriber, erro
 		if spec.ConsumerGroup == "" {
 			return nil, errors.New("kafka subscriber: key mode needs a consumer group")
 		}
-		return &keySubscriber{k: k, spec: spec}, nil
+		s := &keySubscriber{k: k, spec: spec}
+		k.mu.Lock()
+		k.keySubs = append(k.keySubs, s)
+		k.mu.Unlock()
+		return s, nil
 	case config.ConsumePartition, "":
 		return &kafkaSubscriber{k: k, group: spec.ConsumerGroup, tracker: newDrainTracker()}, nil
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -12,6 +13,7 @@ import (
 	"github.com/eventfx/eventfx/config"
 	"github.com/eventfx/eventfx/internal/kafkaconn"
 	"github.com/eventfx/eventfx/internal/keyorder"
+	"github.com/eventfx/eventfx/internal/metrics"
 	"github.com/eventfx/eventfx/router"
 )
 
@@ -117,4 +119,28 @@ func (s *keySubscriber) Close() error {
 		return sub.Close()
 	}
 	return nil
+}
+
+// stats is the subscriber's state, for metrics; ok is false before it
+// subscribed.
+func (s *keySubscriber) stats() (keyorder.Stats, bool) {
+	if sub := s.current(); sub != nil {
+		return sub.Stats(), true
+	}
+	return keyorder.Stats{}, false
+}
+
+// KeyModeGroups reports the state of the transport's key-mode subscribers
+// (for metrics).
+func (k *Kafka) KeyModeGroups() []metrics.KeyModeGroup {
+	k.mu.Lock()
+	subs := slices.Clone(k.keySubs)
+	k.mu.Unlock()
+	var groups []metrics.KeyModeGroup
+	for _, s := range subs {
+		if st, ok := s.stats(); ok {
+			groups = append(groups, metrics.KeyModeGroup{Group: s.spec.ConsumerGroup, Stats: st})
+		}
+	}
+	return groups
 }

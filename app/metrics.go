@@ -25,7 +25,9 @@ import (
 //     events, Publisher calls, the gateway's events, poison writes (it
 //     decorates Transport);
 //   - per consumer group, topic and partition: the consumer lag, asked of
-//     the brokers at scrape time.
+//     the brokers at scrape time;
+//   - for key-mode handlers: messages outstanding and in flight, messages
+//     held behind an unhandled one and paused partitions (metrics.KeyMode).
 //
 // The names and their meaning are in package internal/metrics. With
 // observability.metrics.disabled it provides the registry alone: no
@@ -96,6 +98,11 @@ func meterTransport(cfg config.Config, reg *prometheus.Registry, lag *metrics.La
 		return nil, err
 	}
 	lag.SetBrokers(t.Brokers)
+	if k, ok := unwrapTransport(t).(*Kafka); ok {
+		if err := reg.Register(metrics.NewKeyMode(k.KeyModeGroups)); err != nil {
+			return nil, fmt.Errorf("register key-mode metrics: %w", err)
+		}
+	}
 	return meteredTransport{Transport: t, pub: p.Wrap(t.Publisher())}, nil
 }
 
@@ -119,4 +126,15 @@ func (t meteredTransport) Ping(ctx context.Context) error {
 		return p.Ping(ctx)
 	}
 	return nil
+}
+
+// unwrapTransport returns the transport under its decorators.
+func unwrapTransport(t Transport) Transport {
+	for {
+		u, ok := t.(interface{ Unwrap() Transport })
+		if !ok {
+			return t
+		}
+		t = u.Unwrap()
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -323,4 +324,63 @@ func TestMeteredKafkaTransportKeepsItsReadinessProbe(t *testing.T) {
 		code, _ := get(t, "http://"+ops.Addr()+"/readyz")
 		return code == http.StatusServiceUnavailable
 	}, func() string { _, body := get(t, "http://"+ops.Addr()+"/readyz"); return "readyz still " + body })
+}
+
+// Key-mode handlers report what their subscriber holds: a message that is
+// not handled yet holds back the commit of the later ones of its
+// partition, which are handled.
+func TestKeyModeMetricsShowMessagesHeldBehindAnUnhandledOne(t *testing.T) {
+	addr := kafkatest.Broker(t)
+	cfg := kafkatest.Config(addr)
+	cfg.Kafka.Consume = config.ConsumeKey
+	topic := kafkatest.Unique("orders")
+	release := make(chan struct{})
+	var reg *prometheus.Registry
+	var handled atomic.Int32
+	a := fxtest.New(t, app.Core(cfg), app.KafkaModule, app.SubscriberModule, metricsModule, fx.Populate(&reg),
+		handlers.Register(handlers.New("billing", topic, func(ctx context.Context, o Order) error {
+			if o.ID == "stuck" {
+				<-release
+			}
+			handled.Add(1)
+			return nil
+		})))
+	a.RequireStart()
+	defer a.RequireStop()
+
+	recs := []*kgo.Record{record(topic, "m-stuck", "", `{"id":"stuck"}`)}
+	recs[0].Key = []byte("customer-stuck")
+	for i := range 5 {
+		r := record(topic, fmt.Sprintf("m-%d", i), "", fmt.Sprintf(`{"id":"o%d"}`, i))
+		r.Key = []byte(fmt.Sprintf("customer-%d", i))
+		recs = append(recs, r)
+	}
+	onePartition(t, addr, recs...)
+
+	group := `group="` + router.ConsumerGroup(cfg, "billing") + `"`
+	part := `{` + group + `,partition="0",topic="` + topic + `"}`
+	kafkatest.Eventually(t, 30*time.Second, func() bool {
+		return handled.Load() == 5 && samples(t, reg)["eventfx_key_mode_held"+part] == 5
+	}, func() string { return fmt.Sprintf("handled %d; %v", handled.Load(), keyMode(samples(t, reg))) })
+	s := samples(t, reg)
+	assert.Equal(t, 1.0, s["eventfx_key_mode_in_flight{"+group+"}"], "the stuck message")
+	assert.Equal(t, 1.0, s["eventfx_key_mode_outstanding{"+group+"}"])
+	assert.Equal(t, 0.0, s["eventfx_key_mode_paused"+part], "5 held is far below the pause limit")
+
+	close(release)
+	kafkatest.Eventually(t, 30*time.Second, func() bool {
+		s := samples(t, reg)
+		return s["eventfx_key_mode_held"+part] == 0 && s["eventfx_key_mode_outstanding{"+group+"}"] == 0
+	}, func() string { return "still held after the stuck message was handled" })
+}
+
+// keyMode picks the key-mode samples.
+func keyMode(s map[string]float64) map[string]float64 {
+	out := map[string]float64{}
+	for k, v := range s {
+		if strings.HasPrefix(k, "eventfx_key_mode_") {
+			out[k] = v
+		}
+	}
+	return out
 }

@@ -30,15 +30,7 @@ type Publisher struct {
 func NewPublisher(cfg config.Config, t Transport, opts ...PublisherOption) *Publisher {
 	p := &Publisher{pub: t.Publisher(), codec: handlers.JSON{}, poison: cfg.Poison.Topic}
 	// Kafka, however decorated, unless it is the in-memory transport.
-	inner := t
-	for {
-		u, ok := inner.(interface{ Unwrap() Transport })
-		if !ok {
-			break
-		}
-		inner = u.Unwrap()
-	}
-	if _, ok := inner.(*Memory); !ok {
+	if _, ok := unwrapTransport(t).(*Memory); !ok {
 		p.producer.System = "kafka"
 	}
 	for _, o := range opts {
