@@ -135,49 +135,22 @@ func startApp(b *testing.B, opts ...fx.Option) {
 // correlation ID; eventfx generates one for the others.
 func BenchmarkRouterOverhead(b *testing.B) {
 	b.Run("watermill", func(b *testing.B) {
-		sub := readySubscriber(b.N)
-		r, err := message.NewRouter(message.RouterConfig{}, watermill.NopLogger{})
-		if err != nil {
-			b.Fatal(err)
-		}
-		c := newCounter(b.N)
-		r.AddConsumerHandler("bench", "bench", sub, c.handle)
-		b.ReportAllocs()
-		b.ResetTimer()
-		go func() { _ = r.Run(context.Background()) }()
-		b.Cleanup(func() { _ = r.Close() })
-		c.wait(b, 5*time.Minute)
-		b.StopTimer()
-		c.reportSteady(b)
+		runWatermill(b, readySubscriber(b.N), "bench", nil, nil)
 	})
 	// For scale: Watermill's stock middleware doing what eventfx's chain
 	// does (correlation ID, poison queue, retry, timeout, recoverer).
 	b.Run("watermill-stock-chain", func(b *testing.B) {
-		sub := readySubscriber(b.N)
-		r, err := message.NewRouter(message.RouterConfig{}, watermill.NopLogger{})
-		if err != nil {
-			b.Fatal(err)
-		}
 		poison, err := middleware.PoisonQueue(discard{}, "poison")
 		if err != nil {
 			b.Fatal(err)
 		}
-		r.AddMiddleware(
+		runWatermill(b, readySubscriber(b.N), "bench", nil, nil,
 			middleware.CorrelationID,
 			poison,
 			middleware.Retry{MaxRetries: 5, InitialInterval: 100 * time.Millisecond, Multiplier: 2, MaxInterval: 10 * time.Second, RandomizationFactor: 0.2}.Middleware,
 			middleware.Timeout(30*time.Second),
 			middleware.Recoverer,
 		)
-		c := newCounter(b.N)
-		r.AddConsumerHandler("bench", "bench", sub, c.handle)
-		b.ReportAllocs()
-		b.ResetTimer()
-		go func() { _ = r.Run(context.Background()) }()
-		b.Cleanup(func() { _ = r.Close() })
-		c.wait(b, 5*time.Minute)
-		b.StopTimer()
-		c.reportSteady(b)
 	})
 	b.Run("eventfx", func(b *testing.B) {
 		sub := readySubscriber(b.N)
@@ -288,10 +261,25 @@ func consumeWatermill(b *testing.B, topic string, c *counter, handle func(*messa
 	if err != nil {
 		b.Fatal(err)
 	}
+	runWatermill(b, sub, topic, c, handle)
+}
+
+// runWatermill runs a bare Watermill router with middleware mws and one
+// handler of topic on sub until c counted b.N messages (a new counter
+// when c is nil; its handle when handle is nil), and reports the steady
+// rate.
+func runWatermill(b *testing.B, sub message.Subscriber, topic string, c *counter, handle func(*message.Message) error, mws ...message.HandlerMiddleware) {
+	if c == nil {
+		c = newCounter(b.N)
+	}
+	if handle == nil {
+		handle = c.handle
+	}
 	r, err := message.NewRouter(message.RouterConfig{}, watermill.NopLogger{})
 	if err != nil {
 		b.Fatal(err)
 	}
+	r.AddMiddleware(mws...)
 	r.AddConsumerHandler("bench", topic, sub, handle)
 	b.ReportAllocs()
 	b.ResetTimer()
