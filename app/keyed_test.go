@@ -28,6 +28,19 @@ func onePartition(t *testing.T, addr string, recs ...*kgo.Record) {
 	require.NoError(t, cl.ProduceSync(context.Background(), recs...).FirstErr())
 }
 
+// ordersBehind returns the records of an Order with ID first, then n
+// others (o0, o1, ...), each of its own customer (key).
+func ordersBehind(topic, first string, n int) []*kgo.Record {
+	recs := []*kgo.Record{record(topic, "m-"+first, "", `{"id":"`+first+`"}`)}
+	recs[0].Key = []byte("customer-" + first)
+	for i := range n {
+		r := record(topic, fmt.Sprintf("m-%d", i), "", fmt.Sprintf(`{"id":"o%d"}`, i))
+		r.Key = []byte(fmt.Sprintf("customer-%d", i))
+		recs = append(recs, r)
+	}
+	return recs
+}
+
 // timeline records when each message's attempts happened.
 type timeline struct {
 	mu       sync.Mutex
@@ -67,14 +80,7 @@ func TestKeyModeRetryHoldsOnlyTheFailingKey(t *testing.T) {
 		return nil
 	}))
 
-	recs := []*kgo.Record{record(topic, "m-slow", "", `{"id":"slow"}`)}
-	recs[0].Key = []byte("customer-slow")
-	for i := range 10 {
-		r := record(topic, fmt.Sprintf("m-%d", i), "", fmt.Sprintf(`{"id":"o%d"}`, i))
-		r.Key = []byte(fmt.Sprintf("customer-%d", i))
-		recs = append(recs, r)
-	}
-	onePartition(t, addr, recs...)
+	onePartition(t, addr, ordersBehind(topic, "slow", 10)...)
 
 	kafkatest.Eventually(t, 30*time.Second, func() bool { return len(tl.get("slow")) == 3 },
 		func() string { return fmt.Sprintf("slow attempted %d times", len(tl.get("slow"))) })

@@ -348,14 +348,7 @@ func TestKeyModeMetricsShowMessagesHeldBehindAnUnhandledOne(t *testing.T) {
 	a.RequireStart()
 	defer a.RequireStop()
 
-	recs := []*kgo.Record{record(topic, "m-stuck", "", `{"id":"stuck"}`)}
-	recs[0].Key = []byte("customer-stuck")
-	for i := range 5 {
-		r := record(topic, fmt.Sprintf("m-%d", i), "", fmt.Sprintf(`{"id":"o%d"}`, i))
-		r.Key = []byte(fmt.Sprintf("customer-%d", i))
-		recs = append(recs, r)
-	}
-	onePartition(t, addr, recs...)
+	onePartition(t, addr, ordersBehind(topic, "stuck", 5)...)
 
 	group := `group="` + router.ConsumerGroup(cfg, "billing") + `"`
 	part := `{` + group + `,partition="0",topic="` + topic + `"}`

@@ -4,7 +4,6 @@
 package router
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -43,13 +42,11 @@ type SubscriberSpec struct {
 	MaxInFlight int
 }
 
-// Spec is the SubscriberSpec of handler h in a service configured by cfg.
+// Spec is the SubscriberSpec of handler h in a service configured by cfg:
+// its consumer group and its own overrides; the transport fills in the
+// rest from its config.
 func Spec(cfg config.Config, h handlers.Handler) SubscriberSpec {
-	return SubscriberSpec{
-		ConsumerGroup: ConsumerGroup(cfg, h.Name),
-		Consume:       cmp.Or(h.Consume, cfg.Kafka.Consume),
-		MaxInFlight:   cmp.Or(h.MaxInFlight, cfg.Kafka.MaxInFlight),
-	}
+	return SubscriberSpec{ConsumerGroup: ConsumerGroup(cfg, h.Name), Consume: h.Consume, MaxInFlight: h.MaxInFlight}
 }
 
 // NewSubscriberFunc creates the subscriber of one handler.

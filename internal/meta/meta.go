@@ -65,15 +65,8 @@ type Delivery struct {
 	attempt atomic.Int32
 }
 
-// NewDelivery returns the delivery context of msg, derived from parent.
-func NewDelivery(parent context.Context, msg *message.Message) *Delivery {
-	d := &Delivery{}
-	d.Init(parent, msg)
-	return d
-}
-
-// Init makes d, a zero Delivery (embedded in a larger allocation), the
-// delivery context of msg, derived from parent.
+// Init makes d, a zero Delivery (the router embeds it in a larger
+// allocation), the delivery context of msg, derived from parent.
 func (d *Delivery) Init(parent context.Context, msg *message.Message) {
 	d.Context, d.msg = parent, msg
 }
