@@ -53,7 +53,13 @@ func TestTracingModuleStartsAndStops(t *testing.T) {
 			a.RequireStart().RequireStop()
 			assert.NotNil(t, tp)
 			require.Len(t, observers, 1)
-			assert.NotNil(t, observers[0](router.HandlerInfo{Name: "h", Topic: "t"}).AttemptStarted)
+			hooks := observers[0](router.HandlerInfo{Name: "h", Topic: "t"})
+			if tt.tracing.Exporter == config.ExporterNone {
+				assert.NotNil(t, hooks.Context, "the trace context is propagated, lazily")
+				assert.Nil(t, hooks.AttemptStarted, "no span")
+			} else {
+				assert.NotNil(t, hooks.AttemptStarted, "a span per attempt")
+			}
 		})
 	}
 }

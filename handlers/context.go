@@ -31,10 +31,13 @@ func MessageID(ctx context.Context) string {
 }
 
 // CorrelationID returns the correlation ID of the message being handled, or
-// the one set with WithCorrelationID, or "".
+// the one set with WithCorrelationID, or "". A message that arrived without
+// one starts a conversation: its correlation ID is its own message ID,
+// which is not written into its metadata, so read it here rather than from
+// the correlation_id header.
 func CorrelationID(ctx context.Context) string {
 	if msg, ok := MessageFromContext(ctx); ok {
-		if id := msg.Metadata.Get(meta.CorrelationID); id != "" {
+		if id := meta.Correlation(msg); id != "" {
 			return id
 		}
 	}

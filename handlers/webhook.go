@@ -249,7 +249,7 @@ func (d *delivery) startSpan(ctx context.Context, msg *message.Message) (context
 		span.SetAttributes(d.attrs...)
 		span.SetAttributes(
 			semconv.MessagingMessageID(msg.UUID),
-			attrCorrelationID.String(msg.Metadata.Get(meta.CorrelationID)),
+			attrCorrelationID.String(meta.Correlation(msg)),
 			attrAttempt.Int(max(Attempt(ctx), 1)))
 	}
 	return ctx, span
@@ -293,7 +293,7 @@ func (d *delivery) request(ctx context.Context, msg *message.Message) (*http.Req
 		topic = d.topic
 	}
 	h.Set(HeaderEventID, msg.UUID)
-	if id := msg.Metadata.Get(meta.CorrelationID); id != "" {
+	if id := meta.Correlation(msg); id != "" {
 		h.Set(HeaderCorrelationID, id)
 	}
 	h.Set(HeaderEventTopic, topic)

@@ -204,7 +204,9 @@ func TestWebhookWithoutSecretOrMetadataSendsDefaults(t *testing.T) {
 	assert.Equal(t, "1", got.Get("X-Event-Attempt"))
 	assert.Equal(t, "evt-2", got.Get("webhook-id"))
 	assert.NotEmpty(t, got.Get("webhook-timestamp"))
-	for _, absent := range []string{"X-Eventfx-Signature", "webhook-signature", "traceparent", "X-Correlation-ID"} {
+	// Without a correlation ID the message starts a conversation: its own ID.
+	assert.Equal(t, "evt-2", got.Get("X-Correlation-ID"))
+	for _, absent := range []string{"X-Eventfx-Signature", "webhook-signature", "traceparent"} {
 		assert.Empty(t, got.Values(absent), "header %s", absent)
 	}
 	assert.Equal(t, []byte{0x00, 0xff}, reqs[0].Body)

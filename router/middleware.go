@@ -1,6 +1,7 @@
 package router
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -34,8 +35,8 @@ func (e *AttemptsError) Unwrap() error { return e.Err }
 // nacked, never poisoned, and delivered again after the restart.
 var ErrInterrupted = fmt.Errorf("interrupted by shutdown, will be redelivered: %w", context.Canceled)
 
-// CorrelationID keeps the incoming correlation ID, generates one when it is
-// missing, records the message in its context (so handlers.CorrelationID
+// CorrelationID keeps the incoming correlation ID, sets one when it is
+// missing (the message's own ID, see meta.Correlation), records the message in its context (so handlers.CorrelationID
 // and the Publisher find it: what a handler publishes carries the ID), and
 // copies it onto every message the handler returns. (Chain does all this
 // itself; the middleware is for a router of your own.)
@@ -53,12 +54,12 @@ func CorrelationID(h message.HandlerFunc) message.HandlerFunc {
 	}
 }
 
-// correlate returns msg's correlation ID, generating and setting one when
-// it has none.
+// correlate returns msg's correlation ID (meta.Correlation), and sets it in
+// msg's metadata when msg carries none.
 func correlate(msg *message.Message) string {
 	id := msg.Metadata.Get(meta.CorrelationID)
 	if id == "" {
-		id = ids.New()
+		id = cmp.Or(msg.UUID, ids.New())
 		msg.Metadata.Set(meta.CorrelationID, id)
 	}
 	return id
@@ -134,7 +135,7 @@ func logHandled(logger *slog.Logger, handler string, msg *message.Message, start
 		attempt = ae.Attempts
 	}
 	logger.Debug("message handled",
-		"message_id", msg.UUID, "correlation_id", msg.Metadata.Get(meta.CorrelationID),
+		"message_id", msg.UUID, "correlation_id", meta.Correlation(msg),
 		"handler", handler, "topic", message.SubscribeTopicFromCtx(msg.Context()), "attempt", attempt,
 		"duration", time.Since(start), "error", err)
 }
@@ -186,6 +187,7 @@ func (c PoisonConfig) poison(msg *message.Message, err error) error {
 	for k, v := range msg.Metadata {
 		pm.Metadata[k] = v
 	}
+	pm.Metadata.Set(meta.CorrelationID, meta.Correlation(msg))
 	topic := message.SubscribeTopicFromCtx(ctx)
 	reason := oneLine(err.Error())
 	pm.Metadata.Set(meta.ReasonPoisoned, reason)
@@ -203,7 +205,7 @@ func (c PoisonConfig) poison(msg *message.Message, err error) error {
 		return fmt.Errorf("publish to poison topic %s: %w (handler error: %s)", c.Topic, perr, reason)
 	}
 	c.Logger.Warn("message poisoned",
-		"message_id", msg.UUID, "correlation_id", msg.Metadata.Get(meta.CorrelationID),
+		"message_id", msg.UUID, "correlation_id", meta.Correlation(msg),
 		"handler", c.Handler, "topic", topic, "attempt", attempts,
 		"reason", reason, "poison_topic", c.Topic)
 	return nil
@@ -271,7 +273,7 @@ func (r retrier) retry(msg *message.Message, base context.Context, err error, tr
 		}
 		if r.logger.Enabled(base, slog.LevelDebug) {
 			r.logger.Debug("handler failed, retrying",
-				"message_id", msg.UUID, "correlation_id", msg.Metadata.Get(meta.CorrelationID),
+				"message_id", msg.UUID, "correlation_id", meta.Correlation(msg),
 				"handler", r.handler, "topic", message.SubscribeTopicFromCtx(base), "attempt", attempt,
 				"retry_in", wait, "error", err)
 		}
@@ -415,7 +417,7 @@ func Recoverer(handler string, logger *slog.Logger) message.HandlerMiddleware {
 // returns it as a one-line error.
 func recovered(r any, handler string, logger *slog.Logger, msg *message.Message) error {
 	logger.Error("handler panicked",
-		"message_id", msg.UUID, "correlation_id", msg.Metadata.Get(meta.CorrelationID),
+		"message_id", msg.UUID, "correlation_id", meta.Correlation(msg),
 		"handler", handler, "topic", message.SubscribeTopicFromCtx(msg.Context()),
 		"attempt", meta.Attempt(msg.Context()), "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
 	return fmt.Errorf("panic: %s", oneLine(fmt.Sprint(r)))

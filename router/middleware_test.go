@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/google/uuid"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -196,11 +197,21 @@ func TestCorrelationIDKeptGeneratedAndCopied(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "c1", out[0].Metadata.Get("correlation_id"))
 
+	// A message without one starts a conversation named after it.
 	bare := message.NewMessage("in", nil)
 	out, err = router.CorrelationID(emit)(bare)
 	require.NoError(t, err)
-	assert.NotEmpty(t, bare.Metadata.Get("correlation_id"))
-	assert.Equal(t, bare.Metadata.Get("correlation_id"), out[0].Metadata.Get("correlation_id"))
+	assert.Equal(t, "in", bare.Metadata.Get("correlation_id"))
+	assert.Equal(t, "in", out[0].Metadata.Get("correlation_id"))
+
+	// Without a message ID either, it gets a random one.
+	anonymous := message.NewMessage("", nil)
+	out, err = router.CorrelationID(emit)(anonymous)
+	require.NoError(t, err)
+	id := anonymous.Metadata.Get("correlation_id")
+	_, perr := uuid.Parse(id)
+	assert.NoError(t, perr, "generated correlation ID %q", id)
+	assert.Equal(t, id, out[0].Metadata.Get("correlation_id"))
 }
 
 func TestTimeoutCancelsAttemptAndIsOffWhenZero(t *testing.T) {
@@ -301,4 +312,46 @@ func TestEmitPublishesWithinTheAttempt(t *testing.T) {
 
 	_, err = router.Emit("", pub)(emit)(in)
 	assert.True(t, handlers.IsPermanent(err), "messages returned without a publish topic are a wiring bug")
+}
+
+// A message without a correlation ID starts a conversation named after it:
+// the handler, what it emits and its poison record all see its own ID, and
+// the chain does not write the ID into the incoming message. A message
+// without an ID either is given a random one.
+func TestChainNamesTheConversationOfAMessageWithoutCorrelationID(t *testing.T) {
+	cfg := config.Config{}.WithDefaults()
+	cfg.Retry = fastRetry(0)
+	pub := &recorder{}
+	var seen []string
+	h := handlers.Handler{Name: "h", Topic: "in", PublishTopic: "events", Func: func(msg *message.Message) ([]*message.Message, error) {
+		seen = append(seen, handlers.CorrelationID(msg.Context()))
+		if string(msg.Payload) == "fail" {
+			return nil, handlers.Permanent(errors.New("bad"))
+		}
+		return []*message.Message{message.NewMessage("out", nil)}, nil
+	}}
+	run := router.Chain(cfg, h, "svc.h", pub, quiet)(h.Func)
+
+	in := message.NewMessage("in-1", []byte("ok"))
+	_, err := run(in)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"in-1"}, seen)
+	require.Len(t, pub.msgs["events"], 1)
+	assert.Equal(t, "in-1", pub.msgs["events"][0].Metadata.Get("correlation_id"))
+	assert.Empty(t, in.Metadata.Get("correlation_id"), "the incoming message is not written to")
+
+	bad := message.NewMessage("in-2", []byte("fail"))
+	_, err = run(bad)
+	require.NoError(t, err, "poisoned and acknowledged")
+	require.Len(t, pub.msgs[config.DefaultPoisonTopic], 1)
+	assert.Equal(t, "in-2", pub.msgs[config.DefaultPoisonTopic][0].Metadata.Get("correlation_id"))
+
+	anonymous := message.NewMessage("", []byte("ok"))
+	_, err = run(anonymous)
+	require.NoError(t, err)
+	id := anonymous.Metadata.Get("correlation_id")
+	_, perr := uuid.Parse(id)
+	require.NoError(t, perr, "random correlation ID %q", id)
+	assert.Equal(t, id, seen[2])
+	assert.Equal(t, id, pub.msgs["events"][1].Metadata.Get("correlation_id"))
 }

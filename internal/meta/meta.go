@@ -11,6 +11,24 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 )
 
+// Correlation returns the correlation ID of msg, a message being handled:
+// the one it carries, or, when it carries none, the ID of the conversation
+// it starts, which is its own message ID (as NServiceBus does). The ID on
+// every later event then leads back to the message that started it; for a
+// record from a producer other than eventfx that is
+// "<topic>-<partition>-<offset>".
+//
+// The router's chain does not write it into msg's metadata (that cost a map
+// allocation per message): read it with this function, or
+// handlers.CorrelationID in a handler; a message without an ID is given a
+// random correlation ID by the chain itself.
+func Correlation(msg *message.Message) string {
+	if id := msg.Metadata.Get(CorrelationID); id != "" {
+		return id
+	}
+	return msg.UUID
+}
+
 // Headers on the wire.
 const (
 	// CorrelationID is the correlation ID header (Watermill's name).
@@ -63,12 +81,22 @@ type Delivery struct {
 	context.Context
 	msg     *message.Message
 	attempt atomic.Int32
+
+	// lazy derives the values the parent lacks from the message (the trace
+	// context of its headers), the first time a value other than the
+	// message and attempt is asked for; derived holds its result.
+	lazy    func(context.Context, *message.Message) context.Context
+	derived atomic.Pointer[context.Context]
 }
 
 // Init makes d, a zero Delivery (the router embeds it in a larger
-// allocation), the delivery context of msg, derived from parent.
-func (d *Delivery) Init(parent context.Context, msg *message.Message) {
-	d.Context, d.msg = parent, msg
+// allocation), the delivery context of msg, derived from parent. When lazy
+// is not nil, lazy(parent, msg) replaces parent for the values (not for
+// the deadline and cancellation) the first time a value other than the
+// message and attempt is asked for: a handler that never looks pays
+// nothing, not even a look at the message's headers.
+func (d *Delivery) Init(parent context.Context, msg *message.Message, lazy func(context.Context, *message.Message) context.Context) {
+	d.Context, d.msg, d.lazy = parent, msg, lazy
 }
 
 // SetAttempt records the 1-based number of the attempt starting.
@@ -84,7 +112,18 @@ func (d *Delivery) Value(key any) any {
 			return int(n)
 		}
 	}
-	return d.Context.Value(key)
+	if d.lazy == nil {
+		return d.Context.Value(key)
+	}
+	p := d.derived.Load()
+	if p == nil {
+		// Deriving twice, from two goroutines, gives equal contexts: the
+		// first one stored is kept.
+		c := d.lazy(d.Context, d.msg)
+		d.derived.CompareAndSwap(nil, &c)
+		p = d.derived.Load()
+	}
+	return (*p).Value(key)
 }
 
 // WithMessage records the message being handled in ctx.

@@ -51,7 +51,7 @@ func Observer(tp trace.TracerProvider) router.Observer {
 		if rec {
 			hooks.AttemptStarted, hooks.AttemptEnded = spans(tracer, info)
 		} else {
-			hooks.AttemptStarted = propagate
+			hooks.Context = propagate
 		}
 		return hooks
 	}
@@ -68,14 +68,17 @@ func recording(tp trace.TracerProvider) bool {
 	return true
 }
 
-// propagate is the attempt hook when nothing is recorded: it only puts the
-// message's trace context, if it carries one, in the handler's context
-// (for what the handler emits and calls). A message without a traceparent
-// costs a map lookup: no parsing, no context, no span.
-func propagate(msg *message.Message, _ int) {
+// propagate is the delivery's lazy context when nothing is recorded: it
+// only puts the message's trace context, if it carries one, in the
+// handler's context (for what the handler emits and calls), the first time
+// a value is looked up there. A message without a traceparent costs a map
+// lookup: no parsing, no context, no span; a handler that looks nothing up
+// costs nothing.
+func propagate(ctx context.Context, msg *message.Message) context.Context {
 	if msg.Metadata.Get(meta.Traceparent) != "" {
-		msg.SetContext(Extract(msg.Context(), msg.Metadata))
+		return Extract(ctx, msg.Metadata)
 	}
+	return ctx
 }
 
 // spans returns the hooks that make each attempt of one handler a span.
@@ -111,7 +114,7 @@ func delivery(ctx context.Context, msg *message.Message) []attribute.KeyValue {
 	attrs := []attribute.KeyValue{
 		semconv.MessagingMessageID(msg.UUID),
 		AttrAttempt.Int(max(meta.Attempt(ctx), 1)),
-		AttrCorrelationID.String(msg.Metadata.Get(meta.CorrelationID)),
+		AttrCorrelationID.String(meta.Correlation(msg)),
 	}
 	// Only a message from Kafka has a partition (not one from the
 	// in-memory transport).
