@@ -3,6 +3,7 @@ package metrics_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/prometheus/client_golang/prometheus"
@@ -41,6 +42,26 @@ func BenchmarkObserver(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkObserverParallel is the metrics' cost per delivery when every
+// core delivers messages of the same handler at once: where counters
+// shared by the cores would bounce between their caches.
+func BenchmarkObserverParallel(b *testing.B) {
+	m, err := metrics.NewMessages(prometheus.NewRegistry())
+	if err != nil {
+		b.Fatal(err)
+	}
+	hooks := metrics.NewObserver(m, nil)(router.HandlerInfo{Name: "h", Topic: "t"})
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		msg := message.NewMessage("m1", nil)
+		for pb.Next() {
+			hooks.Received(msg)
+			hooks.AttemptEnded(msg, 1, time.Millisecond, nil)
+			hooks.Delivered(msg, router.Succeeded, 1)
+		}
+	})
 }
 
 // BenchmarkPublisher is the cost of the publish metrics per Publish call

@@ -21,12 +21,13 @@ package metrics
 
 import (
 	"fmt"
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 
 	"github.com/eventfx/eventfx/router"
 )
@@ -70,48 +71,44 @@ const (
 //   - eventfx_retries_total: attempts after the first of their delivery;
 //   - eventfx_handler_duration_seconds: the duration of each attempt
 //     (handler and the publish of its emitted events; not the backoff
-//     waits between attempts).
+//     waits between attempts), Prometheus's default buckets.
+//
+// Messages is one prometheus.Collector computing them at scrape time from
+// counters kept per processor (see stats): a client_golang counter or
+// histogram is one set of atomics that every core updates, and with
+// several per message the cache lines bouncing between the cores were a
+// tenth of the router's CPU. Two series cost nothing on the message path:
+// in flight is received - Σ handled, and the successful attempts are the
+// successful deliveries (a delivery succeeds with its one successful
+// attempt, and every successful attempt ends its delivery so).
 type Messages struct {
-	received *prometheus.CounterVec
-	handled  *prometheus.CounterVec
-	derived  *derived // in flight, and attempts
-	retries  *prometheus.CounterVec
-	duration *prometheus.HistogramVec
+	received, handled, inFlight, attempts, retries, duration *prometheus.Desc
+
+	mu       sync.Mutex
+	handlers map[[2]string]*stats // by handler and topic
 }
 
 // NewMessages registers the message metrics on reg.
 func NewMessages(reg prometheus.Registerer) (*Messages, error) {
 	hl := []string{"handler", "topic"}
 	m := &Messages{
-		received: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "eventfx_messages_received_total",
-			Help: "Deliveries of messages to a handler, redeliveries included.",
-		}, hl),
-		handled: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "eventfx_messages_handled_total",
-			Help: "Deliveries finished, by outcome: success, poisoned (acknowledged), failed (the poison topic could not be written) or interrupted (by shutdown); failed and interrupted messages are delivered again.",
-		}, append(hl, "outcome")),
-		derived: &derived{
-			inFlight: prometheus.NewDesc("eventfx_messages_in_flight",
-				"Deliveries being handled, backoff waits between attempts included.", hl, nil),
-			attempts: prometheus.NewDesc("eventfx_handler_attempts_total",
-				"Calls of the handler (attempts), by outcome: success or error.", append(hl, "outcome"), nil),
-			series: map[[2]string]derivedSeries{},
-		},
-		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "eventfx_retries_total",
-			Help: "Attempts after the first of their delivery.",
-		}, hl),
-		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "eventfx_handler_duration_seconds",
-			Help:    "Duration of one attempt: the handler and the publish of the events it emits, without backoff waits.",
-			Buckets: prometheus.DefBuckets,
-		}, hl),
+		received: prometheus.NewDesc("eventfx_messages_received_total",
+			"Deliveries of messages to a handler, redeliveries included.", hl, nil),
+		handled: prometheus.NewDesc("eventfx_messages_handled_total",
+			"Deliveries finished, by outcome: success, poisoned (acknowledged), failed (the poison topic could not be written) or interrupted (by shutdown); failed and interrupted messages are delivered again.",
+			append(hl, "outcome"), nil),
+		inFlight: prometheus.NewDesc("eventfx_messages_in_flight",
+			"Deliveries being handled, backoff waits between attempts included.", hl, nil),
+		attempts: prometheus.NewDesc("eventfx_handler_attempts_total",
+			"Calls of the handler (attempts), by outcome: success or error.", append(hl, "outcome"), nil),
+		retries: prometheus.NewDesc("eventfx_retries_total",
+			"Attempts after the first of their delivery.", hl, nil),
+		duration: prometheus.NewDesc("eventfx_handler_duration_seconds",
+			"Duration of one attempt: the handler and the publish of the events it emits, without backoff waits.", hl, nil),
+		handlers: map[[2]string]*stats{},
 	}
-	for _, c := range []prometheus.Collector{m.received, m.handled, m.derived, m.retries, m.duration} {
-		if err := reg.Register(c); err != nil {
-			return nil, fmt.Errorf("register message metrics: %w", err)
-		}
+	if err := reg.Register(m); err != nil {
+		return nil, fmt.Errorf("register message metrics: %w", err)
 	}
 	return m, nil
 }
@@ -137,99 +134,196 @@ var outcomeNames = [...]string{
 }
 
 // hooks are the metrics of one handler: a delivery and an attempt cost a
-// few atomic additions and no allocation.
+// few additions to the counters of the processor they run on, and no
+// allocation.
 func (m *Messages) hooks(info router.HandlerInfo) router.Hooks {
-	received := m.received.WithLabelValues(info.Name, info.Topic)
-	var handled [len(outcomeNames)]prometheus.Counter
-	for o, name := range outcomeNames {
-		handled[o] = m.handled.WithLabelValues(info.Name, info.Topic, name)
-	}
-	failedAttempts := prometheus.NewCounter(prometheus.CounterOpts{})
-	m.derived.track([2]string{info.Name, info.Topic}, derivedSeries{received: received, handled: handled, failedAttempts: failedAttempts})
-	retries := m.retries.WithLabelValues(info.Name, info.Topic)
-	duration := m.duration.WithLabelValues(info.Name, info.Topic)
+	st := m.stats([2]string{info.Name, info.Topic})
 	return router.Hooks{
 		Received: func(*message.Message) {
-			received.Inc()
+			s := st.get()
+			s.received.Add(1)
+			st.put(s)
 		},
 		Delivered: func(_ *message.Message, o router.Outcome, _ int) {
-			handled[o].Inc()
+			s := st.get()
+			s.handled[o].Add(1)
+			st.put(s)
 		},
 		AttemptEnded: func(_ *message.Message, attempt int, took time.Duration, err error) {
+			s := st.get()
 			if attempt > 1 {
-				retries.Inc()
+				s.retries.Add(1)
 			}
-			duration.Observe(took.Seconds())
 			if err != nil {
-				failedAttempts.Inc()
+				s.failedAttempts.Add(1)
 			}
+			s.observe(took)
+			st.put(s)
 		},
 	}
 }
 
-// derived collects the series computed at scrape time from the counters
-// every delivery updates anyway, so that the message path does not update
-// more counters on cache lines the cores share (each such update was a
-// measurable part of the chain's cost):
-//
-//   - eventfx_messages_in_flight = received - Σ handled;
-//   - eventfx_handler_attempts_total{outcome="success"} = handled
-//     {outcome="success"}: a delivery succeeds with its one successful
-//     attempt, and every successful attempt ends its delivery so;
-//   - eventfx_handler_attempts_total{outcome="error"}, counted on the
-//     failure path.
-type derived struct {
-	inFlight, attempts *prometheus.Desc
-
-	mu     sync.Mutex
-	series map[[2]string]derivedSeries // by handler and topic
-}
-
-// derivedSeries are the counters of one handler.
-type derivedSeries struct {
-	received       prometheus.Counter
-	handled        [len(outcomeNames)]prometheus.Counter
-	failedAttempts prometheus.Counter
-}
-
-func (d *derived) track(labels [2]string, s derivedSeries) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if old, ok := d.series[labels]; ok {
-		s.failedAttempts = old.failedAttempts // the same handler, built again
+// stats returns the counters of one handler, the same for a handler built
+// again (a router rebuilt on the same registry).
+func (m *Messages) stats(labels [2]string) *stats {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	st, ok := m.handlers[labels]
+	if !ok {
+		st = newStats()
+		m.handlers[labels] = st
 	}
-	d.series[labels] = s
+	return st
 }
 
-func (d *derived) Describe(ch chan<- *prometheus.Desc) {
-	ch <- d.inFlight
-	ch <- d.attempts
+func (m *Messages) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{m.received, m.handled, m.inFlight, m.attempts, m.retries, m.duration} {
+		ch <- d
+	}
 }
 
-func (d *derived) Collect(ch chan<- prometheus.Metric) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	for labels, s := range d.series {
-		// The handled counters first: each delivery counts as received
-		// before it counts as handled, so the difference is never negative.
-		var handled float64
-		for _, c := range s.handled {
-			handled += counterValue(c)
+func (m *Messages) Collect(ch chan<- prometheus.Metric) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for labels, st := range m.handlers {
+		t := st.total()
+		name, topic := labels[0], labels[1]
+		var handled uint64
+		for o, n := range t.handled {
+			handled += n
+			ch <- prometheus.MustNewConstMetric(m.handled, prometheus.CounterValue, float64(n), name, topic, outcomeNames[o])
 		}
-		inFlight := counterValue(s.received) - handled
-		ch <- prometheus.MustNewConstMetric(d.inFlight, prometheus.GaugeValue, inFlight, labels[0], labels[1])
-		ch <- prometheus.MustNewConstMetric(d.attempts, prometheus.CounterValue,
-			counterValue(s.handled[router.Succeeded]), labels[0], labels[1], AttemptSuccess)
-		ch <- prometheus.MustNewConstMetric(d.attempts, prometheus.CounterValue,
-			counterValue(s.failedAttempts), labels[0], labels[1], AttemptError)
+		ch <- prometheus.MustNewConstMetric(m.received, prometheus.CounterValue, float64(t.received), name, topic)
+		// total reads the handled counts before the received ones: a
+		// delivery counts as received before it counts as handled, so
+		// this is never negative.
+		ch <- prometheus.MustNewConstMetric(m.inFlight, prometheus.GaugeValue, float64(t.received-handled), name, topic)
+		ch <- prometheus.MustNewConstMetric(m.attempts, prometheus.CounterValue, float64(t.handled[router.Succeeded]), name, topic, AttemptSuccess)
+		ch <- prometheus.MustNewConstMetric(m.attempts, prometheus.CounterValue, float64(t.failedAttempts), name, topic, AttemptError)
+		ch <- prometheus.MustNewConstMetric(m.retries, prometheus.CounterValue, float64(t.retries), name, topic)
+		buckets := make(map[float64]uint64, len(bounds))
+		var cumulative uint64
+		for i, b := range bounds {
+			cumulative += t.buckets[i]
+			buckets[b] = cumulative
+		}
+		ch <- prometheus.MustNewConstHistogram(m.duration, t.count(), time.Duration(t.sumNanos).Seconds(), buckets, name, topic)
 	}
 }
 
-// counterValue reads a counter's current value.
-func counterValue(c prometheus.Counter) float64 {
-	var m dto.Metric
-	if err := c.Write(&m); err != nil {
-		return 0
+// bounds are the duration histogram's upper bounds in seconds, Prometheus's
+// default buckets (prometheus.DefBuckets); boundNanos the same in
+// nanoseconds.
+var (
+	bounds     = [...]float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
+	boundNanos = func() []int64 {
+		n := make([]int64, len(bounds))
+		for i, b := range bounds {
+			n[i] = int64(b * 1e9)
+		}
+		return n
+	}()
+)
+
+// counts are the counters of one handler, or one processor's share of them.
+type counts struct {
+	received       uint64
+	handled        [len(outcomeNames)]uint64
+	failedAttempts uint64
+	retries        uint64
+	buckets        [len(bounds) + 1]uint64 // the last: +Inf
+	sumNanos       uint64
+}
+
+func (c *counts) count() uint64 {
+	var n uint64
+	for _, b := range c.buckets {
+		n += b
 	}
-	return m.GetCounter().GetValue()
+	return n
+}
+
+// shard is one processor's share of a handler's counters (atomic: the
+// scrape reads them while they are added to). Padded so that two shards
+// never share a cache line.
+type shard struct {
+	received       atomic.Uint64
+	handled        [len(outcomeNames)]atomic.Uint64
+	failedAttempts atomic.Uint64
+	retries        atomic.Uint64
+	buckets        [len(bounds) + 1]atomic.Uint64
+	sumNanos       atomic.Uint64
+	_              [64]byte
+}
+
+func (s *shard) observe(took time.Duration) {
+	i := 0
+	for i < len(boundNanos) && int64(took) > boundNanos[i] {
+		i++
+	}
+	s.buckets[i].Add(1)
+	s.sumNanos.Add(uint64(max(took, 0)))
+}
+
+// stats are a handler's counters, in shards. A sync.Pool hands each
+// goroutine the shard of the processor it runs on (the pool is per
+// processor), so the cores add to lines of their own. The pool forgets
+// shards it has kept unused over two garbage collections; all keeps every
+// shard for the sums, and past maxShards the pool is given existing shards
+// again (shared, still correct: the additions are atomic) rather than new
+// ones.
+type stats struct {
+	pool sync.Pool
+
+	mu   sync.Mutex
+	all  []*shard
+	next int
+}
+
+func newStats() *stats {
+	st := &stats{}
+	st.pool.New = func() any { return st.newShard() }
+	return st
+}
+
+// maxShards bounds the shards of one handler.
+func maxShards() int { return 4 * runtime.GOMAXPROCS(0) }
+
+func (st *stats) newShard() *shard {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if len(st.all) >= maxShards() {
+		st.next = (st.next + 1) % len(st.all)
+		return st.all[st.next]
+	}
+	s := &shard{}
+	st.all = append(st.all, s)
+	return s
+}
+
+func (st *stats) get() *shard  { return st.pool.Get().(*shard) }
+func (st *stats) put(s *shard) { st.pool.Put(s) }
+
+// total sums the shards, the handled counts of every shard before any
+// received count (see Collect).
+func (st *stats) total() counts {
+	st.mu.Lock()
+	all := st.all
+	st.mu.Unlock()
+	var t counts
+	for _, s := range all {
+		for o := range s.handled {
+			t.handled[o] += s.handled[o].Load()
+		}
+	}
+	for _, s := range all {
+		t.received += s.received.Load()
+		t.failedAttempts += s.failedAttempts.Load()
+		t.retries += s.retries.Load()
+		for i := range s.buckets {
+			t.buckets[i] += s.buckets[i].Load()
+		}
+		t.sumNanos += s.sumNanos.Load()
+	}
+	return t
 }

@@ -244,3 +244,60 @@ func TestMessagesRegisterOncePerRegistry(t *testing.T) {
 	_, err = metrics.NewMessages(reg)
 	assert.ErrorContains(t, err, "register message metrics")
 }
+
+// The duration histogram has Prometheus's default buckets and its sum in
+// seconds, whichever goroutines (and so counter shards) recorded it.
+func TestDurationHistogramSumsEveryGoroutinesAttempts(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, err := metrics.NewMessages(reg)
+	require.NoError(t, err)
+	hooks := metrics.NewObserver(m, nil)(router.HandlerInfo{Name: "billing", Topic: "orders"})
+	const goroutines, each = 8, 1000
+	var wg sync.WaitGroup
+	for g := range goroutines {
+		wg.Go(func() {
+			msg := message.NewMessage("m", nil)
+			for range each {
+				hooks.Received(msg)
+				hooks.AttemptEnded(msg, 1, time.Duration(g+1)*time.Millisecond, nil) // ≤ 5 ms
+				hooks.AttemptEnded(msg, 2, 20*time.Millisecond, errors.New("x"))
+				hooks.Delivered(msg, router.Succeeded, 2)
+			}
+		})
+	}
+	wg.Wait()
+
+	families, err := reg.Gather()
+	require.NoError(t, err)
+	var h *dto.Histogram
+	for _, f := range families {
+		if f.GetName() == "eventfx_handler_duration_seconds" {
+			h = f.GetMetric()[0].GetHistogram()
+		}
+	}
+	require.NotNil(t, h)
+	n := goroutines * each
+	assert.EqualValues(t, 2*n, h.GetSampleCount())
+	var upper []float64
+	for _, b := range h.GetBucket() {
+		upper = append(upper, b.GetUpperBound())
+	}
+	assert.Equal(t, prometheus.DefBuckets, upper)
+	cum := map[float64]uint64{}
+	for _, b := range h.GetBucket() {
+		cum[b.GetUpperBound()] = b.GetCumulativeCount()
+	}
+	assert.EqualValues(t, 5*each, cum[0.005], "1–5 ms")
+	assert.EqualValues(t, 8*each, cum[0.01], "6–8 ms")
+	assert.EqualValues(t, 2*n, cum[0.025], "and the 20 ms retries")
+	// Σ (g+1) ms over the goroutines, times each, plus 20 ms per retry.
+	assert.InDelta(t, float64(each)*(36e-3+float64(goroutines)*20e-3), h.GetSampleSum(), 1e-9)
+
+	got := gather(t, reg)
+	hl := `{handler="billing",topic="orders"}`
+	assert.EqualValues(t, n, got["eventfx_messages_received_total"+hl])
+	assert.EqualValues(t, 0, got["eventfx_messages_in_flight"+hl])
+	assert.EqualValues(t, n, got["eventfx_retries_total"+hl])
+	assert.EqualValues(t, n, got[`eventfx_handler_attempts_total{handler="billing",outcome="error",topic="orders"}`])
+	assert.EqualValues(t, n, got[`eventfx_handler_attempts_total{handler="billing",outcome="success",topic="orders"}`])
+}
