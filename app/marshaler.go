@@ -1,7 +1,8 @@
 package app
 
 import (
-	"fmt"
+	"strconv"
+	"strings"
 
 	"github.com/IBM/sarama"
 	"github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
@@ -43,23 +44,47 @@ func (marshaler) Marshal(topic string, msg *message.Message) (*sarama.ProducerMe
 // an ID header (another producer's) gets the stable ID
 // "<topic>-<partition>-<offset>".
 func (marshaler) Unmarshal(km *sarama.ConsumerMessage) (*message.Message, error) {
-	var id string
+	// As messageOf: one allocation for the strings, header names included.
+	var b strings.Builder
+	n := len(km.Key)
 	for _, h := range km.Headers {
-		if h != nil && string(h.Key) == kafka.UUIDHeaderKey {
-			id = string(h.Value)
+		if h != nil {
+			n += len(h.Key) + len(h.Value)
 		}
+	}
+	b.Grow(n)
+	b.Write(km.Key)
+	for _, h := range km.Headers {
+		if h != nil {
+			b.Write(h.Key)
+			b.Write(h.Value)
+		}
+	}
+	all := b.String()
+	key, rest := all[:len(km.Key)], all[len(km.Key):]
+	headers := make([][2]string, 0, 8)
+	id := ""
+	for _, h := range km.Headers {
+		if h == nil {
+			continue
+		}
+		k, v := rest[:len(h.Key)], rest[len(h.Key):len(h.Key)+len(h.Value)]
+		rest = rest[len(h.Key)+len(h.Value):]
+		if k == kafka.UUIDHeaderKey {
+			id = v
+			continue
+		}
+		headers = append(headers, [2]string{k, v})
 	}
 	if id == "" {
-		id = fmt.Sprintf("%s-%d-%d", km.Topic, km.Partition, km.Offset)
+		id = km.Topic + "-" + strconv.FormatInt(int64(km.Partition), 10) + "-" + strconv.FormatInt(km.Offset, 10)
 	}
 	msg := message.NewMessage(id, km.Value)
-	for _, h := range km.Headers {
-		if h != nil && string(h.Key) != kafka.UUIDHeaderKey {
-			msg.Metadata[string(h.Key)] = string(h.Value)
-		}
+	for _, h := range headers {
+		msg.Metadata[h[0]] = h[1]
 	}
-	if len(km.Key) > 0 {
-		msg.Metadata[meta.Key] = string(km.Key)
+	if len(key) > 0 {
+		msg.Metadata[meta.Key] = key
 	} else {
 		delete(msg.Metadata, meta.Key)
 	}
@@ -88,24 +113,44 @@ func record(topic string, msg *message.Message) *kgo.Record {
 // messageOf is the message of a consumed record, as Unmarshal makes it: it
 // never fails, and a record without an ID header gets the ID
 // "<topic>-<partition>-<offset>".
+//
+// The strings of the ID, the header values and the key are cut from one
+// allocation (they live and die with the message): three allocations
+// were a tenth of the CPU of consuming by key.
 func messageOf(r *kgo.Record) *message.Message {
-	var id string
+	var b strings.Builder
+	n := len(r.Key)
 	for _, h := range r.Headers {
+		n += len(h.Value)
+	}
+	b.Grow(n)
+	b.Write(r.Key)
+	for _, h := range r.Headers {
+		b.Write(h.Value)
+	}
+	all := b.String()
+	key, rest := all[:len(r.Key)], all[len(r.Key):]
+	values := make([]string, 0, 8)
+	id := ""
+	for _, h := range r.Headers {
+		v := rest[:len(h.Value)]
+		rest = rest[len(h.Value):]
 		if h.Key == kafka.UUIDHeaderKey {
-			id = string(h.Value)
+			id = v
 		}
+		values = append(values, v)
 	}
 	if id == "" {
-		id = fmt.Sprintf("%s-%d-%d", r.Topic, r.Partition, r.Offset)
+		id = r.Topic + "-" + strconv.FormatInt(int64(r.Partition), 10) + "-" + strconv.FormatInt(r.Offset, 10)
 	}
 	msg := message.NewMessage(id, r.Value)
-	for _, h := range r.Headers {
+	for i, h := range r.Headers {
 		if h.Key != kafka.UUIDHeaderKey {
-			msg.Metadata[h.Key] = string(h.Value)
+			msg.Metadata[h.Key] = values[i]
 		}
 	}
-	if len(r.Key) > 0 {
-		msg.Metadata[meta.Key] = string(r.Key)
+	if len(key) > 0 {
+		msg.Metadata[meta.Key] = key
 	} else {
 		delete(msg.Metadata, meta.Key)
 	}

@@ -344,7 +344,9 @@ func consumeFranz(b *testing.B, topic string, c *counter) {
 	cl := kafkatest.Client(b, brokerAddr, kgo.ConsumerGroup(kafkatest.Unique("group")),
 		kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.OnPartitionsAssigned(func(context.Context, *kgo.Client, map[string][]int32) {
-			c.first.CompareAndSwap(0, time.Now().UnixNano())
+			if c.first.CompareAndSwap(0, time.Now().UnixNano()) {
+				c.cpuFirst.Store(cpuTime())
+			}
 		}))
 	b.ReportAllocs()
 	b.ResetTimer()
