@@ -15,8 +15,18 @@ import (
 // message are renamed to eventfx's (message_uuid → message_id,
 // handler_name → handler, kafka_partition → partition,
 // kafka_partition_offset → offset), so one query finds a message's lines.
+//
+// Whether Watermill's trace level is enabled is read once, here: its lines
+// are per message (two for each, from the router and the Kafka
+// subscriber), and asking the handler twice per message was a percent of
+// the CPU of consuming. A logger whose level is later lowered to trace
+// (slog.LevelVar) does not get them.
 func New(l *slog.Logger) watermill.LoggerAdapter {
-	return renamer{next: watermill.NewSlogLoggerWithLevelMapping(l, map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug}), l: l}
+	return renamer{
+		next:  watermill.NewSlogLoggerWithLevelMapping(l, map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug}),
+		l:     l,
+		trace: l.Enabled(context.Background(), watermill.LevelTrace),
+	}
 }
 
 var names = map[string]string{
@@ -32,8 +42,9 @@ var names = map[string]string{
 // trace level, and converting the fields of a line that is then dropped
 // cost a quarter of the router's CPU.
 type renamer struct {
-	next watermill.LoggerAdapter
-	l    *slog.Logger
+	next  watermill.LoggerAdapter
+	l     *slog.Logger
+	trace bool // whether l logs watermill.LevelTrace, read once
 }
 
 func (r renamer) enabled(level slog.Level) bool { return r.l.Enabled(context.Background(), level) }
@@ -76,11 +87,11 @@ func (r renamer) Debug(msg string, f watermill.LogFields) {
 }
 
 func (r renamer) Trace(msg string, f watermill.LogFields) {
-	if r.enabled(watermill.LevelTrace) {
+	if r.trace {
 		r.next.Trace(msg, rename(f))
 	}
 }
 
 func (r renamer) With(f watermill.LogFields) watermill.LoggerAdapter {
-	return renamer{next: r.next.With(rename(f)), l: r.l}
+	return renamer{next: r.next.With(rename(f)), l: r.l, trace: r.trace}
 }
