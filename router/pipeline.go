@@ -219,6 +219,11 @@ type delivery struct {
 	first deadlineCtx
 }
 
+// clockEpoch is the origin of the attempts' clock readings. It carries a
+// monotonic reading, so a deadline clockEpoch.Add(d) is measured on the
+// monotonic clock, as context.WithTimeout's are.
+var clockEpoch = time.Now()
+
 // attempt is one attempt: steps 4b to 7.
 func (p *pipeline) attempt(msg *message.Message, d *delivery, n int) error {
 	d.SetAttempt(n)
@@ -228,9 +233,11 @@ func (p *pipeline) attempt(msg *message.Message, d *delivery, n int) error {
 		f(msg, n)
 	}
 	ctx := msg.Context()
-	var start time.Time // read once, for the observers and the deadline
+	// One clock read for the observers and the deadline: the monotonic
+	// clock, as a duration since clockEpoch (time.Now reads two clocks).
+	var start time.Duration
 	if len(p.attemptEnded) > 0 || p.timeout > 0 {
-		start = time.Now()
+		start = time.Since(clockEpoch)
 	}
 	// 5. Per-attempt timeout, inside retry so each attempt gets its own.
 	var deadline *deadlineCtx
@@ -240,7 +247,7 @@ func (p *pipeline) attempt(msg *message.Message, d *delivery, n int) error {
 		} else {
 			deadline = &deadlineCtx{}
 		}
-		deadline.parent, deadline.deadline = ctx, start.Add(p.timeout)
+		deadline.parent, deadline.deadline = ctx, clockEpoch.Add(start+p.timeout)
 		msg.SetContext(deadline)
 	}
 	err := p.call(msg)
@@ -252,7 +259,7 @@ func (p *pipeline) attempt(msg *message.Message, d *delivery, n int) error {
 	}
 	msg.SetContext(ctx)
 	if len(p.attemptEnded) > 0 {
-		took := time.Since(start)
+		took := time.Since(clockEpoch) - start
 		for _, f := range p.attemptEnded {
 			f(msg, n, took, err)
 		}
