@@ -100,6 +100,9 @@ func Topic(ctx context.Context) string {
 
 // HandlerName returns the name of the handler running.
 func HandlerName(ctx context.Context) string {
+	if name := meta.HandlerName(ctx); name != "" {
+		return name
+	}
 	return message.HandlerNameFromCtx(ctx)
 }
 

@@ -161,7 +161,7 @@ func (p *pipeline) handle(msg *message.Message) ([]*message.Message, error) {
 	}
 	orig := msg.Context()
 	d := &delivery{}
-	d.Init(orig, msg, p.context)
+	d.Init(orig, msg, p.name, p.context)
 	msg.SetContext(&d.Delivery)
 	// 2. Tracing and metrics of the delivery.
 	for _, f := range p.received {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"sync"
 	"time"
 
@@ -47,6 +48,22 @@ type SubscriberSpec struct {
 // rest from its config.
 func Spec(cfg config.Config, h handlers.Handler) SubscriberSpec {
 	return SubscriberSpec{ConsumerGroup: ConsumerGroup(cfg, h.Name), Consume: h.Consume, MaxInFlight: h.MaxInFlight}
+}
+
+// Splitter is implemented by subscribers that can hand one subscription's
+// messages out on several channels, as key mode's does. Watermill's router
+// takes a handler's messages on one goroutine, which then starts a
+// goroutine per message: when the subscriber hands out many messages at
+// once, that intake is a serial step of every message and keeps a core
+// idle. For such a subscriber the router runs one Watermill handler per
+// channel (named "<handler>", "<handler>#2", ...; handlers.HandlerName
+// gives the handler's own name), all with the handler's one chain.
+type Splitter interface {
+	// Split returns n subscribers, each of which subscribes to its share
+	// of one subscription: the first Subscribe of any of them starts it
+	// (the others must subscribe to the same topic), and the first Close
+	// closes it.
+	Split(n int) []message.Subscriber
 }
 
 // NewSubscriberFunc creates the subscriber of one handler.
@@ -118,9 +135,26 @@ func New(p Params) (*Router, error) {
 		// emits itself), so Watermill's publisher is never used; AddHandler,
 		// not AddConsumerHandler, saves a wrapper per message.
 		fn := Chain(p.Config, h, group, pub, p.Logger, p.Observers...)(h.Func)
-		wr.AddHandler(h.Name, h.Topic, sub, "", noPublisher{}, fn)
+		for i, in := range intakes(sub) {
+			name := h.Name
+			if i > 0 {
+				name = fmt.Sprintf("%s#%d", h.Name, i+1)
+			}
+			wr.AddHandler(name, h.Topic, in, "", noPublisher{}, fn)
+		}
 	}
 	return r, nil
+}
+
+// intakes are the subscribers of a handler's Watermill handlers: sub, or,
+// if it is a Splitter, one per processor.
+func intakes(sub message.Subscriber) []message.Subscriber {
+	if s, ok := sub.(Splitter); ok {
+		if n := runtime.GOMAXPROCS(0); n > 1 {
+			return s.Split(n)
+		}
+	}
+	return []message.Subscriber{sub}
 }
 
 // Joined reports every handler whose subscriber can tell (the Kafka one)

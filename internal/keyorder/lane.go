@@ -12,7 +12,8 @@ func (s *subscription) enqueueLocked(p *partition, r *record) {
 	key := string(r.rec.Key)
 	l := p.lanes[key]
 	if l == nil {
-		l = &lane{key: key}
+		l = &lane{key: key, out: s.outs[s.nextOut]}
+		s.nextOut = (s.nextOut + 1) % len(s.outs)
 		p.lanes[key] = l
 		p.running++
 		s.lanes++
@@ -30,7 +31,7 @@ func (s *subscription) runLane(p *partition, l *lane) {
 	r := s.nextLocked(p, l)
 	s.mu.Unlock()
 	for r != nil {
-		if !s.deliver(p, r) {
+		if !s.deliver(p, l, r) {
 			s.mu.Lock()
 			s.endLaneLocked(p, l)
 			s.mu.Unlock()
@@ -86,9 +87,9 @@ const (
 // deliver hands r out until it is acked (true), sending it again after
 // NackResendSleep on every nack. It returns false when r is abandoned: the
 // subscription halted or the partition is being given up.
-func (s *subscription) deliver(p *partition, r *record) bool {
+func (s *subscription) deliver(p *partition, l *lane, r *record) bool {
 	for {
-		switch s.offer(p, r) {
+		switch s.offer(p, l, r) {
 		case acked:
 			return true
 		case abandoned:
@@ -115,10 +116,10 @@ func (s *subscription) deliver(p *partition, r *record) bool {
 	}
 }
 
-// offer sends one message of r to the output channel and waits for its
+// offer sends one message of r to its lane's output channel and waits for its
 // ack or nack. The message's context ends when offer returns, and earlier
 // if the partition is given up.
-func (s *subscription) offer(p *partition, r *record) outcome {
+func (s *subscription) offer(p *partition, l *lane, r *record) outcome {
 	select {
 	case s.slots <- struct{}{}:
 	case <-s.halt:
@@ -133,7 +134,7 @@ func (s *subscription) offer(p *partition, r *record) outcome {
 	msg := s.cfg.Unmarshal(r.rec)
 	msg.SetContext(ctx)
 	select {
-	case s.out <- msg:
+	case l.out <- msg:
 	case <-s.halt:
 		return abandoned
 	case <-p.ctx.Done():

@@ -151,3 +151,62 @@ func TestNackOnce(t *testing.T) {
 	assert.Equal(t, keys*perKey/50, nacks, "records nacked once")
 	assert.Equal(t, int64(keys*perKey), kafkatest.Committed(t, addr, cfg.Group, topic), "committed offsets after Drain and Close")
 }
+
+// TestKeyOrderOverSeveralOutputs is TestKeyOrder with one subscription
+// handing its messages out on three channels, each consumed on its own:
+// the keys spread over all of them, each key's records still run one at a
+// time and in order, every record is acked exactly once, MaxInFlight
+// bounds the three together, and every channel is closed at Close.
+func TestKeyOrderOverSeveralOutputs(t *testing.T) {
+	addr := kafkatest.Broker(t)
+	topic := kafkatest.Unique("outputs")
+	const keys, perKey, outputs, maxInFlight = 200, 20, 3, 16
+	produceKeyed(t, addr, topic, keys, perKey)
+
+	cfg := testConfig(addr, kafkatest.Unique("outputs"))
+	cfg.MaxInFlight = maxInFlight
+	sub := newSubscriber(t, cfg)
+	_, err := sub.SubscribeOutputs(context.Background(), topic, 0)
+	require.Error(t, err, "zero output channels")
+	chans, err := sub.SubscribeOutputs(context.Background(), topic, outputs)
+	require.NoError(t, err)
+	require.Len(t, chans, outputs)
+
+	o := newOrderTracker(keys)
+	var perOutput [outputs]atomic.Int64
+	var inFlight, peak atomic.Int64
+	waits := make([]func(), outputs)
+	for i, ch := range chans {
+		waits[i] = consume(ch, func(msg *message.Message) bool {
+			perOutput[i].Add(1)
+			n := inFlight.Add(1)
+			defer inFlight.Add(-1)
+			for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+			}
+			return o.handle(t, msg, func(keyed) bool {
+				time.Sleep(rand.N(time.Millisecond))
+				return true
+			})
+		})
+	}
+	kafkatest.Eventually(t, waitFor, func() bool { return o.acks.Load() == keys*perKey },
+		func() string { return fmt.Sprintf("want %d acks, got %d", keys*perKey, o.acks.Load()) })
+	stop(t, sub)
+	for _, wait := range waits {
+		wait() // returns once the channel is closed and its handlers ended
+	}
+
+	assert.Zero(t, o.overlaps.Load(), "a key ran twice at once")
+	assert.Empty(t, o.outOfOrder, "records out of their key's order")
+	assert.LessOrEqual(t, peak.Load(), int64(maxInFlight), "messages in flight over all the outputs")
+	for i := range perOutput {
+		assert.Positive(t, perOutput[i].Load(), "messages on output %d", i)
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	assert.Len(t, o.deliveries, keys*perKey, "distinct records delivered")
+	for k, n := range o.deliveries {
+		assert.Equal(t, 1, n, "deliveries of %s", k.id())
+	}
+	assert.Equal(t, int64(keys*perKey), kafkatest.Committed(t, addr, cfg.Group, topic), "committed offsets after Drain and Close")
+}

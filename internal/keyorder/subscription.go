@@ -15,7 +15,7 @@ import (
 )
 
 // subscription is one Subscribe call: a kgo group client on one topic, its
-// poll loop, commit loop and lanes, and its output channel.
+// poll loop, commit loop and lanes, and its output channels.
 //
 // Lock order: commitMu, then mu. kgo's pause and resume calls may be made
 // under mu (they never call back); polling, committing, allowing
@@ -26,7 +26,10 @@ type subscription struct {
 	topic  string
 	log    *slog.Logger
 	client *kgo.Client
-	out    chan *message.Message
+	// outs are the output channels; each lane sends on one of them,
+	// nextOut's turn.
+	outs    []chan *message.Message
+	nextOut int
 
 	// msgBase carries the Subscribe context's values, not its
 	// cancellation, into message contexts.
@@ -74,14 +77,13 @@ type subscription struct {
 	wake chan struct{}
 }
 
-func newSubscription(ctx context.Context, parent *Subscriber, topic string) (*subscription, error) {
+func newSubscription(ctx context.Context, parent *Subscriber, topic string, outputs int) (*subscription, error) {
 	cfg := parent.cfg
 	s := &subscription{
 		cfg:            cfg,
 		parent:         parent,
 		topic:          topic,
 		log:            parent.log.With("topic", topic),
-		out:            make(chan *message.Message),
 		msgBase:        context.WithoutCancel(ctx),
 		halt:           make(chan struct{}),
 		pollDone:       make(chan struct{}),
@@ -90,6 +92,9 @@ func newSubscription(ctx context.Context, parent *Subscriber, topic string) (*su
 		done:           make(chan struct{}),
 		slots:          make(chan struct{}, cfg.MaxInFlight),
 		parts:          make(map[int32]*partition),
+	}
+	for range outputs {
+		s.outs = append(s.outs, make(chan *message.Message))
 	}
 	s.ctx, s.abandon = context.WithCancel(context.Background())
 	s.pollCtx, s.stopPoll = context.WithCancel(context.Background())
@@ -479,7 +484,9 @@ func (s *subscription) shutdown() error {
 	}
 	s.client.Close()
 	// The lanes, the only senders, have ended and none can start.
-	close(s.out)
+	for _, o := range s.outs {
+		close(o)
+	}
 	return errors.Join(errs...)
 }
 

@@ -3,6 +3,7 @@ package keyorder
 import (
 	"context"
 
+	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -19,6 +20,8 @@ type record struct {
 type lane struct {
 	key   string
 	queue []*record
+	// out is the output channel the lane's messages are sent on.
+	out chan *message.Message
 }
 
 // partition is the state of one assigned partition. Its fields are guarded

@@ -71,6 +71,7 @@ const (
 	correlationKey
 	recordKey
 	messageKey
+	handlerKey
 )
 
 // Delivery is the context of a message during its handling: it carries the
@@ -80,6 +81,7 @@ const (
 type Delivery struct {
 	context.Context
 	msg     *message.Message
+	handler string
 	attempt atomic.Int32
 
 	// lazy derives the values the parent lacks from the message (the trace
@@ -90,23 +92,29 @@ type Delivery struct {
 }
 
 // Init makes d, a zero Delivery (the router embeds it in a larger
-// allocation), the delivery context of msg, derived from parent. When lazy
+// allocation), the delivery context of msg by the handler named handler,
+// derived from parent. When lazy
 // is not nil, lazy(parent, msg) replaces parent for the values (not for
 // the deadline and cancellation) the first time a value other than the
 // message and attempt is asked for: a handler that never looks pays
 // nothing, not even a look at the message's headers.
-func (d *Delivery) Init(parent context.Context, msg *message.Message, lazy func(context.Context, *message.Message) context.Context) {
-	d.Context, d.msg, d.lazy = parent, msg, lazy
+func (d *Delivery) Init(parent context.Context, msg *message.Message, handler string, lazy func(context.Context, *message.Message) context.Context) {
+	d.Context, d.msg, d.handler, d.lazy = parent, msg, handler, lazy
 }
 
 // SetAttempt records the 1-based number of the attempt starting.
 func (d *Delivery) SetAttempt(n int) { d.attempt.Store(int32(n)) }
 
-// Value answers the message and attempt keys, and asks the parent for the rest.
+// Value answers the message, handler and attempt keys, and asks the parent
+// for the rest.
 func (d *Delivery) Value(key any) any {
 	switch key {
 	case messageKey:
 		return d.msg
+	case handlerKey:
+		if d.handler != "" {
+			return d.handler
+		}
 	case attemptKey:
 		if n := d.attempt.Load(); n > 0 {
 			return int(n)
@@ -124,6 +132,15 @@ func (d *Delivery) Value(key any) any {
 		p = d.derived.Load()
 	}
 	return (*p).Value(key)
+}
+
+// HandlerName returns the name of the handler of the delivery ctx belongs
+// to, or "". It is the eventfx handler's name: Watermill's handler name
+// (message.HandlerNameFromCtx) differs when a handler takes its messages
+// on several channels (key mode), a Watermill handler per channel.
+func HandlerName(ctx context.Context) string {
+	name, _ := ctx.Value(handlerKey).(string)
+	return name
 }
 
 // WithMessage records the message being handled in ctx.
