@@ -26,7 +26,14 @@ func (s *subscription) enqueueLocked(p *partition, r *record) {
 // previous one was acked: the key's order holds by construction. It ends
 // when the lane has no more work it may hand out, or when a record is
 // abandoned (a later record of the key must then not run before it).
+//
+// The lane keeps its MaxInFlight slot from one record to the next (it
+// still has one message out at most): giving it back and taking it again
+// woke a lane waiting for a slot, and queued this one, on every message.
+// It gives it back when it ends, and while it waits to resend a nacked
+// record.
 func (s *subscription) runLane(p *partition, l *lane) {
+	defer s.releaseSlot(l)
 	s.mu.Lock()
 	r := s.nextLocked(p, l)
 	s.mu.Unlock()
@@ -97,6 +104,7 @@ func (s *subscription) deliver(p *partition, l *lane, r *record) bool {
 		}
 		// Nacked. A revoked or halted subscription does not retry:
 		// the record is redelivered after the restart or rebalance.
+		s.releaseSlot(l)
 		s.mu.Lock()
 		retry := !p.revoking && !s.halted()
 		s.mu.Unlock()
@@ -116,18 +124,21 @@ func (s *subscription) deliver(p *partition, l *lane, r *record) bool {
 	}
 }
 
-// offer sends one message of r to its lane's output channel and waits for its
-// ack or nack. The message's context ends when offer returns, and earlier
+// offer sends one message of r to its lane's output channel, with a
+// MaxInFlight slot (taken unless the lane has it), and waits for its ack
+// or nack. The message's context ends when offer returns, and earlier
 // if the partition is given up.
 func (s *subscription) offer(p *partition, l *lane, r *record) outcome {
-	select {
-	case s.slots <- struct{}{}:
-	case <-s.halt:
-		return abandoned
-	case <-p.ctx.Done():
-		return abandoned
+	if !l.slot {
+		select {
+		case s.slots <- struct{}{}:
+			l.slot = true
+		case <-s.halt:
+			return abandoned
+		case <-p.ctx.Done():
+			return abandoned
+		}
 	}
-	defer func() { <-s.slots }()
 
 	ctx := newMsgCtx(s.msgBase, p.ctx, meta.Position{Partition: p.id, Offset: r.offset})
 	defer ctx.end()
@@ -149,6 +160,14 @@ func (s *subscription) offer(p *partition, l *lane, r *record) outcome {
 		return nacked
 	case <-p.ctx.Done():
 		return abandoned
+	}
+}
+
+// releaseSlot gives l's MaxInFlight slot back, if it has one.
+func (s *subscription) releaseSlot(l *lane) {
+	if l.slot {
+		<-s.slots
+		l.slot = false
 	}
 }
 

@@ -22,6 +22,9 @@ type lane struct {
 	queue []*record
 	// out is the output channel the lane's messages are sent on.
 	out chan *message.Message
+	// slot is set while the lane's goroutine holds a MaxInFlight slot;
+	// only that goroutine uses it.
+	slot bool
 }
 
 // partition is the state of one assigned partition. Its fields are guarded
