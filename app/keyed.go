@@ -30,10 +30,7 @@ type keySubscriber struct {
 	closed bool
 }
 
-var (
-	_ router.Drainer  = (*keySubscriber)(nil)
-	_ router.Splitter = (*keySubscriber)(nil)
-)
+var _ router.Drainer = (*keySubscriber)(nil)
 
 // keyorderConfig is the key-ordered subscriber's configuration for a
 // handler of a service configured by cfg, on brokers:
@@ -71,15 +68,6 @@ func keyorderConfig(cfg config.Config, spec router.SubscriberSpec, brokers []str
 }
 
 func (s *keySubscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
-	outs, err := s.subscribe(ctx, topic, 1)
-	if err != nil {
-		return nil, err
-	}
-	return outs[0], nil
-}
-
-// subscribe subscribes to topic with n output channels.
-func (s *keySubscriber) subscribe(ctx context.Context, topic string, n int) ([]<-chan *message.Message, error) {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -99,55 +87,8 @@ func (s *keySubscriber) subscribe(ctx context.Context, topic string, n int) ([]<
 	}
 	sub := s.sub
 	s.mu.Unlock()
-	return sub.SubscribeOutputs(ctx, topic, n)
+	return sub.Subscribe(ctx, topic)
 }
-
-// Split implements router.Splitter: n subscribers sharing one subscription,
-// an output channel each.
-func (s *keySubscriber) Split(n int) []message.Subscriber {
-	g := &splitGroup{s: s, n: n}
-	subs := make([]message.Subscriber, n)
-	for i := range subs {
-		subs[i] = splitPart{g: g, i: i}
-	}
-	return subs
-}
-
-// splitGroup is the subscription the subscribers of a Split share, made by
-// the first of them to subscribe.
-type splitGroup struct {
-	s *keySubscriber
-	n int
-
-	mu    sync.Mutex
-	topic string
-	outs  []<-chan *message.Message
-}
-
-// splitPart is the i-th subscriber of a Split.
-type splitPart struct {
-	g *splitGroup
-	i int
-}
-
-func (p splitPart) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
-	g := p.g
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.outs == nil {
-		outs, err := g.s.subscribe(ctx, topic, g.n)
-		if err != nil {
-			return nil, err
-		}
-		g.topic, g.outs = topic, outs
-	} else if topic != g.topic {
-		return nil, fmt.Errorf("kafka subscriber %s: split subscribers share one subscription, to %s, not %s", g.s.spec.ConsumerGroup, g.topic, topic)
-	}
-	return g.outs[p.i], nil
-}
-
-// Close closes the shared subscriber (Close is idempotent).
-func (p splitPart) Close() error { return p.g.s.Close() }
 
 func (s *keySubscriber) current() *keyorder.Subscriber {
 	s.mu.Lock()

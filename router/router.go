@@ -50,22 +50,6 @@ func Spec(cfg config.Config, h handlers.Handler) SubscriberSpec {
 	return SubscriberSpec{ConsumerGroup: ConsumerGroup(cfg, h.Name), Consume: h.Consume, MaxInFlight: h.MaxInFlight}
 }
 
-// Splitter is implemented by subscribers that can hand one subscription's
-// messages out on several channels, as key mode's does. Watermill's router
-// takes a handler's messages on one goroutine, which then starts a
-// goroutine per message: when the subscriber hands out many messages at
-// once, that intake is a serial step of every message and keeps a core
-// idle. For such a subscriber the router runs one Watermill handler per
-// channel (named "<handler>", "<handler>#2", ...; handlers.HandlerName
-// gives the handler's own name), all with the handler's one chain.
-type Splitter interface {
-	// Split returns n subscribers, each of which subscribes to its share
-	// of one subscription: the first Subscribe of any of them starts it
-	// (the others must subscribe to the same topic), and the first Close
-	// closes it.
-	Split(n int) []message.Subscriber
-}
-
 // NewSubscriberFunc creates the subscriber of one handler.
 type NewSubscriberFunc func(SubscriberSpec) (message.Subscriber, error)
 
@@ -146,15 +130,63 @@ func New(p Params) (*Router, error) {
 	return r, nil
 }
 
-// intakes are the subscribers of a handler's Watermill handlers: sub, or,
-// if it is a Splitter, one per processor.
+// intakes are the subscribers of a handler's Watermill handlers, one per
+// processor, all sharing sub's one subscription and its channel.
+//
+// Watermill's router takes a handler's messages on one goroutine, which
+// adds the handler's context values and passes each message to another
+// that starts a goroutine per message: every message of the handler goes
+// through that pair, one at a time, and the pair hands over to each other
+// on one core while the others idle. With a Watermill handler per
+// processor receiving from the same channel, the intake runs on every
+// core. It changes no ordering: Watermill runs each message on a goroutine
+// of its own anyway, and the subscribers that keep an order (a partition's
+// or a key's) send the next message only once the previous one is acked.
 func intakes(sub message.Subscriber) []message.Subscriber {
-	if s, ok := sub.(Splitter); ok {
-		if n := runtime.GOMAXPROCS(0); n > 1 {
-			return s.Split(n)
-		}
+	n := max(runtime.GOMAXPROCS(0), 1)
+	s := &shared{sub: sub}
+	subs := make([]message.Subscriber, n)
+	for i := range subs {
+		subs[i] = s
 	}
-	return []message.Subscriber{sub}
+	return subs
+}
+
+// shared is a subscriber that several Watermill handlers use: the first
+// Subscribe subscribes, the others get the same channel; the first Close
+// closes.
+type shared struct {
+	sub message.Subscriber
+
+	mu     sync.Mutex
+	topic  string
+	ch     <-chan *message.Message
+	closed bool
+}
+
+func (s *shared) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ch == nil {
+		ch, err := s.sub.Subscribe(ctx, topic)
+		if err != nil {
+			return nil, err
+		}
+		s.topic, s.ch = topic, ch
+	} else if topic != s.topic {
+		return nil, fmt.Errorf("subscribe to %s: the handler's subscription is to %s", topic, s.topic)
+	}
+	return s.ch, nil
+}
+
+func (s *shared) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	return s.sub.Close()
 }
 
 // Joined reports every handler whose subscriber can tell (the Kafka one)

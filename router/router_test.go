@@ -2,10 +2,10 @@ package router_test
 
 import (
 	"context"
-	"errors"
 	"runtime"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,56 +18,32 @@ import (
 	"github.com/eventfx/eventfx/router"
 )
 
-// splitter is a router.Splitter whose parts hand out the messages the test
-// sends on their channels.
-type splitter struct {
-	mu     sync.Mutex
-	chans  []chan *message.Message
-	closed int
+// channelSubscriber hands out the messages the test sends on its channel,
+// and counts its Subscribe and Close calls.
+type channelSubscriber struct {
+	ch                 chan *message.Message
+	subscribes, closes atomic.Int32
 }
 
-func (s *splitter) Subscribe(context.Context, string) (<-chan *message.Message, error) {
-	return nil, errors.New("the router subscribes to the parts of a Splitter")
+func (s *channelSubscriber) Subscribe(context.Context, string) (<-chan *message.Message, error) {
+	s.subscribes.Add(1)
+	return s.ch, nil
 }
 
-func (s *splitter) Close() error { return nil }
-
-func (s *splitter) Split(n int) []message.Subscriber {
-	subs := make([]message.Subscriber, n)
-	for i := range subs {
-		s.chans = append(s.chans, make(chan *message.Message))
-		subs[i] = splitterPart{s, s.chans[i]}
+func (s *channelSubscriber) Close() error {
+	if s.closes.Add(1) == 1 {
+		close(s.ch)
 	}
-	return subs
-}
-
-type splitterPart struct {
-	s  *splitter
-	ch chan *message.Message
-}
-
-func (p splitterPart) Subscribe(context.Context, string) (<-chan *message.Message, error) {
-	return p.ch, nil
-}
-
-func (p splitterPart) Close() error {
-	p.s.mu.Lock()
-	defer p.s.mu.Unlock()
-	if p.s.closed == 0 {
-		for _, ch := range p.s.chans {
-			close(ch)
-		}
-	}
-	p.s.closed++
 	return nil
 }
 
-// TestSplitterGetsAWatermillHandlerPerProcessor: a subscriber that can
-// split is consumed by one Watermill handler per processor, each running
-// the handler's chain, which names the handler by its own name.
-func TestSplitterGetsAWatermillHandlerPerProcessor(t *testing.T) {
+// TestHandlerTakesItsMessagesOnEveryProcessor: the router runs a Watermill
+// handler per processor on the handler's one subscription, subscribed and
+// closed once; the handler's chain names the handler by its own name (the
+// Watermill handlers are "relay", "relay#2" and "relay#3").
+func TestHandlerTakesItsMessagesOnEveryProcessor(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(3))
-	sub := &splitter{}
+	sub := &channelSubscriber{ch: make(chan *message.Message)}
 	var mu sync.Mutex
 	names := map[string]int{}
 	h := handlers.Handler{Name: "relay", Topic: "in", Func: func(msg *message.Message) ([]*message.Message, error) {
@@ -84,7 +60,6 @@ func TestSplitterGetsAWatermillHandlerPerProcessor(t *testing.T) {
 		Publisher:     &recorder{},
 	})
 	require.NoError(t, err)
-	require.Len(t, sub.chans, 3, "one part per processor")
 	done := make(chan error, 1)
 	go func() { done <- r.Run(context.Background()) }()
 	select {
@@ -94,12 +69,10 @@ func TestSplitterGetsAWatermillHandlerPerProcessor(t *testing.T) {
 	}
 
 	var msgs []*message.Message
-	for i, ch := range sub.chans {
-		for j := range 5 {
-			msg := message.NewMessage(strconv.Itoa(i*10+j), nil)
-			msgs = append(msgs, msg)
-			ch <- msg
-		}
+	for i := range 12 {
+		msg := message.NewMessage(strconv.Itoa(i), nil)
+		msgs = append(msgs, msg)
+		sub.ch <- msg
 	}
 	for _, msg := range msgs {
 		select {
@@ -112,8 +85,7 @@ func TestSplitterGetsAWatermillHandlerPerProcessor(t *testing.T) {
 	}
 	require.NoError(t, r.Shutdown(context.Background()))
 	require.NoError(t, <-done)
-	assert.Equal(t, map[string]int{"relay": 15}, names, "handler names seen by the handler")
-	sub.mu.Lock()
-	defer sub.mu.Unlock()
-	assert.Equal(t, 3, sub.closed, "every part closed")
+	assert.Equal(t, map[string]int{"relay": 12}, names, "handler names seen by the handler")
+	assert.Equal(t, int32(1), sub.subscribes.Load(), "subscriptions")
+	assert.Equal(t, int32(1), sub.closes.Load(), "closes")
 }

@@ -12,7 +12,7 @@
 //
 // Lanes. Every (partition, key) pair is a lane; the records of a partition
 // without a key (nil or empty) share one lane. A lane with work has one
-// goroutine: it hands one message to its output channel, waits for its Ack
+// goroutine: it hands one message to the output channel, waits for its Ack
 // or Nack, and only then releases the key's next record, so a key never runs
 // twice at once and its order holds by construction. A lane whose queue is
 // empty ends; goroutines are bounded by the keys with work.
@@ -74,7 +74,7 @@
 //
 // Shutdown. Drain stops handing out messages, waits for those handed out
 // and commits; Close does the same bounded by RevokeDrain, leaves the group
-// and closes the output channels. Cancelling a Subscribe context stops that
+// and closes the output channel. Cancelling a Subscribe context stops that
 // subscription the same way.
 //
 // # Guarantees and limits

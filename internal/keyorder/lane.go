@@ -12,8 +12,7 @@ func (s *subscription) enqueueLocked(p *partition, r *record) {
 	key := string(r.rec.Key)
 	l := p.lanes[key]
 	if l == nil {
-		l = &lane{key: key, out: s.outs[s.nextOut]}
-		s.nextOut = (s.nextOut + 1) % len(s.outs)
+		l = &lane{key: key}
 		p.lanes[key] = l
 		p.running++
 		s.lanes++
@@ -124,7 +123,7 @@ func (s *subscription) deliver(p *partition, l *lane, r *record) bool {
 	}
 }
 
-// offer sends one message of r to its lane's output channel, with a
+// offer sends one message of r to the output channel, with a
 // MaxInFlight slot (taken unless the lane has it), and waits for its ack
 // or nack. The message's context ends when offer returns, and earlier
 // if the partition is given up.
@@ -145,7 +144,7 @@ func (s *subscription) offer(p *partition, l *lane, r *record) outcome {
 	msg := s.cfg.Unmarshal(r.rec)
 	msg.SetContext(ctx)
 	select {
-	case l.out <- msg:
+	case s.out <- msg:
 	case <-s.halt:
 		return abandoned
 	case <-p.ctx.Done():

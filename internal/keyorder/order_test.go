@@ -152,33 +152,30 @@ func TestNackOnce(t *testing.T) {
 	assert.Equal(t, int64(keys*perKey), kafkatest.Committed(t, addr, cfg.Group, topic), "committed offsets after Drain and Close")
 }
 
-// TestKeyOrderOverSeveralOutputs is TestKeyOrder with one subscription
-// handing its messages out on three channels, each consumed on its own:
-// the keys spread over all of them, each key's records still run one at a
-// time and in order, every record is acked exactly once, MaxInFlight
-// bounds the three together, and every channel is closed at Close.
-func TestKeyOrderOverSeveralOutputs(t *testing.T) {
+// TestKeyOrderWithSeveralReceivers is TestKeyOrder with three goroutines
+// receiving from the subscription's channel, as eventfx's router does
+// (one Watermill handler per processor): every receiver gets messages,
+// each key's records still run one at a time and in order, every record
+// is acked exactly once, and MaxInFlight bounds the receivers together.
+func TestKeyOrderWithSeveralReceivers(t *testing.T) {
 	addr := kafkatest.Broker(t)
-	topic := kafkatest.Unique("outputs")
-	const keys, perKey, outputs, maxInFlight = 200, 20, 3, 16
+	topic := kafkatest.Unique("receivers")
+	const keys, perKey, receivers, maxInFlight = 200, 20, 3, 16
 	produceKeyed(t, addr, topic, keys, perKey)
 
-	cfg := testConfig(addr, kafkatest.Unique("outputs"))
+	cfg := testConfig(addr, kafkatest.Unique("receivers"))
 	cfg.MaxInFlight = maxInFlight
 	sub := newSubscriber(t, cfg)
-	_, err := sub.SubscribeOutputs(context.Background(), topic, 0)
-	require.Error(t, err, "zero output channels")
-	chans, err := sub.SubscribeOutputs(context.Background(), topic, outputs)
+	ch, err := sub.Subscribe(context.Background(), topic)
 	require.NoError(t, err)
-	require.Len(t, chans, outputs)
 
 	o := newOrderTracker(keys)
-	var perOutput [outputs]atomic.Int64
+	var perReceiver [receivers]atomic.Int64
 	var inFlight, peak atomic.Int64
-	waits := make([]func(), outputs)
-	for i, ch := range chans {
+	waits := make([]func(), receivers)
+	for i := range receivers {
 		waits[i] = consume(ch, func(msg *message.Message) bool {
-			perOutput[i].Add(1)
+			perReceiver[i].Add(1)
 			n := inFlight.Add(1)
 			defer inFlight.Add(-1)
 			for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
@@ -198,9 +195,9 @@ func TestKeyOrderOverSeveralOutputs(t *testing.T) {
 
 	assert.Zero(t, o.overlaps.Load(), "a key ran twice at once")
 	assert.Empty(t, o.outOfOrder, "records out of their key's order")
-	assert.LessOrEqual(t, peak.Load(), int64(maxInFlight), "messages in flight over all the outputs")
-	for i := range perOutput {
-		assert.Positive(t, perOutput[i].Load(), "messages on output %d", i)
+	assert.LessOrEqual(t, peak.Load(), int64(maxInFlight), "messages in flight over all the receivers")
+	for i := range perReceiver {
+		assert.Positive(t, perReceiver[i].Load(), "messages of receiver %d", i)
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()

@@ -44,45 +44,24 @@ func New(cfg Config) (*Subscriber, error) {
 // returns the channel of its messages: unbuffered, closed once the
 // subscription has stopped. Cancelling ctx stops the subscription as Close
 // does (in-flight messages get up to Config.RevokeDrain); ctx's values are
-// in every message's context, its cancellation is not.
+// in every message's context, its cancellation is not. Several goroutines
+// may receive from the channel; Config.MaxInFlight bounds them together.
 func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
-	outs, err := s.SubscribeOutputs(ctx, topic, 1)
-	if err != nil {
-		return nil, err
-	}
-	return outs[0], nil
-}
-
-// SubscribeOutputs is Subscribe with n output channels sharing the one
-// subscription: each key's messages go to one of them, the keys spread
-// over them in turn, and Config.MaxInFlight bounds them all together. A
-// Watermill router takes each handler's messages on one goroutine, which
-// then starts the handler's goroutine: with one channel that intake is a
-// serial step of every message, and a router handler per channel lets the
-// cores share it.
-func (s *Subscriber) SubscribeOutputs(ctx context.Context, topic string, n int) ([]<-chan *message.Message, error) {
 	if topic == "" {
 		return nil, errors.New("keyorder subscribe: empty topic")
-	}
-	if n < 1 {
-		return nil, fmt.Errorf("keyorder subscribe to %s: %d output channels, want at least 1", topic, n)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return nil, fmt.Errorf("keyorder subscribe to %s: subscriber closed", topic)
 	}
-	sub, err := newSubscription(ctx, s, topic, n)
+	sub, err := newSubscription(ctx, s, topic)
 	if err != nil {
 		return nil, fmt.Errorf("keyorder subscribe to %s: %w", topic, err)
 	}
 	s.subs = append(s.subs, sub)
 	sub.start(ctx)
-	outs := make([]<-chan *message.Message, n)
-	for i, o := range sub.outs {
-		outs[i] = o
-	}
-	return outs, nil
+	return sub.out, nil
 }
 
 // Drain stops handing out messages and waits until every message handed

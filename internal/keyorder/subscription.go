@@ -15,7 +15,7 @@ import (
 )
 
 // subscription is one Subscribe call: a kgo group client on one topic, its
-// poll loop, commit loop and lanes, and its output channels.
+// poll loop, commit loop and lanes, and its output channel.
 //
 // Lock order: commitMu, then mu. kgo's pause and resume calls may be made
 // under mu (they never call back); polling, committing, allowing
@@ -26,10 +26,7 @@ type subscription struct {
 	topic  string
 	log    *slog.Logger
 	client *kgo.Client
-	// outs are the output channels; each lane sends on one of them,
-	// nextOut's turn.
-	outs    []chan *message.Message
-	nextOut int
+	out    chan *message.Message
 
 	// msgBase carries the Subscribe context's values, not its
 	// cancellation, into message contexts.
@@ -77,7 +74,7 @@ type subscription struct {
 	wake chan struct{}
 }
 
-func newSubscription(ctx context.Context, parent *Subscriber, topic string, outputs int) (*subscription, error) {
+func newSubscription(ctx context.Context, parent *Subscriber, topic string) (*subscription, error) {
 	cfg := parent.cfg
 	s := &subscription{
 		cfg:            cfg,
@@ -85,6 +82,7 @@ func newSubscription(ctx context.Context, parent *Subscriber, topic string, outp
 		topic:          topic,
 		log:            parent.log.With("topic", topic),
 		msgBase:        context.WithoutCancel(ctx),
+		out:            make(chan *message.Message),
 		halt:           make(chan struct{}),
 		pollDone:       make(chan struct{}),
 		quit:           make(chan struct{}),
@@ -92,9 +90,6 @@ func newSubscription(ctx context.Context, parent *Subscriber, topic string, outp
 		done:           make(chan struct{}),
 		slots:          make(chan struct{}, cfg.MaxInFlight),
 		parts:          make(map[int32]*partition),
-	}
-	for range outputs {
-		s.outs = append(s.outs, make(chan *message.Message))
 	}
 	s.ctx, s.abandon = context.WithCancel(context.Background())
 	s.pollCtx, s.stopPoll = context.WithCancel(context.Background())
@@ -484,9 +479,7 @@ func (s *subscription) shutdown() error {
 	}
 	s.client.Close()
 	// The lanes, the only senders, have ended and none can start.
-	for _, o := range s.outs {
-		close(o)
-	}
+	close(s.out)
 	return errors.Join(errs...)
 }
 

@@ -3,7 +3,6 @@ package keyorder
 import (
 	"context"
 
-	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -20,8 +19,6 @@ type record struct {
 type lane struct {
 	key   string
 	queue []*record
-	// out is the output channel the lane's messages are sent on.
-	out chan *message.Message
 	// slot is set while the lane's goroutine holds a MaxInFlight slot;
 	// only that goroutine uses it.
 	slot bool
