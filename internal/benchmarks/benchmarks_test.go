@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -154,6 +155,10 @@ func startApp(b *testing.B, opts ...fx.Option) {
 // measures the router and its chain, not a broker (the Kafka benchmarks do)
 // or gochannel's goroutine per message. Half the messages carry a
 // correlation ID; eventfx generates one for the others.
+//
+// eventfx's router takes each handler's messages through one Watermill
+// handler per processor (router.intakes); watermill-intake-per-core is the
+// bare router doing the same, which tells what the chain itself costs.
 func BenchmarkRouterOverhead(b *testing.B) {
 	b.Run("watermill", func(b *testing.B) {
 		runWatermill(b, readySubscriber(b.N), "bench", nil, nil)
@@ -172,6 +177,9 @@ func BenchmarkRouterOverhead(b *testing.B) {
 			middleware.Timeout(30*time.Second),
 			middleware.Recoverer,
 		)
+	})
+	b.Run("watermill-intake-per-core", func(b *testing.B) {
+		runWatermillIntakes(b, runtime.GOMAXPROCS(0), readySubscriber(b.N), "bench", nil, nil)
 	})
 	b.Run("eventfx", func(b *testing.B) {
 		sub := readySubscriber(b.N)
@@ -277,10 +285,31 @@ func produce(b *testing.B, n, keys int) string {
 	return topic
 }
 
+// sharedSubscription subscribes once and hands the channel to every
+// handler that subscribes.
+type sharedSubscription struct {
+	sub  message.Subscriber
+	once sync.Once
+	ch   <-chan *message.Message
+	err  error
+}
+
+func (s *sharedSubscription) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
+	s.once.Do(func() { s.ch, s.err = s.sub.Subscribe(ctx, topic) })
+	return s.ch, s.err
+}
+
+func (s *sharedSubscription) Close() error { return s.sub.Close() }
+
 // consumeWatermill consumes topic's b.N records with the bare Watermill
 // router on watermill-kafka (its default Sarama settings, from the oldest
 // offset) and handle, and reports the steady rate.
 func consumeWatermill(b *testing.B, topic string, c *counter, handle func(*message.Message) error) {
+	consumeWatermillIntakes(b, 1, topic, c, handle)
+}
+
+// consumeWatermillIntakes is consumeWatermill through runWatermillIntakes.
+func consumeWatermillIntakes(b *testing.B, intakes int, topic string, c *counter, handle func(*message.Message) error) {
 	sc := kafka.DefaultSaramaSubscriberConfig()
 	sc.Consumer.Offsets.Initial = sarama.OffsetOldest
 	sub, err := kafka.NewSubscriber(kafka.SubscriberConfig{
@@ -290,7 +319,7 @@ func consumeWatermill(b *testing.B, topic string, c *counter, handle func(*messa
 	if err != nil {
 		b.Fatal(err)
 	}
-	runWatermill(b, sub, topic, c, handle)
+	runWatermillIntakes(b, intakes, sub, topic, c, handle)
 }
 
 // runWatermill runs a bare Watermill router with middleware mws and one
@@ -298,6 +327,14 @@ func consumeWatermill(b *testing.B, topic string, c *counter, handle func(*messa
 // when c is nil; its handle when handle is nil), and reports the steady
 // rate.
 func runWatermill(b *testing.B, sub message.Subscriber, topic string, c *counter, handle func(*message.Message) error, mws ...message.HandlerMiddleware) {
+	runWatermillIntakes(b, 1, sub, topic, c, handle, mws...)
+}
+
+// runWatermillIntakes is runWatermill with intakes Watermill handlers
+// receiving from sub's one subscription, as eventfx's router runs one per
+// processor: the bare router with eventfx's intake, to tell the cost of
+// eventfx's chain from the gain of its intake.
+func runWatermillIntakes(b *testing.B, intakes int, sub message.Subscriber, topic string, c *counter, handle func(*message.Message) error, mws ...message.HandlerMiddleware) {
 	if c == nil {
 		c = newCounter(b.N)
 	}
@@ -309,7 +346,10 @@ func runWatermill(b *testing.B, sub message.Subscriber, topic string, c *counter
 		b.Fatal(err)
 	}
 	r.AddMiddleware(mws...)
-	r.AddConsumerHandler("bench", topic, sub, handle)
+	shared := &sharedSubscription{sub: sub}
+	for i := range intakes {
+		r.AddConsumerHandler("bench"+strconv.Itoa(i), topic, shared, handle)
+	}
 	b.ReportAllocs()
 	b.ResetTimer()
 	go func() { _ = r.Run(context.Background()) }()
@@ -371,10 +411,16 @@ func consumeFranz(b *testing.B, topic string, c *counter) {
 // watermill-kafka, the eventfx subscriber service (whole chain) by
 // partition and by key, and franz-go's raw group consumer. The rate is
 // steady state: from the first message handled to the last.
+// watermill-kafka-intake-per-core is the bare router with eventfx's intake
+// (see BenchmarkRouterOverhead).
 func BenchmarkKafkaConsume(b *testing.B) {
 	b.Run("watermill-kafka", func(b *testing.B) {
 		c := newCounter(b.N)
 		consumeWatermill(b, produce(b, b.N, benchKeys), c, c.handle)
+	})
+	b.Run("watermill-kafka-intake-per-core", func(b *testing.B) {
+		c := newCounter(b.N)
+		consumeWatermillIntakes(b, runtime.GOMAXPROCS(0), produce(b, b.N, benchKeys), c, c.handle)
 	})
 	b.Run("eventfx", func(b *testing.B) {
 		c := newCounter(b.N)
