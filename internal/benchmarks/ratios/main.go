@@ -1,0 +1,138 @@
+// Command ratios summarises a run of the benchmarks in internal/benchmarks:
+// the median msgs/s and cpu-µs/msg of every benchmark over the run's
+// repetitions (go test -count), their range, and the ratios the
+// performance issues set targets for, each computed from the medians.
+//
+//	go test -run '^$' -bench . -benchmem -benchtime 100000x -count 5 ./internal/benchmarks | tee bench.txt
+//	go run ./internal/benchmarks/ratios < bench.txt
+//
+// On a shared machine one repetition of a benchmark may run 20 % faster or
+// slower than the next; the median of several repetitions, interleaved as
+// go test -count runs them, is the figure to compare.
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+func main() {
+	runs, err := parse(os.Stdin)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "ratios:", err)
+		os.Exit(1)
+	}
+	if len(runs) == 0 {
+		fmt.Fprintln(os.Stderr, "ratios: no benchmark lines reporting msgs/s on stdin")
+		os.Exit(1)
+	}
+	report(os.Stdout, runs)
+}
+
+// samples are one benchmark's values of a metric, one per repetition.
+type samples map[string][]float64 // metric unit -> values
+
+// benchLine matches a result line: name, iterations, then value-unit pairs.
+var benchLine = regexp.MustCompile(`^(Benchmark\S+?)(?:-\d+)?\s+\d+\s+(.*)$`)
+
+// parse reads go test -bench output and returns every benchmark's samples,
+// in the order the benchmarks first appear.
+func parse(r io.Reader) (map[string]samples, error) {
+	runs := map[string]samples{}
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		m := benchLine.FindStringSubmatch(strings.TrimSpace(sc.Text()))
+		if m == nil {
+			continue
+		}
+		fields := strings.Fields(m[2])
+		if len(fields)%2 != 0 {
+			continue
+		}
+		name := strings.TrimPrefix(m[1], "Benchmark")
+		for i := 0; i < len(fields); i += 2 {
+			v, err := strconv.ParseFloat(fields[i], 64)
+			if err != nil {
+				return nil, fmt.Errorf("%s: value %q: %w", name, fields[i], err)
+			}
+			if runs[name] == nil {
+				runs[name] = samples{}
+			}
+			runs[name][fields[i+1]] = append(runs[name][fields[i+1]], v)
+		}
+	}
+	return runs, sc.Err()
+}
+
+// median of xs, which must not be empty.
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if n := len(s); n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// ratio is a target: numerator benchmark over denominator benchmark, by
+// their median msgs/s.
+type ratio struct {
+	name       string
+	num, den   string
+	target     float64 // 0: reported, no target
+	targetText string
+}
+
+var ratios = []ratio{
+	{"router: eventfx / bare Watermill router", "RouterOverhead/eventfx", "RouterOverhead/watermill", 0.90, "≥ 0.90"},
+	{"router: eventfx / bare router with eventfx's intake (the chain's cost)", "RouterOverhead/eventfx", "RouterOverhead/watermill-intake-per-core", 0, ""},
+	{"consume: eventfx by partition / watermill-kafka", "KafkaConsume/eventfx", "KafkaConsume/watermill-kafka", 1.0, "≥ 1.0"},
+	{"consume: eventfx by partition / watermill-kafka with eventfx's intake", "KafkaConsume/eventfx", "KafkaConsume/watermill-kafka-intake-per-core", 0, ""},
+	{"consume: eventfx by partition / raw franz-go", "KafkaConsume/eventfx", "KafkaConsume/franz-go", 0, ""},
+	{"consume: eventfx by key / watermill-kafka", "KafkaConsume/eventfx-key", "KafkaConsume/watermill-kafka", 1.5, "≥ 1.5"},
+	{"consume, 1 ms handler: eventfx by key / watermill-kafka", "KafkaConsumeIO/eventfx-key", "KafkaConsumeIO/watermill-kafka", 20, "≥ 20"},
+	{"publish: eventfx batch / watermill-kafka sequential", "KafkaPublish/eventfx-batch", "KafkaPublish/watermill-kafka-sequential", 10, "≥ 10"},
+	{"publish: eventfx batch / raw franz-go", "KafkaPublish/eventfx-batch", "KafkaPublish/franz-go", 0.25, "≥ 0.25"},
+}
+
+func report(w io.Writer, runs map[string]samples) {
+	names := make([]string, 0, len(runs))
+	for name := range runs {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	fmt.Fprintf(w, "%-52s %5s %12s %22s %10s\n", "benchmark", "runs", "msgs/s", "range", "cpu-µs/msg")
+	for _, name := range names {
+		rate := runs[name]["msgs/s"]
+		if len(rate) == 0 {
+			continue
+		}
+		cpu := "-"
+		if c := runs[name]["cpu-µs/msg"]; len(c) > 0 {
+			cpu = strconv.FormatFloat(median(c), 'f', 2, 64)
+		}
+		fmt.Fprintf(w, "%-52s %5d %12.0f %10.0f – %-9.0f %10s\n", name, len(rate), median(rate), slices.Min(rate), slices.Max(rate), cpu)
+	}
+	fmt.Fprintln(w)
+	for _, r := range ratios {
+		num, den := runs[r.num]["msgs/s"], runs[r.den]["msgs/s"]
+		if len(num) == 0 || len(den) == 0 {
+			continue
+		}
+		v := median(num) / median(den)
+		verdict := ""
+		if r.target > 0 {
+			verdict = "target " + r.targetText + ": met"
+			if v < r.target {
+				verdict = "target " + r.targetText + ": NOT met"
+			}
+		}
+		fmt.Fprintf(w, "%-72s %8.2f  %s\n", r.name, v, verdict)
+	}
+}

@@ -1,0 +1,47 @@
+package main
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+const output = `goos: linux
+BenchmarkRouterOverhead/watermill-2         	  100000	      3859 ns/op	         5.000 cpu-µs/msg	    200000 msgs/s	    1184 B/op	      19 allocs/op
+BenchmarkRouterOverhead/eventfx-2           	  100000	      3859 ns/op	         6.000 cpu-µs/msg	    190000 msgs/s	    1330 B/op	      20 allocs/op
+BenchmarkRouterOverhead/watermill-2         	  100000	      3859 ns/op	         5.000 cpu-µs/msg	    100000 msgs/s	    1184 B/op	      19 allocs/op
+BenchmarkRouterOverhead/eventfx-2           	  100000	      3859 ns/op	         6.000 cpu-µs/msg	    170000 msgs/s	    1330 B/op	      20 allocs/op
+BenchmarkRouterOverhead/watermill-2         	  100000	      3859 ns/op	         4.000 cpu-µs/msg	    210000 msgs/s	    1184 B/op	      19 allocs/op
+BenchmarkRouterOverhead/eventfx-2           	  100000	      3859 ns/op	         7.000 cpu-µs/msg	    150000 msgs/s	    1330 B/op	      20 allocs/op
+BenchmarkKafkaPublish/franz-go-2            	  100000	       726 ns/op	   1000000 msgs/s	       7 B/op	       0 allocs/op
+PASS
+`
+
+func TestParseKeepsEveryRepetition(t *testing.T) {
+	runs, err := parse(strings.NewReader(output))
+	require.NoError(t, err)
+	assert.Equal(t, []float64{200000, 100000, 210000}, runs["RouterOverhead/watermill"]["msgs/s"])
+	assert.Equal(t, []float64{5, 5, 4}, runs["RouterOverhead/watermill"]["cpu-µs/msg"])
+	assert.Equal(t, []float64{1000000}, runs["KafkaPublish/franz-go"]["msgs/s"])
+	assert.Len(t, runs, 3)
+}
+
+func TestReportTakesRatiosOfMedians(t *testing.T) {
+	runs, err := parse(strings.NewReader(output))
+	require.NoError(t, err)
+	var b strings.Builder
+	report(&b, runs)
+	out := b.String()
+	// Medians 200,000 and 170,000: 0.85, under the router's 0.90.
+	assert.Contains(t, out, "router: eventfx / bare Watermill router")
+	assert.Regexp(t, `eventfx / bare Watermill router\s+0\.85  target ≥ 0\.90: NOT met`, out)
+	assert.Regexp(t, `RouterOverhead/eventfx\s+3\s+170000\s+150000 – 190000\s+6\.00`, out)
+	// Ratios whose benchmarks are missing are left out.
+	assert.NotContains(t, out, "publish:")
+}
+
+func TestMedianOfEvenCount(t *testing.T) {
+	assert.Equal(t, 2.5, median([]float64{4, 1, 3, 2}))
+}
