@@ -1,6 +1,7 @@
-// Package router builds eventfx's Watermill router: one handler per
-// registered handlers.Handler, each in its own consumer group, behind the
-// standard middleware chain, with a graceful drain at shutdown.
+// Package router builds eventfx's Watermill router: each registered
+// handlers.Handler in its own consumer group, behind the standard
+// middleware chain, taking its messages through one Watermill handler per
+// processor (see intakes), with a graceful drain at shutdown.
 package router
 
 import (

@@ -1,9 +1,12 @@
 // Package benchmarks compares eventfx with what it is built on, side by side
 // in one run: the bare Watermill router, watermill-kafka, and the raw
 // franz-go client, on the same transport and the same embedded broker.
-// Every benchmark reports msgs/s; read the ratios, not the absolute numbers.
+// Every benchmark reports msgs/s and the process's CPU time per message;
+// read the ratios, not the absolute numbers. A shared machine varies from
+// one repetition to the next: repeat, and compare medians (ratios does).
 //
-//	go test -run '^$' -bench . -benchmem -benchtime 100000x ./internal/benchmarks
+//	go test -run '^$' -bench . -benchmem -benchtime 100000x -count 5 ./internal/benchmarks | tee bench.txt
+//	go run ./internal/benchmarks/ratios < bench.txt
 //
 // The Kafka benchmarks measure a steady rate: the clock starts at the first
 // message handled (after the consumer group was joined) or, for publishing,
