@@ -254,10 +254,21 @@ func (r *Router) Shutdown(ctx context.Context) error {
 	if err := errors.Join(errs...); err != nil {
 		r.logger.Warn("drain incomplete: in-flight messages will be cancelled and redelivered after restart", "error", err)
 	}
-	if err := r.router.Close(); err != nil {
-		return fmt.Errorf("close router: %w", err)
+	err := r.router.Close()
+	if err != nil {
+		err = fmt.Errorf("close router: %w", err)
 	}
-	return nil
+	// Watermill closes a handler's subscriber only if the handler's
+	// closing goroutine sees the router close before its context's
+	// cancellation (a select between the two); the subscribers close on
+	// that cancellation too, but their clients are released for sure here.
+	// Close is idempotent on every eventfx subscriber.
+	for _, s := range r.subs {
+		if cerr := s.Close(); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("close subscriber: %w", cerr))
+		}
+	}
+	return err
 }
 
 // noPublisher is Watermill's publisher of every handler: Emit publishes
