@@ -43,6 +43,26 @@ func (s *channelSubscriber) Close() error {
 	return nil
 }
 
+// run runs r until the test stops it with the returned function, which
+// shuts r down and fails the test on errors.
+func run(t *testing.T, r *router.Router) (shutdown func()) {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- r.Run(context.Background()) }()
+	select {
+	case <-r.Running():
+	case err := <-done:
+		t.Fatalf("router stopped: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("router not running")
+	}
+	return func() {
+		t.Helper()
+		require.NoError(t, r.Shutdown(context.Background()))
+		require.NoError(t, <-done)
+	}
+}
+
 // TestHandlerTakesItsMessagesOnEveryProcessor: the router runs a Watermill
 // handler per processor on the handler's one subscription, subscribed once
 // and closed at shutdown; the handler's chain names the handler by its own name (the
@@ -66,13 +86,7 @@ func TestHandlerTakesItsMessagesOnEveryProcessor(t *testing.T) {
 		Publisher:     &recorder{},
 	})
 	require.NoError(t, err)
-	done := make(chan error, 1)
-	go func() { done <- r.Run(context.Background()) }()
-	select {
-	case <-r.Running():
-	case <-time.After(10 * time.Second):
-		t.Fatal("router not running")
-	}
+	shutdown := run(t, r)
 
 	var msgs []*message.Message
 	for i := range 12 {
@@ -89,8 +103,7 @@ func TestHandlerTakesItsMessagesOnEveryProcessor(t *testing.T) {
 			t.Fatalf("message %s not acked", msg.UUID)
 		}
 	}
-	require.NoError(t, r.Shutdown(context.Background()))
-	require.NoError(t, <-done)
+	shutdown()
 	assert.Equal(t, map[string]int{"relay": 12}, names, "handler names seen by the handler")
 	assert.Equal(t, int32(1), sub.subscribes.Load(), "subscriptions")
 	assert.Positive(t, sub.closes.Load(), "subscriber closed at shutdown")
@@ -114,15 +127,5 @@ func TestIntakeNamesDoNotCollideWithHandlerNames(t *testing.T) {
 		Publisher: &recorder{},
 	})
 	require.NoError(t, err)
-	done := make(chan error, 1)
-	go func() { done <- r.Run(context.Background()) }()
-	select {
-	case <-r.Running():
-	case err := <-done:
-		t.Fatalf("router stopped: %v", err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("router not running")
-	}
-	require.NoError(t, r.Shutdown(context.Background()))
-	require.NoError(t, <-done)
+	run(t, r)()
 }

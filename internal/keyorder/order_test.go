@@ -62,6 +62,28 @@ func (o *orderTracker) handle(t *testing.T, msg *message.Message, work func(keye
 	return ok
 }
 
+// waitAcks waits until n records were acked.
+func (o *orderTracker) waitAcks(t *testing.T, n int) {
+	t.Helper()
+	kafkatest.Eventually(t, waitFor, func() bool { return o.acks.Load() == int64(n) },
+		func() string { return fmt.Sprintf("want %d acks, got %d", n, o.acks.Load()) })
+}
+
+// assertOnceInOrder asserts that no key ran twice at once, that each key's
+// records were acked in order, and that each of the n records was
+// delivered exactly once.
+func (o *orderTracker) assertOnceInOrder(t *testing.T, n int) {
+	t.Helper()
+	assert.Zero(t, o.overlaps.Load(), "a key ran twice at once")
+	assert.Empty(t, o.outOfOrder, "records out of their key's order")
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	assert.Len(t, o.deliveries, n, "distinct records delivered")
+	for k, d := range o.deliveries {
+		assert.Equal(t, 1, d, "deliveries of %s", k.id())
+	}
+}
+
 // TestKeyOrder: 200 keys × 20 records on 4 partitions, handled concurrently
 // with random delays: every key's records run one at a time, in order,
 // and every record is acked exactly once.
@@ -84,19 +106,11 @@ func TestKeyOrder(t *testing.T) {
 			return true
 		})
 	})
-	kafkatest.Eventually(t, waitFor, func() bool { return o.acks.Load() == keys*perKey },
-		func() string { return fmt.Sprintf("want %d acks, got %d", keys*perKey, o.acks.Load()) })
+	o.waitAcks(t, keys*perKey)
 	stop(t, sub)
 	wait()
 
-	assert.Zero(t, o.overlaps.Load(), "a key ran twice at once")
-	assert.Empty(t, o.outOfOrder, "records out of their key's order")
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	assert.Len(t, o.deliveries, keys*perKey, "distinct records delivered")
-	for k, n := range o.deliveries {
-		assert.Equal(t, 1, n, "deliveries of %s", k.id())
-	}
+	o.assertOnceInOrder(t, keys*perKey)
 	assert.Equal(t, int64(keys*perKey), kafkatest.Committed(t, addr, cfg.Group, topic), "committed offsets after Drain and Close")
 }
 
@@ -131,8 +145,7 @@ func TestNackOnce(t *testing.T) {
 			return seen
 		})
 	})
-	kafkatest.Eventually(t, waitFor, func() bool { return o.acks.Load() == keys*perKey },
-		func() string { return fmt.Sprintf("want %d acks, got %d", keys*perKey, o.acks.Load()) })
+	o.waitAcks(t, keys*perKey)
 	stop(t, sub)
 	wait()
 
@@ -186,24 +199,16 @@ func TestKeyOrderWithSeveralReceivers(t *testing.T) {
 			})
 		})
 	}
-	kafkatest.Eventually(t, waitFor, func() bool { return o.acks.Load() == keys*perKey },
-		func() string { return fmt.Sprintf("want %d acks, got %d", keys*perKey, o.acks.Load()) })
+	o.waitAcks(t, keys*perKey)
 	stop(t, sub)
 	for _, wait := range waits {
 		wait() // returns once the channel is closed and its handlers ended
 	}
 
-	assert.Zero(t, o.overlaps.Load(), "a key ran twice at once")
-	assert.Empty(t, o.outOfOrder, "records out of their key's order")
+	o.assertOnceInOrder(t, keys*perKey)
 	assert.LessOrEqual(t, peak.Load(), int64(maxInFlight), "messages in flight over all the receivers")
 	for i := range perReceiver {
 		assert.Positive(t, perReceiver[i].Load(), "messages of receiver %d", i)
-	}
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	assert.Len(t, o.deliveries, keys*perKey, "distinct records delivered")
-	for k, n := range o.deliveries {
-		assert.Equal(t, 1, n, "deliveries of %s", k.id())
 	}
 	assert.Equal(t, int64(keys*perKey), kafkatest.Committed(t, addr, cfg.Group, topic), "committed offsets after Drain and Close")
 }
