@@ -142,7 +142,8 @@ func New(p Params) (*Router, error) {
 }
 
 // intakes are the subscribers of a handler's Watermill handlers, one per
-// processor, all sharing sub's one subscription and its channel.
+// processor (at most maxIntakes), all sharing sub's one subscription and
+// its channel.
 //
 // Watermill's router takes a handler's messages on one goroutine, which
 // adds the handler's context values and passes each message to another
@@ -154,7 +155,7 @@ func New(p Params) (*Router, error) {
 // of its own anyway, and the subscribers that keep an order (a partition's
 // or a key's) send the next message only once the previous one is acked.
 func intakes(sub message.Subscriber) []message.Subscriber {
-	n := max(runtime.GOMAXPROCS(0), 1)
+	n := min(max(runtime.GOMAXPROCS(0), 1), maxIntakes)
 	s := &shared{sub: sub}
 	subs := make([]message.Subscriber, n)
 	for i := range subs {
@@ -162,6 +163,11 @@ func intakes(sub message.Subscriber) []message.Subscriber {
 	}
 	return subs
 }
+
+// maxIntakes bounds a handler's intakes: each is three idle goroutines
+// between messages, and eight take several hundred thousand messages a
+// second, beyond what a handler's chain does on as many cores.
+const maxIntakes = 8
 
 // shared is a subscriber that several Watermill handlers use: the first
 // Subscribe subscribes, the others get the same channel; the first Close

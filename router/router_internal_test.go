@@ -49,4 +49,6 @@ func TestIntakesShareOneSubscription(t *testing.T) {
 
 	runtime.GOMAXPROCS(1)
 	assert.Len(t, intakes(sub), 1, "one processor, one intake")
+	runtime.GOMAXPROCS(maxIntakes + 4)
+	assert.Len(t, intakes(sub), maxIntakes, "intakes on many processors")
 }
