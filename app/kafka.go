@@ -312,7 +312,9 @@ var _ router.Drainer = (*kafkaSubscriber)(nil)
 //     a session ends (rebalance, graceful stop), so a crash redelivers at
 //     most one interval of handled messages;
 //   - session/heartbeat/rebalance timeouts from config;
-//   - fetches: see the comments below (benchmarked in internal/benchmarks);
+//   - fetches: Sarama's defaults (ChannelBufferSize 1024, Fetch.Default
+//     8 MB and MaxProcessingTime 1 s were benchmarked in
+//     internal/benchmarks and did not move the rate);
 //   - TLS and SASL (PLAIN, SCRAM-SHA-256/512) from kafka.tls and kafka.sasl.
 //
 // Producing is franz-go's (producerOpts).
