@@ -84,7 +84,8 @@ type Config struct {
 	// Unmarshal turns a record into a message. Required; it must return
 	// a message (the wire format is the caller's, so it cannot fail
 	// here: a record it cannot read is a message for the handler to
-	// reject).
+	// reject). It is called when a polled record is filed, and again for
+	// each resend of a nacked record.
 	Unmarshal func(*kgo.Record) *message.Message
 	// Logger receives the subscriber's logs. Nil means slog.Default().
 	Logger *slog.Logger

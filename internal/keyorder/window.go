@@ -3,12 +3,16 @@ package keyorder
 import (
 	"context"
 
+	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // record is one polled record in its partition's window.
 type record struct {
-	rec    *kgo.Record // dropped once done, to free memory
+	rec *kgo.Record // dropped once done, to free memory
+	// msg is rec's message, made when rec was filed, until it is handed
+	// out; a nacked record is sent again as a new message.
+	msg    *message.Message
 	offset int64
 	epoch  int32
 	done   bool
