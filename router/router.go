@@ -17,6 +17,7 @@ import (
 
 	"github.com/eventfx/eventfx/config"
 	"github.com/eventfx/eventfx/handlers"
+	"github.com/eventfx/eventfx/internal/intake"
 	"github.com/eventfx/eventfx/internal/wmlog"
 )
 
@@ -155,56 +156,13 @@ func New(p Params) (*Router, error) {
 // of its own anyway, and the subscribers that keep an order (a partition's
 // or a key's) send the next message only once the previous one is acked.
 func intakes(sub message.Subscriber) []message.Subscriber {
-	n := min(max(runtime.GOMAXPROCS(0), 1), maxIntakes)
-	s := &shared{sub: sub}
-	subs := make([]message.Subscriber, n)
-	for i := range subs {
-		subs[i] = s
-	}
-	return subs
+	return intake.Share(sub, min(max(runtime.GOMAXPROCS(0), 1), maxIntakes))
 }
 
 // maxIntakes bounds a handler's intakes: each is three idle goroutines
 // between messages, and eight take several hundred thousand messages a
 // second, beyond what a handler's chain does on as many cores.
 const maxIntakes = 8
-
-// shared is a subscriber that several Watermill handlers use: the first
-// Subscribe subscribes, the others get the same channel; the first Close
-// closes.
-type shared struct {
-	sub message.Subscriber
-
-	mu     sync.Mutex
-	topic  string
-	ch     <-chan *message.Message
-	closed bool
-}
-
-func (s *shared) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.ch == nil {
-		ch, err := s.sub.Subscribe(ctx, topic)
-		if err != nil {
-			return nil, err
-		}
-		s.topic, s.ch = topic, ch
-	} else if topic != s.topic {
-		return nil, fmt.Errorf("subscribe to %s: the handler's subscription is to %s", topic, s.topic)
-	}
-	return s.ch, nil
-}
-
-func (s *shared) Close() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return nil
-	}
-	s.closed = true
-	return s.sub.Close()
-}
 
 // Joined reports every handler whose subscriber can tell (the Kafka one)
 // and has not joined its consumer group yet.

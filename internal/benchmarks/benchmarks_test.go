@@ -25,6 +25,7 @@ import (
 	"github.com/eventfx/eventfx/handlers"
 	"github.com/eventfx/eventfx/internal/broker"
 	"github.com/eventfx/eventfx/internal/ids"
+	"github.com/eventfx/eventfx/internal/intake"
 	"github.com/eventfx/eventfx/internal/kafkaconn"
 	"github.com/eventfx/eventfx/internal/kafkatest"
 	"github.com/eventfx/eventfx/internal/meta"
@@ -157,7 +158,7 @@ func startApp(b *testing.B, opts ...fx.Option) {
 // correlation ID; eventfx generates one for the others.
 //
 // eventfx's router takes each handler's messages through one Watermill
-// handler per processor (router.intakes); watermill-intake-per-core is the
+// handler per processor (internal/intake); watermill-intake-per-core is the
 // bare router doing the same, which tells what the chain itself costs.
 func BenchmarkRouterOverhead(b *testing.B) {
 	b.Run("watermill", func(b *testing.B) {
@@ -285,22 +286,6 @@ func produce(b *testing.B, n, keys int) string {
 	return topic
 }
 
-// sharedSubscription subscribes once and hands the channel to every
-// handler that subscribes.
-type sharedSubscription struct {
-	sub  message.Subscriber
-	once sync.Once
-	ch   <-chan *message.Message
-	err  error
-}
-
-func (s *sharedSubscription) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
-	s.once.Do(func() { s.ch, s.err = s.sub.Subscribe(ctx, topic) })
-	return s.ch, s.err
-}
-
-func (s *sharedSubscription) Close() error { return s.sub.Close() }
-
 // consumeWatermill consumes topic's b.N records with the bare Watermill
 // router on watermill-kafka (its default Sarama settings, from the oldest
 // offset) and handle, and reports the steady rate.
@@ -346,9 +331,12 @@ func runWatermillIntakes(b *testing.B, intakes int, sub message.Subscriber, topi
 		b.Fatal(err)
 	}
 	r.AddMiddleware(mws...)
-	shared := &sharedSubscription{sub: sub}
-	for i := range intakes {
-		r.AddConsumerHandler("bench"+strconv.Itoa(i), topic, shared, handle)
+	subs := []message.Subscriber{sub}
+	if intakes > 1 {
+		subs = intake.Share(sub, intakes)
+	}
+	for i, in := range subs {
+		r.AddConsumerHandler("bench"+strconv.Itoa(i), topic, in, handle)
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
