@@ -1,6 +1,7 @@
 // Command ratios summarises a run of the benchmarks in internal/benchmarks:
-// the median msgs/s and cpu-µs/msg of every benchmark over the run's
-// repetitions (go test -count), their range, and the ratios the
+// the median msgs/s, cpu-µs/msg and (for the 1 ms handler) wait-ms/msg of
+// every benchmark over the run's repetitions (go test -count), the range
+// of msgs/s, and the ratios the
 // performance issues set targets for, each computed from the medians.
 //
 //	go test -run '^$' -bench . -benchmem -benchtime 100000x -count 5 ./internal/benchmarks | tee bench.txt
@@ -80,6 +81,15 @@ func median(xs []float64) float64 {
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
+// medianOf formats the median of xs with prec decimals, "-" when xs is
+// empty (a benchmark that does not report the metric).
+func medianOf(xs []float64, prec int) string {
+	if len(xs) == 0 {
+		return "-"
+	}
+	return strconv.FormatFloat(median(xs), 'f', prec, 64)
+}
+
 // ratio is a target: numerator benchmark over denominator benchmark, by
 // their median msgs/s.
 type ratio struct {
@@ -106,17 +116,14 @@ func report(w io.Writer, runs map[string]samples) {
 		names = append(names, name)
 	}
 	slices.Sort(names)
-	fmt.Fprintf(w, "%-52s %5s %12s %22s %10s\n", "benchmark", "runs", "msgs/s", "range", "cpu-µs/msg")
+	fmt.Fprintf(w, "%-52s %5s %12s %22s %10s %11s\n", "benchmark", "runs", "msgs/s", "range", "cpu-µs/msg", "wait-ms/msg")
 	for _, name := range names {
 		rate := runs[name]["msgs/s"]
 		if len(rate) == 0 {
 			continue
 		}
-		cpu := "-"
-		if c := runs[name]["cpu-µs/msg"]; len(c) > 0 {
-			cpu = strconv.FormatFloat(median(c), 'f', 2, 64)
-		}
-		fmt.Fprintf(w, "%-52s %5d %12.0f %10.0f – %-9.0f %10s\n", name, len(rate), median(rate), slices.Min(rate), slices.Max(rate), cpu)
+		fmt.Fprintf(w, "%-52s %5d %12.0f %10.0f – %-9.0f %10s %11s\n", name, len(rate), median(rate), slices.Min(rate), slices.Max(rate),
+			medianOf(runs[name]["cpu-µs/msg"], 2), medianOf(runs[name]["wait-ms/msg"], 3))
 	}
 	fmt.Fprintln(w)
 	for _, r := range ratios {

@@ -15,6 +15,7 @@ BenchmarkRouterOverhead/watermill-2         	  100000	      3859 ns/op	         
 BenchmarkRouterOverhead/eventfx-2           	  100000	      3859 ns/op	         6.000 cpu-µs/msg	    170000 msgs/s	    1330 B/op	      20 allocs/op
 BenchmarkRouterOverhead/watermill-2         	  100000	      3859 ns/op	         4.000 cpu-µs/msg	    210000 msgs/s	    1184 B/op	      19 allocs/op
 BenchmarkRouterOverhead/eventfx-2           	  100000	      3859 ns/op	         7.000 cpu-µs/msg	    150000 msgs/s	    1330 B/op	      20 allocs/op
+BenchmarkKafkaConsumeIO/eventfx-key-2       	  100000	      8758 ns/op	         7.818 cpu-µs/msg	    127604 msgs/s	         1.774 wait-ms/msg	    3101 B/op	      27 allocs/op
 BenchmarkKafkaPublish/franz-go-2            	  100000	       726 ns/op	   1000000 msgs/s	       7 B/op	       0 allocs/op
 PASS
 `
@@ -25,7 +26,8 @@ func TestParseKeepsEveryRepetition(t *testing.T) {
 	assert.Equal(t, []float64{200000, 100000, 210000}, runs["RouterOverhead/watermill"]["msgs/s"])
 	assert.Equal(t, []float64{5, 5, 4}, runs["RouterOverhead/watermill"]["cpu-µs/msg"])
 	assert.Equal(t, []float64{1000000}, runs["KafkaPublish/franz-go"]["msgs/s"])
-	assert.Len(t, runs, 3)
+	assert.Equal(t, []float64{1.774}, runs["KafkaConsumeIO/eventfx-key"]["wait-ms/msg"])
+	assert.Len(t, runs, 4)
 }
 
 func TestReportTakesRatiosOfMedians(t *testing.T) {
@@ -37,7 +39,8 @@ func TestReportTakesRatiosOfMedians(t *testing.T) {
 	// Medians 200,000 and 170,000: 0.85, under the router's 0.90.
 	assert.Contains(t, out, "router: eventfx / bare Watermill router")
 	assert.Regexp(t, `eventfx / bare Watermill router\s+0\.85  target ≥ 0\.90: NOT met`, out)
-	assert.Regexp(t, `RouterOverhead/eventfx\s+3\s+170000\s+150000 – 190000\s+6\.00`, out)
+	assert.Regexp(t, `RouterOverhead/eventfx\s+3\s+170000\s+150000 – 190000\s+6\.00\s+-\n`, out)
+	assert.Regexp(t, `KafkaConsumeIO/eventfx-key\s+1\s+127604\s+127604 – 127604\s+7\.82\s+1\.774\n`, out)
 	// Ratios whose benchmarks are missing are left out.
 	assert.NotContains(t, out, "publish:")
 }
