@@ -113,10 +113,7 @@ func (s *subscription) deliver(p *partition, l *lane, r *record) bool {
 		sleep := time.NewTimer(s.cfg.NackResendSleep)
 		select {
 		case <-sleep.C:
-		case <-s.halt:
-			sleep.Stop()
-			return false
-		case <-p.ctx.Done():
+		case <-p.quit:
 			sleep.Stop()
 			return false
 		}
@@ -127,35 +124,45 @@ func (s *subscription) deliver(p *partition, l *lane, r *record) bool {
 // MaxInFlight slot (taken unless the lane has it), and waits for its ack
 // or nack. The message's context ends when offer returns, and earlier
 // if the partition is given up.
+//
+// Every message passes through two waits here, so they watch as few
+// channels as they can: a select locks, and queues on, each of its
+// channels. Folding the subscription's halt into p.quit took one shared
+// channel out of the hand-out wait and the slot wait; with the first
+// delivery's context made with its record, a message by key costs about
+// 0.4 µs less CPU (of 7-8 µs, 5 of 6 interleaved pairs of the 1 ms
+// benchmark).
 func (s *subscription) offer(p *partition, l *lane, r *record) outcome {
 	if !l.slot {
 		select {
 		case s.slots <- struct{}{}:
 			l.slot = true
-		case <-s.halt:
-			return abandoned
-		case <-p.ctx.Done():
+		case <-p.quit:
 			return abandoned
 		}
 	}
 
-	ctx := newMsgCtx(s.msgBase, p.ctx, meta.Position{Partition: p.id, Offset: r.offset})
-	defer ctx.end()
-	msg := r.msg
-	r.msg = nil
-	if msg == nil {
-		msg = s.cfg.Unmarshal(r.rec)
+	// The first delivery's message was made with the record, and its
+	// context lives in the record; a nacked record is sent again as new
+	// ones (the handler of the last may still hold them).
+	msg, ctx := r.msg, &r.ctx
+	if msg != nil {
+		r.msg = nil
+	} else {
+		msg, ctx = s.cfg.Unmarshal(r.rec), new(msgCtx)
 	}
+	ctx.init(s.msgBase, p.ctx, meta.Position{Partition: p.id, Offset: r.offset})
+	defer ctx.end()
 	msg.SetContext(ctx)
 	select {
 	case s.out <- msg:
-	case <-s.halt:
-		return abandoned
-	case <-p.ctx.Done():
+	case <-p.quit:
 		return abandoned
 	}
 	s.inFlight.Add(1)
 	defer s.inFlight.Add(-1)
+	// Not p.quit: a halt lets the messages in flight finish (the drain);
+	// only giving up on them (p.ctx) ends this wait early.
 	select {
 	case <-msg.Acked():
 		return acked // runLane records it

@@ -29,8 +29,9 @@ type msgCtx struct {
 	ended bool
 }
 
-func newMsgCtx(parent, part context.Context, pos meta.Position) *msgCtx {
-	return &msgCtx{parent: parent, part: part, pos: pos}
+// init sets up a zero msgCtx, before it is shared.
+func (c *msgCtx) init(parent, part context.Context, pos meta.Position) {
+	c.parent, c.part, c.pos = parent, part, pos
 }
 
 func (c *msgCtx) Deadline() (time.Time, bool) { return c.parent.Deadline() }

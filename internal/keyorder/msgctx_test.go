@@ -78,3 +78,9 @@ func TestMsgCtxBehavesAsWithCancelPlusAfterFunc(t *testing.T) {
 		}
 	})
 }
+
+func newMsgCtx(parent, part context.Context, pos meta.Position) *msgCtx {
+	c := new(msgCtx)
+	c.init(parent, part, pos)
+	return c
+}

@@ -223,8 +223,7 @@ func (s *subscription) fileChunk(partition int32, recs []*kgo.Record) bool {
 	if p == nil {
 		// Assignments arrive through onFetched before their records;
 		// this is a safety net without a commit.
-		p = newPartition(s.ctx, partition)
-		s.parts[partition] = p
+		p = s.newPartitionLocked(partition)
 	}
 	for i, kr := range recs {
 		r := p.add(kr)
@@ -265,11 +264,22 @@ func (s *subscription) resumeLocked(p *partition) {
 	s.client.ResumeFetchPartitions(map[string][]int32{s.topic: {p.id}})
 }
 
+// newPartitionLocked adds partition id's state, replacing any.
+func (s *subscription) newPartitionLocked(id int32) *partition {
+	p := newPartition(s.ctx, id)
+	if s.halted() {
+		p.stopLocked()
+	}
+	s.parts[id] = p
+	return p
+}
+
 // forgetLocked drops a partition: its in-flight messages' contexts end,
 // its lanes stop, late acks are ignored, and fetching it is resumed if it
 // was paused, as kgo keeps pauses across assignments.
 func (s *subscription) forgetLocked(p *partition) {
 	p.gone = true
+	p.stopLocked()
 	p.cancel()
 	delete(s.parts, p.id)
 	s.outstanding -= p.notDone
@@ -307,8 +317,7 @@ func (s *subscription) onFetched(_ context.Context, _ *kgo.Client, resp *kmsg.Of
 				if old := s.parts[fp.Partition]; old != nil {
 					s.forgetLocked(old)
 				}
-				p := newPartition(s.ctx, fp.Partition)
-				s.parts[fp.Partition] = p
+				p := s.newPartitionLocked(fp.Partition)
 				if fp.Offset < 0 {
 					continue // no commit: ResetOffset
 				}
@@ -424,6 +433,9 @@ func (s *subscription) haltNow() {
 	s.haltOnce.Do(func() {
 		s.mu.Lock()
 		close(s.halt)
+		for _, p := range s.parts {
+			p.stopLocked()
+		}
 		s.wakeLocked()
 		s.mu.Unlock()
 		s.stopPoll()

@@ -12,7 +12,10 @@ type record struct {
 	rec *kgo.Record // dropped once done, to free memory
 	// msg is rec's message, made when rec was filed, until it is handed
 	// out; a nacked record is sent again as a new message.
-	msg    *message.Message
+	msg *message.Message
+	// ctx is the context of msg, the first delivery's message: made
+	// with the record, it costs no allocation of its own.
+	ctx    msgCtx
 	offset int64
 	epoch  int32
 	done   bool
@@ -40,6 +43,13 @@ type partition struct {
 	// gone is set when the partition is forgotten: late acks no longer
 	// change it.
 	gone bool
+	// quit is closed when the partition's lanes must stop handing out
+	// messages: the subscription halted, or the partition is forgotten
+	// (stopLocked). It is all a lane waiting for a slot or a receiver
+	// watches besides: the subscription gives up on in-flight messages
+	// (ctx) only after it halted.
+	quit    chan struct{}
+	stopped bool
 
 	// window holds the polled records from window[head], the first one
 	// not done, in offset order.
@@ -80,9 +90,17 @@ type partition struct {
 func newPartition(parent context.Context, id int32) *partition {
 	ctx, cancel := context.WithCancel(parent)
 	return &partition{
-		id: id, ctx: ctx, cancel: cancel,
+		id: id, ctx: ctx, cancel: cancel, quit: make(chan struct{}),
 		base: -1, baseEpoch: -1, next: -1, handed: -1, committed: -1,
 		lanes: make(map[string]*lane),
+	}
+}
+
+// stopLocked closes quit, once.
+func (p *partition) stopLocked() {
+	if !p.stopped {
+		p.stopped = true
+		close(p.quit)
 	}
 }
 
