@@ -8,6 +8,10 @@
 //	go test -run '^$' -bench . -benchmem -benchtime 100000x -count 5 ./internal/benchmarks | tee bench.txt
 //	go run ./internal/benchmarks/ratios < bench.txt
 //
+// BenchmarkTimerLateness has no eventfx in it: it measures how late Go's
+// timers fire under a load like BenchmarkKafkaConsumeIO's by key, which
+// bounds what any framework reaches with a handler that sleeps.
+//
 // The Kafka benchmarks measure a steady rate: the clock starts at the first
 // message handled (after the consumer group was joined) or, for publishing,
 // after the client is connected and the topic exists.
