@@ -1,8 +1,8 @@
 // Command ratios summarises a run of the benchmarks in internal/benchmarks:
 // the median msgs/s, cpu-µs/msg and (for the 1 ms handler) wait-ms/msg of
 // every benchmark over the run's repetitions (go test -count), the range
-// of msgs/s, and the ratios the
-// performance issues set targets for, each computed from the medians.
+// of msgs/s, and the ratios the performance issues set targets for, each
+// computed from the medians.
 //
 //	go test -run '^$' -bench . -benchmem -benchtime 100000x -count 5 ./internal/benchmarks | tee bench.txt
 //	go run ./internal/benchmarks/ratios < bench.txt
