@@ -29,22 +29,24 @@ import (
 
 // Core provides the validated config (defaults applied) and the service's
 // *slog.Logger (on stderr, level and format from observability.log; replace
-// it with fx.Decorate),
-// routes fx's own logs through it at debug level (fx's errors come back
-// from fx.New/Start/Stop, and are reported once, there), and sets fx's stop
-// timeout above shutdown_timeout plus the close grace. An invalid config
-// fails fx.New with every bad field listed.
+// it with fx.Decorate), and sets fx's stop timeout above shutdown_timeout
+// plus the close grace. fx's own logs go through the logger at debug level,
+// except a failed start or stop, which is logged once at error level with
+// its cause first: a main that calls fx.New(...).Run() says why it exits
+// (Run, which returns the error instead, does not log it). An invalid
+// config fails fx.New with every bad field listed.
 func Core(cfg config.Config) fx.Option {
+	return core(cfg, true)
+}
+
+// core is Core; report says whether its fx logger logs a failed start or
+// stop at error level (see fxLogger).
+func core(cfg config.Config, report bool) fx.Option {
 	cfg = cfg.WithDefaults()
 	logger := NewLogger(cfg.Observability.Log, os.Stderr).With("service", cfg.Service)
 	// The fx logger is built outside the graph, so it works even when the
 	// graph does not (an invalid config, a missing dependency).
-	fxLogger := fx.WithLogger(func() fxevent.Logger {
-		fl := &fxevent.SlogLogger{Logger: logger}
-		fl.UseLogLevel(slog.LevelDebug)
-		fl.UseErrorLevel(slog.LevelDebug)
-		return fl
-	})
+	fxLogger := fx.WithLogger(func() fxevent.Logger { return newFxLogger(logger, report) })
 	if err := cfg.Validate(); err != nil {
 		return fx.Options(fxLogger, fx.Error(err))
 	}

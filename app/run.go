@@ -26,7 +26,9 @@ func (e ExitError) Error() string { return fmt.Sprintf("exit code %d", e.Code) }
 // EVENTFX_CONFIG, then EVENTFX_* overrides), builds an fx app from Core and
 // the modules that build returns for that config, starts it, waits for
 // SIGINT/SIGTERM (or an fx.Shutdowner), and stops it gracefully. It returns
-// the first error; main prints it and exits non-zero.
+// the first error, told by its cause (the mistake in eventfx's words, not
+// fx's account of where it was found; that is logged at debug level) and
+// logs it nowhere: main prints it, once, and exits non-zero.
 //
 //	func main() {
 //		if err := app.Run(os.Args[1:], func(config.Config) fx.Option {
@@ -52,19 +54,19 @@ func Run(args []string, build func(config.Config) fx.Option) error {
 		return err
 	}
 	cfg = cfg.WithDefaults()
-	a := fx.New(Core(cfg), build(cfg), warnIfEmbedded(cfg))
-	if err := a.Err(); err != nil {
-		return err
-	}
+	// Run returns start errors rather than logging them: core(cfg, false).
+	a := fx.New(core(cfg, false), build(cfg), warnIfEmbedded(cfg))
 	startCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	// Start also fails with fx.New's error, if any, and logs fx's whole
+	// account of it at debug level.
 	if err := a.Start(startCtx); err != nil {
-		return err
+		return describe(err)
 	}
 	sig := <-a.Wait()
 	stopCtx, cancelStop := context.WithTimeout(context.Background(), cfg.ShutdownTimeout+router.CloseGrace+5*time.Second)
 	defer cancelStop()
-	stopErr := a.Stop(stopCtx)
+	stopErr := describe(a.Stop(stopCtx))
 	if sig.ExitCode != 0 {
 		return errors.Join(ExitError{Code: sig.ExitCode}, stopErr)
 	}

@@ -29,10 +29,46 @@ const (
 	EnvConfig = "EVENTFX_CONFIG"
 )
 
-// Load reads the configuration from the YAML file at path and the process
-// environment; see LoadFrom.
+// Load reads the configuration of the process: the YAML file at path, or
+// when path is empty the one named by the command line's --config flag
+// (os.Args: "--config FILE", "--config=FILE", or with one dash), else by
+// EnvConfig; then the process environment's EnvPrefix variables. See
+// LoadFrom. Load reads only --config from the command line and ignores
+// every other argument, which belongs to the program; a --config without
+// a file is an error.
 func Load(path string) (Config, error) {
+	if path == "" {
+		var err error
+		if path, err = configFlag(os.Args[1:]); err != nil {
+			return Config{}, err
+		}
+	}
 	return LoadFrom(path, os.Environ())
+}
+
+// configFlag returns the value of the --config flag among args, or "".
+// Arguments after "--" are not flags.
+func configFlag(args []string) (string, error) {
+	for i, a := range args {
+		if a == "--" {
+			break
+		}
+		name, value, hasValue := strings.Cut(strings.TrimPrefix(strings.TrimPrefix(a, "-"), "-"), "=")
+		if name != "config" || !strings.HasPrefix(a, "-") {
+			continue
+		}
+		if !hasValue {
+			if i+1 == len(args) || args[i+1] == "" {
+				return "", errors.New("--config needs a file: --config FILE")
+			}
+			value = args[i+1]
+		}
+		if value == "" {
+			return "", errors.New("--config needs a file: --config FILE")
+		}
+		return value, nil
+	}
+	return "", nil
 }
 
 // LoadFrom reads the configuration from the YAML file at path (if path is
