@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"context"
+	"log/slog"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"go.opentelemetry.io/otel/propagation"
@@ -110,6 +111,29 @@ func HandlerName(ctx context.Context) string {
 // the first try, 2 on the first retry); 0 outside a handler.
 func Attempt(ctx context.Context) int {
 	return meta.Attempt(ctx)
+}
+
+// Logger returns the service's logger for code handling a message: its
+// level, format and output are the service's (observability.log; silent
+// under eventfxtest unless asked), and it carries the service and the
+// message's fields already: handler, topic, message_id, correlation_id and
+// attempt. Outside a handler it returns slog.Default(). Each call builds a
+// new logger: call it once per message, not per line.
+//
+//	log := handlers.Logger(ctx)
+//	log.Info("billing", "order", o.ID)
+func Logger(ctx context.Context) *slog.Logger {
+	l := meta.Logger(ctx)
+	msg, ok := MessageFromContext(ctx)
+	if l == nil || !ok {
+		return slog.Default()
+	}
+	return l.With(
+		"topic", Topic(ctx),
+		"message_id", msg.UUID,
+		"correlation_id", CorrelationID(ctx),
+		"attempt", Attempt(ctx),
+	)
 }
 
 // Header returns a header (metadata entry) of the message being handled.

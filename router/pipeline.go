@@ -81,12 +81,14 @@ const ObserversGroup = "eventfx.observers"
 func Chain(cfg config.Config, h handlers.Handler, group string, pub message.Publisher, logger *slog.Logger, observers ...Observer) message.HandlerMiddleware {
 	info := HandlerInfo{Name: h.Name, Topic: h.Topic, PublishTopic: h.PublishTopic, ConsumerGroup: group}
 	p := &pipeline{
-		name:    h.Name,
-		retry:   newRetrier(cfg.Retry.Override(h.Retry), h.Name, logger),
-		poison:  PoisonConfig{Topic: cfg.Poison.Topic, Handler: h.Name, ConsumerGroup: group, Publisher: pub, Logger: logger},
-		logger:  logger,
-		debug:   logger.Enabled(context.Background(), slog.LevelDebug),
-		timeout: cfg.Retry.Override(h.Retry).WithDefaults().AttemptTimeout,
+		name:   h.Name,
+		retry:  newRetrier(cfg.Retry.Override(h.Retry), h.Name, logger),
+		poison: PoisonConfig{Topic: cfg.Poison.Topic, Handler: h.Name, ConsumerGroup: group, Publisher: pub, Logger: logger},
+		logger: logger,
+		debug:  logger.Enabled(context.Background(), slog.LevelDebug),
+		// The handler's logger: the service's, with the handler's name.
+		handlerLogger: logger.With("handler", h.Name),
+		timeout:       cfg.Retry.Override(h.Retry).WithDefaults().AttemptTimeout,
 	}
 	emitPub := pub
 	for _, o := range observers {
@@ -119,8 +121,11 @@ type pipeline struct {
 	poison  PoisonConfig
 	timeout time.Duration
 	logger  *slog.Logger
-	debug   bool
-	context func(context.Context, *message.Message) context.Context
+	// handlerLogger is logger with the handler's name, for the handler
+	// itself (handlers.Logger).
+	handlerLogger *slog.Logger
+	debug         bool
+	context       func(context.Context, *message.Message) context.Context
 
 	// The observers' hooks; the ending ones in reverse order.
 	received       []func(*message.Message)
@@ -161,7 +166,7 @@ func (p *pipeline) handle(msg *message.Message) ([]*message.Message, error) {
 	}
 	orig := msg.Context()
 	d := &delivery{}
-	d.Init(orig, msg, p.name, p.context)
+	d.Init(orig, msg, p.name, p.handlerLogger, p.context)
 	msg.SetContext(&d.Delivery)
 	// 2. Tracing and metrics of the delivery.
 	for _, f := range p.received {

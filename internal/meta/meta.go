@@ -5,6 +5,7 @@ package meta
 
 import (
 	"context"
+	"log/slog"
 	"sync/atomic"
 
 	"github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
@@ -72,6 +73,7 @@ const (
 	recordKey
 	messageKey
 	handlerKey
+	loggerKey
 )
 
 // Delivery is the context of a message during its handling: it carries the
@@ -82,6 +84,7 @@ type Delivery struct {
 	context.Context
 	msg     *message.Message
 	handler string
+	logger  *slog.Logger
 	attempt atomic.Int32
 
 	// lazy derives the values the parent lacks from the message (the trace
@@ -93,13 +96,14 @@ type Delivery struct {
 
 // Init makes d, a zero Delivery (the router embeds it in a larger
 // allocation), the delivery context of msg by the handler named handler,
-// derived from parent. When lazy
-// is not nil, lazy(parent, msg) replaces parent for the values (not for
-// the deadline and cancellation) the first time a value other than the
-// message and attempt is asked for: a handler that never looks pays
-// nothing, not even a look at the message's headers.
-func (d *Delivery) Init(parent context.Context, msg *message.Message, handler string, lazy func(context.Context, *message.Message) context.Context) {
-	d.Context, d.msg, d.handler, d.lazy = parent, msg, handler, lazy
+// whose logger (the service's, with the handler's name on it) is logger,
+// derived from parent. When lazy is not nil, lazy(parent, msg) replaces
+// parent for the values (not for the deadline and cancellation) the first
+// time a value other than the message, handler, logger and attempt is
+// asked for: a handler that never looks pays nothing, not even a look at
+// the message's headers.
+func (d *Delivery) Init(parent context.Context, msg *message.Message, handler string, logger *slog.Logger, lazy func(context.Context, *message.Message) context.Context) {
+	d.Context, d.msg, d.handler, d.logger, d.lazy = parent, msg, handler, logger, lazy
 }
 
 // SetAttempt records the 1-based number of the attempt starting.
@@ -114,6 +118,10 @@ func (d *Delivery) Value(key any) any {
 	case handlerKey:
 		if d.handler != "" {
 			return d.handler
+		}
+	case loggerKey:
+		if d.logger != nil {
+			return d.logger
 		}
 	case attemptKey:
 		if n := d.attempt.Load(); n > 0 {
@@ -141,6 +149,13 @@ func (d *Delivery) Value(key any) any {
 func HandlerName(ctx context.Context) string {
 	name, _ := ctx.Value(handlerKey).(string)
 	return name
+}
+
+// Logger returns the logger of the handler whose delivery ctx belongs to,
+// or nil.
+func Logger(ctx context.Context) *slog.Logger {
+	l, _ := ctx.Value(loggerKey).(*slog.Logger)
+	return l
 }
 
 // WithMessage records the message being handled in ctx.
