@@ -52,6 +52,46 @@ func Build(t testing.TB, pkg string) string {
 	return out
 }
 
+// BuildOutside compiles files (name → Go source of package main) as a
+// user would: in a module of its own in a temporary directory outside the
+// repository, requiring eventfx through a replace directive pointing at
+// this checkout. It returns the executable's path. Only public packages
+// can be imported from there, as from any user's module.
+func BuildOutside(t testing.TB, files map[string]string) string {
+	t.Helper()
+	root, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil || len(bytes.TrimSpace(root)) == 0 {
+		t.Fatalf("find eventfx's go.mod: %v", err)
+	}
+	repo := filepath.Dir(string(bytes.TrimSpace(root)))
+	dir := t.TempDir()
+	gomod := "module example.com/usersservice\n\ngo 1.26\n\n" +
+		"require github.com/eventfx/eventfx v0.0.0-00010101000000-000000000000\n\n" +
+		"replace github.com/eventfx/eventfx => " + repo + "\n"
+	write := func(name, content string) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatalf("write %s: %v", name, err)
+		}
+	}
+	write("go.mod", gomod)
+	sum, err := os.ReadFile(filepath.Join(repo, "go.sum"))
+	if err != nil {
+		t.Fatalf("read go.sum: %v", err)
+	}
+	write("go.sum", string(sum))
+	for name, src := range files {
+		write(name, src)
+	}
+	for _, args := range [][]string{{"mod", "tidy"}, {"build", "-o", "service", "."}} {
+		cmd := exec.Command("go", args...)
+		cmd.Dir = dir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("go %s in a module outside the repository: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	return filepath.Join(dir, "service")
+}
+
 // FreeAddr returns a loopback address with a port that was free a moment ago.
 func FreeAddr(t testing.TB) string {
 	t.Helper()
