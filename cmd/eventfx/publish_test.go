@@ -103,7 +103,7 @@ func TestTailFromTheEndShowsOnlyNewRecords(t *testing.T) {
 
 	bin := proctest.Build(t, eventfxPkg)
 	p := proctest.Start(t, bin, nil, "tail", "--brokers", addr, "--topic", topic, "--limit", "2")
-	p.WaitOutput(`tailing \S+ from the end`, 15*time.Second)
+	p.WaitOutput(`tailing \S+ from the end \(stops after 2 records, or Ctrl-C\)`, 15*time.Second)
 	ok(t, strings.NewReader("new 1\nnew\t2\n"), "publish", "--brokers", addr, "--topic", topic, "--key", "k", "--correlation-id", "c-9")
 	require.Equal(t, 0, p.Wait(15*time.Second), p.Output())
 
@@ -123,7 +123,7 @@ func TestTailStopsOnSIGINT(t *testing.T) {
 	addr := broker(t)
 	bin := proctest.Build(t, eventfxPkg)
 	p := proctest.Start(t, bin, nil, "tail", "--brokers", addr, "--topic", kafkatest.Unique("quiet"))
-	p.WaitOutput(`tailing \S+ from the end`, 15*time.Second)
+	p.WaitOutput(`tailing \S+ from the end \(Ctrl-C to stop\)`, 15*time.Second)
 	p.Signal(interrupt)
 	assert.Equal(t, 0, p.Wait(10*time.Second), p.Output())
 }

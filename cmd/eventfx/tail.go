@@ -92,7 +92,7 @@ func (o tailOpts) run(ctx context.Context, c *kafkaConn, out, status io.Writer) 
 		return err
 	}
 	defer cl.Close()
-	fmt.Fprintf(status, "eventfx: tailing %s %s (Ctrl-C to stop)\n", o.topic, where)
+	fmt.Fprintf(status, "eventfx: tailing %s %s (%s)\n", o.topic, where, stopsWhen(o.limit))
 
 	n := 0
 	for {
@@ -167,4 +167,16 @@ func (o tailOpts) print(w io.Writer, r *kgo.Record) error {
 		kv("id", id).kv("correlation_id", header(r, meta.CorrelationID)).kv("key", string(r.Key)).
 		word(payload(r.Value))
 	return l.writeTo(w)
+}
+
+// stopsWhen says when a tail of at most limit records (0: no limit) stops.
+func stopsWhen(limit int) string {
+	switch limit {
+	case 0:
+		return "Ctrl-C to stop"
+	case 1:
+		return "stops after 1 record, or Ctrl-C"
+	default:
+		return fmt.Sprintf("stops after %d records, or Ctrl-C", limit)
+	}
 }
