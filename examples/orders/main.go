@@ -27,11 +27,17 @@ import (
 	"github.com/eventfx/eventfx/handlers"
 )
 
+// errNotStarted: a service did not start. fx.App.Start's error is logged by
+// app.Core's logger, once, so main does not print it again.
+var errNotStarted = errors.New("a service did not start")
+
 func main() {
 	timeout := flag.Duration("timeout", 90*time.Second, "give up if the story has not ended by then")
 	flag.Parse()
 	if err := run(os.Stdout, *timeout); err != nil {
-		fmt.Fprintln(os.Stderr, "orders:", err)
+		if !errors.Is(err, errNotStarted) {
+			fmt.Fprintln(os.Stderr, "orders:", err)
+		}
 		os.Exit(1)
 	}
 }
@@ -146,7 +152,7 @@ func run(out io.Writer, timeout time.Duration) error {
 	defer cancel()
 	for _, a := range apps {
 		if err := a.Start(ctx); err != nil {
-			return err
+			return errNotStarted // app.Core's logger said why, once
 		}
 	}
 	defer stopAll(apps)
@@ -206,8 +212,7 @@ func stopAll(apps []*fx.App) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for i := len(apps) - 1; i >= 0; i-- {
-		if err := apps[i].Stop(ctx); err != nil {
-			fmt.Fprintln(os.Stderr, "stop:", err)
-		}
+		_ = apps[i].Stop(ctx) // app.Core's logger reports a failed stop
+
 	}
 }

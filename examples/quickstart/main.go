@@ -9,6 +9,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -35,12 +36,18 @@ type Event struct {
 	Name string `json:"name"`
 }
 
+// errNotStarted: a service did not start. fx.App.Start's error is logged by
+// app.Core's logger, once, so main does not print it again.
+var errNotStarted = errors.New("a service did not start")
+
 func main() {
 	keep := flag.Bool("keep-running", false, "keep consuming after the ten events, until Ctrl-C")
 	timeout := flag.Duration("timeout", 60*time.Second, "give up if the ten events have not arrived by then")
 	flag.Parse()
 	if err := run(os.Stdout, *keep, *timeout); err != nil {
-		fmt.Fprintln(os.Stderr, "quickstart:", err)
+		if !errors.Is(err, errNotStarted) {
+			fmt.Fprintln(os.Stderr, "quickstart:", err)
+		}
 		os.Exit(1)
 	}
 }
@@ -81,7 +88,7 @@ func run(out io.Writer, keep bool, timeout time.Duration) error {
 	defer cancel()
 	for _, a := range []*fx.App{publisher, subscriber} {
 		if err := a.Start(ctx); err != nil {
-			return err
+			return errNotStarted // app.Core's logger said why, once
 		}
 	}
 	defer stop(subscriber, publisher)
@@ -115,8 +122,7 @@ func stop(apps ...*fx.App) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for _, a := range apps {
-		if err := a.Stop(ctx); err != nil {
-			fmt.Fprintln(os.Stderr, "stop:", err)
-		}
+		_ = a.Stop(ctx) // app.Core's logger reports a failed stop
+
 	}
 }
