@@ -154,3 +154,18 @@ func handlesAndServesOps(t *testing.T, bin string) {
 	svc.Signal(syscall.SIGTERM)
 	assert.Equal(t, 0, svc.Wait(30*time.Second), svc.Output())
 }
+
+func TestExamplesSayOnceWhyTheyCannotStart(t *testing.T) {
+	for _, example := range []string{"quickstart", "orders"} {
+		t.Run(example, func(t *testing.T) {
+			bin := proctest.Build(t, "github.com/eventfx/eventfx/examples/"+example)
+			nobody := proctest.FreeAddr(t)
+			out, code := proctest.Run(t, 60*time.Second, nil, proctest.Env("EVENTFX_KAFKA_BROKERS", nobody), bin)
+			assert.Equal(t, 1, code, out)
+			lines := proctest.Lines(out)
+			require.Len(t, lines, 1, "want one line, got:\n%s", out)
+			assert.Contains(t, lines[0], "start failed")
+			assert.Contains(t, lines[0], nobody)
+		})
+	}
+}
