@@ -49,7 +49,7 @@ func Run(args []string, build func(config.Config) fx.Option) error {
 		}
 		return fmt.Errorf("%w (usage: --config FILE)", err)
 	}
-	cfg, err := config.Load(*path)
+	cfg, err := config.LoadFrom(*path, os.Environ())
 	if err != nil {
 		return err
 	}
