@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/eventfx/eventfx/config"
+	"github.com/eventfx/eventfx/internal/bench"
 	"github.com/eventfx/eventfx/internal/loadgen"
 )
 
@@ -73,7 +74,7 @@ A level in which every request failed ends the run with exit code 1.`,
 				o.token = cfg.HTTP.AuthToken
 			}
 			if o.topic == "" {
-				o.topic = "eventfx.bench." + randomSuffix()
+				o.topic = "eventfx.bench." + bench.RandomSuffix()
 			}
 			return o.run(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
@@ -120,7 +121,7 @@ func (o benchGatewayOpts) validate() error {
 	if o.size < 1 {
 		errs = append(errs, fmt.Errorf("--size must be at least 1 (the gateway refuses empty bodies), got %d", o.size))
 	}
-	return joinOneLine(errs)
+	return bench.JoinOneLine(errs)
 }
 
 // gatewayLevel is the result of one level (--json: as is).
@@ -134,7 +135,7 @@ type gatewayLevel struct {
 	ErrorsByStatus map[string]int `json:"errors_by_status"`
 	Seconds        float64        `json:"seconds"`
 	ReqPerSec      float64        `json:"req_per_sec"`
-	Latency        benchLatency   `json:"latency_ms"`
+	Latency        bench.Latency  `json:"latency_ms"`
 }
 
 func (o benchGatewayOpts) run(ctx context.Context, out, status io.Writer) error {
@@ -148,7 +149,7 @@ func (o benchGatewayOpts) run(ctx context.Context, out, status io.Writer) error 
 	tr.MaxIdleConnsPerHost = maxClients
 	client := &http.Client{Transport: tr, Timeout: gatewayRequestTimeout}
 	defer tr.CloseIdleConnections()
-	body := benchPayload(o.size)
+	body := bench.Payload(o.size)
 	op := func(ctx context.Context) error { return o.post(ctx, client, endpoint, body) }
 
 	if !o.json {
@@ -218,7 +219,7 @@ func (o benchGatewayOpts) report(out, status io.Writer, r loadgen.Result) error 
 	lv := gatewayLevel{
 		URL: o.url, Topic: o.topic, Size: o.size, Clients: r.Clients, Requests: r.Requests, Errors: r.Errors,
 		ErrorsByStatus: r.ErrorsByClass, Seconds: r.Elapsed.Seconds(), ReqPerSec: r.Rate(),
-		Latency: benchLatency{P50: ms(s.P50), P90: ms(s.P90), P99: ms(s.P99), Max: ms(s.Max)},
+		Latency: bench.LatencyOf(s),
 	}
 	for _, c := range sortedClasses(r) {
 		if r.Errors == r.Requests {

@@ -1,0 +1,458 @@
+// Package bench is the run logic of `eventfx bench`: a service built from
+// eventfx's real modules publishes messages in batches and consumes them
+// through the whole middleware chain, and the run reports the publish and
+// consume rates and the end-to-end latency.
+package bench
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"go.uber.org/fx"
+
+	"github.com/eventfx/eventfx/app"
+	"github.com/eventfx/eventfx/config"
+	"github.com/eventfx/eventfx/handlers"
+	"github.com/eventfx/eventfx/internal/broker"
+	"github.com/eventfx/eventfx/internal/loadgen"
+	"github.com/eventfx/eventfx/internal/meta"
+	"github.com/eventfx/eventfx/internal/poison"
+)
+
+// Headers of the messages `eventfx bench` publishes.
+const (
+	// runHeader is the run's ID: the handler skips records of other
+	// runs (an existing --topic).
+	runHeader = "eventfx_bench_run"
+	// seqHeader numbers the messages 0..N-1; "warmup" marks the
+	// message sent before the clock starts.
+	seqHeader = "eventfx_bench_seq"
+	// sentHeader is the send time, Unix nanoseconds.
+	sentHeader = "eventfx_bench_sent"
+	warmup     = "warmup"
+	// handlerName is the bench handler's name (its consumer group's suffix).
+	handlerName = "bench"
+)
+
+// Options are what a run measures. Zero values are not defaults: the
+// command sets every field (see Defaults).
+type Options struct {
+	// Messages to publish and consume; Size of each payload in bytes;
+	// Batch messages per PublishMessages call; Keys distinct partition keys
+	// used in turn (0: unkeyed).
+	Messages, Size, Batch, Keys int
+	// Partitions of the topic the run creates.
+	Partitions int
+	// Topic to use; "" creates eventfx.bench.<random>.
+	Topic string
+	// Acks overrides kafka.acks when not empty.
+	Acks string
+	// Timeout bounds the whole run, setup included.
+	Timeout time.Duration
+	// Brokers to measure; empty starts an embedded broker in the process.
+	Brokers []string
+	// Config is the service's config (kafka.* settings: TLS, SASL, consume
+	// mode, timeouts); Brokers replaces its kafka.brokers.
+	Config config.Config
+}
+
+// Defaults are the command's defaults.
+func Defaults() Options {
+	return Options{Messages: 100000, Size: 256, Batch: 1000, Partitions: broker.DefaultPartitions, Timeout: 2 * time.Minute}
+}
+
+// Validate reports every bad field, naming the command's flags, on one line.
+func (o Options) Validate() error {
+	var errs []error
+	for _, x := range []struct {
+		flag     string
+		val, min int
+	}{{"--messages", o.Messages, 1}, {"--size", o.Size, 1}, {"--batch", o.Batch, 1}, {"--partitions", o.Partitions, 1}, {"--keys", o.Keys, 0}} {
+		if x.val < x.min {
+			errs = append(errs, fmt.Errorf("%s must be at least %d, got %d", x.flag, x.min, x.val))
+		}
+	}
+	if o.Timeout <= 0 {
+		errs = append(errs, fmt.Errorf("--timeout must be positive, got %s", o.Timeout))
+	}
+	if o.Topic != "" {
+		if err := config.ValidTopicName(o.Topic); err != nil {
+			errs = append(errs, fmt.Errorf("--topic: %w", err))
+		}
+	}
+	if o.Acks != "" && o.Acks != config.AcksAll && o.Acks != config.AcksLeader {
+		errs = append(errs, fmt.Errorf("--acks must be %s or %s, got %q", config.AcksAll, config.AcksLeader, o.Acks))
+	}
+	return JoinOneLine(errs)
+}
+
+// JoinOneLine joins errors with "; ", keeping the CLI's errors on one line.
+func JoinOneLine(errs []error) error {
+	if len(errs) == 0 {
+		return nil
+	}
+	msgs := make([]string, len(errs))
+	for i, err := range errs {
+		msgs[i] = err.Error()
+	}
+	return errors.New(strings.Join(msgs, "; "))
+}
+
+// RandomSuffix is 12 random hex digits.
+func RandomSuffix() string {
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// Result is what bench prints (--json: as is).
+type Result struct {
+	// Summary is the latency histogram's summary, which Latency gives in
+	// milliseconds.
+	Summary loadgen.Summary `json:"-"`
+
+	Config  Setup   `json:"config"`
+	Publish Publish `json:"publish"`
+	Consume Consume `json:"consume"`
+	Latency Latency `json:"latency_ms"`
+}
+
+type Setup struct {
+	Brokers    []string `json:"brokers"`
+	Embedded   bool     `json:"embedded"`
+	Topic      string   `json:"topic"`
+	Partitions int      `json:"partitions"`
+	Messages   int      `json:"messages"`
+	Size       int      `json:"size"`
+	Batch      int      `json:"batch"`
+	Keys       int      `json:"keys"`
+	Acks       string   `json:"acks"`
+	Consume    string   `json:"consume"`
+}
+
+type Publish struct {
+	Messages  int     `json:"messages"`
+	Seconds   float64 `json:"seconds"`
+	MsgPerSec float64 `json:"msg_per_sec"`
+	MBPerSec  float64 `json:"mb_per_sec"`
+}
+
+type Consume struct {
+	Messages   int     `json:"messages"`
+	Duplicates int     `json:"duplicates"`
+	Seconds    float64 `json:"seconds"`
+	MsgPerSec  float64 `json:"msg_per_sec"`
+}
+
+type Latency struct {
+	P50 float64 `json:"p50"`
+	P90 float64 `json:"p90"`
+	P99 float64 `json:"p99"`
+	Max float64 `json:"max"`
+}
+
+// Run measures one run: it prints its progress to status and returns what
+// it measured. Its errors are one line each, saying so when the cause is
+// o.Timeout or parent's end (Ctrl-C).
+func Run(parent context.Context, o Options, status io.Writer) (Result, error) {
+	ctx, cancel := context.WithTimeout(parent, o.Timeout)
+	defer cancel()
+	brokers, cfg, embedded := o.Brokers, o.Config.WithDefaults(), len(o.Brokers) == 0
+	if embedded {
+		b, err := broker.Start(broker.Config{Partitions: o.Partitions})
+		if err != nil {
+			return Result{}, err
+		}
+		defer b.Close() // after the service, deferred below
+		brokers = []string{b.Addr()}
+	}
+	if o.Topic == "" {
+		o.Topic = "eventfx.bench." + RandomSuffix()
+	}
+	partitions, err := o.prepareTopic(ctx, brokers, cfg.Kafka)
+	if err != nil {
+		if !expired(ctx) {
+			return Result{}, err // "no Kafka broker answered at …", as every command says
+		}
+		return Result{}, o.stageError(parent, ctx, "connecting to Kafka", err)
+	}
+
+	run := RandomSuffix()
+	cfg.Service = "eventfx-bench-" + run
+	cfg.Kafka.Brokers = brokers
+	cfg.Kafka.ConsumerGroup = cfg.Service // a fresh group: "<service>.bench"
+	cfg.Kafka.InitialOffset = config.OffsetOldest
+	if o.Acks != "" {
+		cfg.Kafka.Acks = o.Acks
+	}
+	if cfg.Observability.Log.Level != config.LogDebug {
+		cfg.Observability.Log.Level = config.LogWarn // keep stderr for the progress line
+	}
+	rec := newRecorder(run, o.Messages)
+	var pub *app.Publisher
+	a := fx.New(
+		app.Core(cfg),
+		app.KafkaModule,
+		app.PublisherModule,
+		app.SubscriberModule,
+		handlers.Register(handlers.New(handlerName, o.Topic, rec.handle)),
+		fx.Populate(&pub),
+	)
+	if err := a.Err(); err != nil {
+		return Result{}, err
+	}
+	if err := a.Start(ctx); err != nil {
+		return Result{}, o.stageError(parent, ctx, "starting the service", err)
+	}
+	defer func() {
+		stopCtx, cancel := context.WithTimeout(context.WithoutCancel(parent), cfg.ShutdownTimeout+15*time.Second)
+		defer cancel()
+		_ = a.Stop(stopCtx) // a failure to stop does not change the measurement
+	}()
+
+	res := Result{Config: Setup{
+		Brokers: brokers, Embedded: embedded, Topic: o.Topic, Partitions: partitions,
+		Messages: o.Messages, Size: o.Size, Batch: o.Batch, Keys: o.Keys,
+		Acks: cfg.Kafka.Acks, Consume: cfg.Kafka.Consume,
+	}}
+	where := strings.Join(brokers, ",")
+	if embedded {
+		where += " (embedded, in this process)"
+	}
+	fmt.Fprintf(status, "eventfx: bench: %d messages of %d B to %s (%d partitions) on %s\n", o.Messages, o.Size, o.Topic, partitions, where)
+
+	// Warm-up: one message through, so the clock starts with the consumer
+	// group joined and the topic's metadata known.
+	fmt.Fprintln(status, "eventfx: bench: waiting for the consumer group to join")
+	payload := Payload(o.Size)
+	warm := make(chan error, 1)
+	go func() {
+		warm <- pub.PublishMessages(context.WithoutCancel(ctx), o.Topic, rec.message(payload, warmup, ""))
+	}()
+	select {
+	case err := <-warm:
+		if err != nil {
+			return Result{}, o.stageError(parent, ctx, "warming up", err)
+		}
+	case <-ctx.Done():
+		awaitPublish(warm)
+		return Result{}, o.stageError(parent, ctx, "warming up", errors.New("the warm-up message was not acknowledged"))
+	}
+	select {
+	case <-rec.warm:
+	case <-ctx.Done():
+		return Result{}, o.stageError(parent, ctx, "waiting for the consumer group to join", errors.New("the warm-up message was not consumed"))
+	}
+
+	progress := newProgress(status, o.Messages, rec)
+	start := time.Now()
+	pubErr := make(chan error, 1)
+	var pubDone atomic.Int64 // UnixNano of the last PublishMessages return
+	go func() {
+		err := o.publish(ctx, pub, rec, payload, progress)
+		pubDone.Store(time.Now().UnixNano())
+		pubErr <- err
+	}()
+	stopProgress := progress.run(start)
+	defer stopProgress()
+
+	var (
+		perr                error
+		complete, published bool
+	)
+	select {
+	case <-rec.done:
+		complete = true
+	case perr = <-pubErr:
+		published = true
+		if perr == nil {
+			select {
+			case <-rec.done:
+				complete = true
+			case <-ctx.Done():
+			}
+		}
+	case <-ctx.Done():
+	}
+	if complete && !published {
+		// Every message was handled; the last call may not have returned yet.
+		select {
+		case perr = <-pubErr:
+		case <-ctx.Done():
+			complete = false
+		}
+	}
+	stopProgress()
+	if !published && !complete {
+		awaitPublish(pubErr)
+	}
+	if !complete {
+		counts := fmt.Errorf("consumed %d of %d messages (published %d)", rec.consumed.Load(), o.Messages, progress.published.Load())
+		if ctx.Err() != nil {
+			return Result{}, o.stageError(parent, ctx, "", counts)
+		}
+		return Result{}, fmt.Errorf("%w; %w", perr, counts)
+	}
+	if perr != nil {
+		return Result{}, perr
+	}
+
+	pubElapsed := time.Duration(pubDone.Load() - start.UnixNano())
+	consElapsed := rec.lastAt().Sub(start)
+	res.Publish = Publish{Messages: o.Messages, Seconds: pubElapsed.Seconds(),
+		MsgPerSec: PerSec(o.Messages, pubElapsed), MBPerSec: PerSec(o.Messages, pubElapsed) * float64(o.Size) / 1e6}
+	lat := rec.summary()
+	res.Consume = Consume{Messages: int(lat.Count), Duplicates: int(rec.duplicates.Load()), Seconds: consElapsed.Seconds(),
+		MsgPerSec: PerSec(int(lat.Count), consElapsed)}
+	res.Latency = LatencyOf(lat)
+	res.Summary = lat
+	return res, nil
+}
+
+// stageError turns an error of a stage into the CLI's one-line error,
+// saying so when the cause is --timeout or Ctrl-C.
+func (o Options) stageError(parent, ctx context.Context, stage string, err error) error {
+	prefix := ""
+	switch {
+	case parent.Err() != nil:
+		prefix = "interrupted"
+	case expired(ctx):
+		prefix = "timed out after " + o.Timeout.String() + " (--timeout)"
+	default:
+		return fmt.Errorf("%s: %s", stage, meta.OneLine(err.Error()))
+	}
+	if stage != "" {
+		prefix += " " + stage
+	}
+	if err == context.DeadlineExceeded || err == context.Canceled {
+		return errors.New(prefix)
+	}
+	return fmt.Errorf("%s: %s", prefix, meta.OneLine(err.Error()))
+}
+
+// expired reports whether ctx is done or its deadline has passed (a
+// network timeout set from the deadline may fire before ctx is done).
+func expired(ctx context.Context) bool {
+	d, ok := ctx.Deadline()
+	return ctx.Err() != nil || (ok && !time.Now().Before(d))
+}
+
+// prepareTopic checks that a broker answers (the CLI's one-line error
+// when none does), creates the topic with o.Partitions partitions unless it
+// exists, and returns its partition count.
+func (o Options) prepareTopic(ctx context.Context, brokers []string, k config.Kafka) (int, error) {
+	c, err := poison.Dial(ctx, brokers, k)
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	cl, err := c.NewKafkaClient()
+	if err != nil {
+		return 0, err
+	}
+	adm := kadm.NewClient(cl)
+	defer adm.Close()
+	_, err = adm.CreateTopic(ctx, int32(o.Partitions), -1, nil, o.Topic)
+	if err == nil {
+		return o.Partitions, nil
+	}
+	if !errors.Is(err, kerr.TopicAlreadyExists) {
+		return 0, fmt.Errorf("create topic %s: %w", o.Topic, err)
+	}
+	td, err := adm.ListTopics(ctx, o.Topic)
+	if err != nil {
+		return 0, fmt.Errorf("describe topic %s: %w", o.Topic, err)
+	}
+	t, ok := td[o.Topic]
+	if !ok || t.Err != nil {
+		return 0, fmt.Errorf("describe topic %s: %v", o.Topic, t.Err)
+	}
+	return len(t.Partitions), nil
+}
+
+// publishGrace bounds the wait for a PublishMessages call in flight at
+// --timeout or Ctrl-C.
+const publishGrace = 30 * time.Second
+
+// awaitPublish waits (up to publishGrace) for the result of a
+// PublishMessages call in flight. PublishMessages returns when its ctx
+// ends, but the Kafka transport goes on sending the rest of the batch, and
+// closing the service under it would crash the process (Sarama's producer
+// panics when sent to after Close): bench does not let ctx end its calls
+// and waits for the call in flight before stopping the service.
+func awaitPublish(result <-chan error) {
+	select {
+	case <-result:
+	case <-time.After(publishGrace):
+	}
+}
+
+// publish sends the messages in batches of o.Batch, one PublishMessages
+// call at a time.
+func (o Options) publish(ctx context.Context, pub *app.Publisher, rec *recorder, payload []byte, p *progress) error {
+	batch := make([]*message.Message, 0, o.Batch)
+	for i := 0; i < o.Messages; i += o.Batch {
+		batch = batch[:0]
+		for j := i; j < min(i+o.Batch, o.Messages); j++ {
+			key := ""
+			if o.Keys > 0 {
+				key = "key-" + strconv.Itoa(j%o.Keys)
+			}
+			batch = append(batch, rec.message(payload, strconv.Itoa(j), key))
+		}
+		sent := strconv.FormatInt(time.Now().UnixNano(), 10)
+		for _, m := range batch {
+			m.Metadata.Set(sentHeader, sent)
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		// See awaitPublish for why ctx does not end the call.
+		if err := pub.PublishMessages(context.WithoutCancel(ctx), o.Topic, batch...); err != nil {
+			return fmt.Errorf("publish messages %d-%d: %w", i, i+len(batch)-1, err)
+		}
+		p.published.Add(int64(len(batch)))
+	}
+	return nil
+}
+
+// Payload is a JSON value of exactly size bytes (the handler decodes
+// it, as a typed handler would): a string of 'x's, or "0" for size 1.
+func Payload(size int) []byte {
+	if size == 1 {
+		return []byte("0")
+	}
+	b := make([]byte, size)
+	for i := range b {
+		b[i] = 'x'
+	}
+	b[0], b[size-1] = '"', '"'
+	return b
+}
+
+// PerSec is n per second of d.
+func PerSec(n int, d time.Duration) float64 {
+	if d <= 0 {
+		return 0
+	}
+	return float64(n) / d.Seconds()
+}
+
+// Millis is d in milliseconds.
+func Millis(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// LatencyOf is s in milliseconds.
+func LatencyOf(s loadgen.Summary) Latency {
+	return Latency{P50: Millis(s.P50), P90: Millis(s.P90), P99: Millis(s.P99), Max: Millis(s.Max)}
+}
