@@ -434,3 +434,23 @@ func TestWebhookVerifiesTLSCertificates(t *testing.T) {
 	require.NoError(t, deliver(trusting, event("e2", "{}"), 1))
 	assert.Equal(t, 1, calls)
 }
+
+// A replayed message reaches the receiver as the original did: the replay
+// headers (its count, the consumer group it is for) stay on Kafka.
+func TestWebhookSendsNoReplayHeaders(t *testing.T) {
+	hk := newHook(t, answer(http.StatusNoContent, ""))
+	h := webhook(t, route(hk.URL, ""))
+	msg := event("evt-3", `{}`)
+	msg.Metadata.Set(meta.Replayed, "1")
+	msg.Metadata.Set(meta.ReplayFor, "relay.hook")
+
+	require.NoError(t, deliver(h, msg, 1))
+
+	reqs := hk.requests()
+	require.Len(t, reqs, 1)
+	for name, values := range reqs[0].Header {
+		assert.NotContains(t, strings.ToLower(name), "replay", "header %s: %v", name, values)
+		assert.NotContains(t, values, "relay.hook", "header %s", name)
+	}
+	assert.Equal(t, "evt-3", reqs[0].Header.Get("X-Event-ID"), "the same event ID as the first delivery")
+}

@@ -144,16 +144,19 @@ func logHandled(logger *slog.Logger, handler string, msg *message.Message, start
 type PoisonConfig struct {
 	// Topic receives the poisoned messages.
 	Topic string
-	// Handler and ConsumerGroup are written to the poison headers.
+	// Handler, ConsumerGroup and Service are written to the poison
+	// headers.
 	Handler       string
 	ConsumerGroup string
+	Service       string
 	// Publisher publishes to Topic.
 	Publisher message.Publisher
 	Logger    *slog.Logger
 }
 
 // Poison sends a message whose handling finally failed to the poison topic,
-// with its payload, ID and headers plus the poison headers, and acknowledges
+// with its payload, ID and headers (but eventfx_replay_for: the poison
+// headers name the consumer group) plus the poison headers, and acknowledges
 // it so its offset is committed. A message whose context was cancelled (the
 // service is shutting down) is not poisoned: the error goes up, the message
 // is nacked and delivered again after the restart. If the poison topic
@@ -183,10 +186,11 @@ func (c PoisonConfig) poison(msg *message.Message, err error) error {
 		attempts = ae.Attempts
 	}
 	pm := message.NewMessage(msg.UUID, msg.Payload)
-	pm.Metadata = make(message.Metadata, len(msg.Metadata)+9)
+	pm.Metadata = make(message.Metadata, len(msg.Metadata)+10)
 	for k, v := range msg.Metadata {
 		pm.Metadata[k] = v
 	}
+	delete(pm.Metadata, meta.ReplayFor)
 	pm.Metadata.Set(meta.CorrelationID, meta.Correlation(msg))
 	topic := message.SubscribeTopicFromCtx(ctx)
 	reason := oneLine(err.Error())
@@ -197,6 +201,9 @@ func (c PoisonConfig) poison(msg *message.Message, err error) error {
 	pm.Metadata.Set(meta.Attempts, strconv.Itoa(attempts))
 	pm.Metadata.Set(meta.PoisonedAt, time.Now().UTC().Format(time.RFC3339Nano))
 	pm.Metadata.Set(meta.ConsumerGroup, c.ConsumerGroup)
+	if c.Service != "" {
+		pm.Metadata.Set(meta.Service, c.Service)
+	}
 	if pos, ok := meta.Consumed(ctx); ok {
 		pm.Metadata.Set(meta.OriginalPartition, strconv.FormatInt(int64(pos.Partition), 10))
 		pm.Metadata.Set(meta.OriginalOffset, strconv.FormatInt(pos.Offset, 10))

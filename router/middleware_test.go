@@ -355,3 +355,62 @@ func TestChainNamesTheConversationOfAMessageWithoutCorrelationID(t *testing.T) {
 	assert.Equal(t, id, seen[2])
 	assert.Equal(t, id, pub.msgs["events"][1].Metadata.Get("correlation_id"))
 }
+
+// A replayed message names the consumer group it is for: the handler of
+// that group runs it (and what it emits, or its poison record, does not
+// carry the target on); another handler acknowledges it without running it
+// or telling its observers.
+func TestChainHandlesAReplayOnlyInItsTargetGroup(t *testing.T) {
+	cfg := config.Config{Service: "svc"}.WithDefaults()
+	cfg.Retry = fastRetry(0)
+	var observed []string
+	observer := func(router.HandlerInfo) router.Hooks {
+		return router.Hooks{
+			Received: func(msg *message.Message) { observed = append(observed, "received "+msg.UUID) },
+			Delivered: func(msg *message.Message, _ router.Outcome, _ int) {
+				observed = append(observed, "delivered "+msg.UUID)
+			},
+		}
+	}
+	chain := func(name string, pub message.Publisher, calls *[]string) message.HandlerFunc {
+		h := handlers.Handler{Name: name, Topic: "in", PublishTopic: "events", Func: func(msg *message.Message) ([]*message.Message, error) {
+			*calls = append(*calls, msg.UUID)
+			if string(msg.Payload) == "fail" {
+				return nil, handlers.Permanent(errors.New("bad"))
+			}
+			return []*message.Message{message.NewMessage("out-"+msg.UUID, nil)}, nil
+		}}
+		return router.Chain(cfg, h, router.ConsumerGroup(cfg, name), pub, quiet, observer)(h.Func)
+	}
+	replay := func(id, payload, group string) *message.Message {
+		msg := message.NewMessage(id, []byte(payload))
+		msg.Metadata.Set("eventfx_replay_for", group)
+		return msg
+	}
+	pub := &recorder{}
+	var billed, shipped []string
+	bill, ship := chain("bill", pub, &billed), chain("ship", pub, &shipped)
+
+	for _, run := range []message.HandlerFunc{bill, ship} {
+		_, err := run(replay("r-1", "ok", "svc.bill"))
+		require.NoError(t, err, "acknowledged by both")
+	}
+
+	assert.Equal(t, []string{"r-1"}, billed, "the target group's handler ran it")
+	assert.Empty(t, shipped, "another group's handler did not")
+	assert.Equal(t, []string{"received r-1", "delivered r-1"}, observed, "observers saw only the handling")
+	require.Len(t, pub.msgs["events"], 1)
+	assert.Empty(t, pub.msgs["events"][0].Metadata.Get("eventfx_replay_for"), "not carried onto emitted events")
+
+	_, err := bill(replay("r-2", "fail", "svc.bill"))
+	require.NoError(t, err, "poisoned")
+	poisoned := pub.msgs[config.DefaultPoisonTopic]
+	require.Len(t, poisoned, 1)
+	assert.Empty(t, poisoned[0].Metadata.Get("eventfx_replay_for"), "not carried onto the poison record")
+	assert.Equal(t, "svc.bill", poisoned[0].Metadata.Get("eventfx_consumer_group"))
+	assert.Equal(t, "svc", poisoned[0].Metadata.Get("eventfx_service"))
+
+	_, err = ship(message.NewMessage("m-3", []byte("ok")))
+	require.NoError(t, err)
+	assert.Equal(t, []string{"m-3"}, shipped, "a message that is no replay reaches every handler")
+}

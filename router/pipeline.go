@@ -82,8 +82,9 @@ func Chain(cfg config.Config, h handlers.Handler, group string, pub message.Publ
 	info := HandlerInfo{Name: h.Name, Topic: h.Topic, PublishTopic: h.PublishTopic, ConsumerGroup: group}
 	p := &pipeline{
 		name:   h.Name,
+		group:  group,
 		retry:  newRetrier(cfg.Retry.Override(h.Retry), h.Name, logger),
-		poison: PoisonConfig{Topic: cfg.Poison.Topic, Handler: h.Name, ConsumerGroup: group, Publisher: pub, Logger: logger},
+		poison: PoisonConfig{Topic: cfg.Poison.Topic, Handler: h.Name, ConsumerGroup: group, Service: cfg.Service, Publisher: pub, Logger: logger},
 		logger: logger,
 		debug:  logger.Enabled(context.Background(), slog.LevelDebug),
 		// The handler's logger: the service's, with the handler's name.
@@ -115,6 +116,7 @@ func Chain(cfg config.Config, h handlers.Handler, group string, pub message.Publ
 // pipeline is the chain of one handler.
 type pipeline struct {
 	name    string
+	group   string // the handler's consumer group
 	fn      message.HandlerFunc
 	emit    emitter
 	retry   retrier
@@ -149,10 +151,17 @@ func (p *pipeline) add(h Hooks) {
 	}
 }
 
-// handle runs the chain for one message. Steps 1 to 4; each attempt is
+// handle runs the chain for one message. Steps 0 to 4; each attempt is
 // steps 4b to 7 (attempt); the failure path (retries, 3b, 3) is failed.
 // The hot path's frames are kept small (see Chain).
 func (p *pipeline) handle(msg *message.Message) ([]*message.Message, error) {
+	// 0. Targeted replay: a replayed message for another consumer group
+	// (meta.ReplayFor) was handled by this handler the first time; it is
+	// acknowledged without running anything else, observers included.
+	if to := msg.Metadata.Get(meta.ReplayFor); to != "" && to != p.group {
+		p.skip(msg, to)
+		return nil, nil
+	}
 	// 1. Correlation ID: the incoming one, or, when there is none, the
 	// message's own ID (meta.Correlation), read where it is needed rather
 	// than written into the message: a message without a correlation ID
@@ -188,6 +197,17 @@ func (p *pipeline) handle(msg *message.Message) ([]*message.Message, error) {
 	}
 	msg.SetContext(orig)
 	return nil, err
+}
+
+// skip logs, at debug level, that msg, replayed for the consumer group
+// to, is not for this handler.
+func (p *pipeline) skip(msg *message.Message, to string) {
+	if p.debug {
+		p.logger.Debug("replayed message skipped: for another consumer group",
+			"message_id", msg.UUID, "correlation_id", meta.Correlation(msg),
+			"handler", p.name, "topic", message.SubscribeTopicFromCtx(msg.Context()),
+			"consumer_group", p.group, "replay_for", to)
+	}
 }
 
 // failed carries on after the first attempt failed with err: retries, the

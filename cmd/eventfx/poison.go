@@ -87,11 +87,13 @@ func newPoisonListCmd(g *globals) *cobra.Command {
 		Short: "List the poisoned messages",
 		Long: `Reads the poison topic from its start to its current end (it does not wait for
 new records) and prints one line per poisoned message:
-  <poisoned_at> id=<ID> topic=<original topic> handler=<H> attempts=<N> correlation_id=<C> replayed=<bool> poison=<partition>/<offset> group=<G> reason=<reason>
-replayed says whether "poison replay" already sent it back (the replay ledger);
-group is the message's group ("poison stats"). --group lists one group only.
+  <poisoned_at> id=<ID> topic=<original topic> handler=<H> service=<S> attempts=<N> correlation_id=<C> replayed=<bool> poison=<partition>/<offset> group=<G> reason=<reason>
+service is the service whose handler poisoned it (eventfx_service; for older
+records, the consumer group without its ".<handler>"); replayed says whether
+"poison replay" already sent it back (the replay ledger); group is the
+message's group ("poison stats"). --group lists one group only.
 --json: one JSON object per line with id, topic, handler, reason, attempts,
-poisoned_at, correlation_id, and also group, key, subscriber, consumer_group,
+poisoned_at, correlation_id, and also service, group, key, subscriber, consumer_group,
 original_partition, original_offset (-1 when unknown), poison_partition,
 poison_offset and replayed.`,
 		Args: cobra.NoArgs,
@@ -125,6 +127,7 @@ type listed struct {
 	Attempts          int     `json:"attempts"`
 	PoisonedAt        string  `json:"poisoned_at"`
 	CorrelationID     string  `json:"correlation_id"`
+	Service           string  `json:"service"`
 	Group             string  `json:"group"`
 	Key               *string `json:"key"`
 	Subscriber        string  `json:"subscriber"`
@@ -171,7 +174,7 @@ func (o listOpts) print(out io.Writer, p poison.Record, group string) error {
 	if o.json {
 		v := listed{
 			ID: p.ID, Topic: p.Topic, Handler: p.Handler, Reason: p.Reason, Attempts: p.Attempts,
-			PoisonedAt: poisonedAt(p), CorrelationID: p.CorrelationID, Group: group,
+			PoisonedAt: poisonedAt(p), CorrelationID: p.CorrelationID, Service: p.Service, Group: group,
 			Subscriber: p.Subscriber, ConsumerGroup: p.ConsumerGroup,
 			OriginalPartition: p.Partition, OriginalOffset: p.Offset,
 			PoisonPartition: p.PoisonPartition, PoisonOffset: p.PoisonOffset, Replayed: p.AlreadyReplayed,
@@ -187,7 +190,7 @@ func (o listOpts) print(out io.Writer, p poison.Record, group string) error {
 		at = "-"
 	}
 	return new(line).word(at).kv("id", p.ID).kv("topic", p.Topic).kv("handler", p.Handler).
-		kv("attempts", strconv.Itoa(p.Attempts)).kv("correlation_id", p.CorrelationID).
+		kv("service", p.Service).kv("attempts", strconv.Itoa(p.Attempts)).kv("correlation_id", p.CorrelationID).
 		kv("replayed", strconv.FormatBool(p.AlreadyReplayed)).word("poison="+position(p)).
 		kv("group", group).kv("reason", p.Reason).writeTo(out)
 }
@@ -213,6 +216,7 @@ type replayOpts struct {
 	topic   string
 	handler string
 	group   string
+	target  string
 	dryRun  bool
 	limit   int
 	json    bool
@@ -221,13 +225,20 @@ type replayOpts struct {
 func newPoisonReplayCmd(g *globals) *cobra.Command {
 	var o replayOpts
 	cmd := &cobra.Command{
-		Use:   "replay [--topic eventfx.poison] [--handler H] [--group ID] [--dry-run] [--limit N] [--json]",
+		Use:   "replay [--topic eventfx.poison] [--handler H] [--group ID] [--consumer-group G] [--dry-run] [--limit N] [--json]",
 		Short: "Republish poisoned messages to their original topics",
 		Long: `Republishes the poisoned messages of the poison topic (read from its start to
 its current end) to their original topics, with the same ID, payload, key and
 correlation ID and every original header, without the poison headers, and with
-eventfx_replayed counting the replays (1 the first time). The original handler's
-consumer group then delivers them again.
+eventfx_replayed counting the replays (1 the first time), and with
+eventfx_replay_for naming the consumer group that poisoned them
+(eventfx_consumer_group). Only that group's handler handles them again: every
+other eventfx handler of the topic acknowledges them unhandled, as it handled
+them the first time. Consumers that are not eventfx see them as any record. A
+record without eventfx_consumer_group is replayed to every consumer, as
+before. A handler whose consumer group was renamed since (its service or
+kafka.consumer_group) would skip them: replay its records (--handler or
+--group) with --consumer-group set to its new group.
 
 Each poison record is replayed once: a record that was replayed is never
 replayed again by a later run, whatever filters either run used, and a record
@@ -272,6 +283,7 @@ not 0 when a message could not be replayed or recorded.`,
 	poisonTopicFlag(cmd, &o.topic)
 	cmd.Flags().StringVar(&o.handler, "handler", "", "replay only the messages this handler poisoned (handler_poisoned)")
 	groupFlag(cmd, &o.group, "replay")
+	cmd.Flags().StringVar(&o.target, "consumer-group", "", "replay for this consumer group instead of the one that poisoned each message (eventfx_replay_for)")
 	cmd.Flags().BoolVar(&o.dryRun, "dry-run", false, "print what would be replayed; write nothing")
 	cmd.Flags().IntVar(&o.limit, "limit", 0, "replay at most N messages (0: all)")
 	cmd.Flags().BoolVar(&o.json, "json", false, "print one JSON object with the counts and the messages")
@@ -327,7 +339,7 @@ var actions = map[poison.Action]struct{ json, text string }{
 func (o replayOpts) run(ctx context.Context, c *kafkaConn, out, status io.Writer) error {
 	msgs := []replayMessage{}
 	sum, err := c.Replay(ctx, poison.ReplayOptions{
-		Topic: o.topic, Handler: o.handler, Group: o.group, DryRun: o.dryRun, Limit: o.limit,
+		Topic: o.topic, Handler: o.handler, Group: o.group, ConsumerGroup: o.target, DryRun: o.dryRun, Limit: o.limit,
 		Report: func(r poison.ReplayResult) error { return o.report(out, &msgs, r) },
 	})
 	_, incomplete := errors.AsType[*poison.IncompleteError](err)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -34,15 +35,19 @@ group, "order <num> failed: timeout after <dur>". Other quoted text is kept
 (numbers and IDs in it replaced): it often names the cause.
 
 Prints a table, the most numerous group first:
-  GROUP  COUNT  REPLAYED  FIRST SEEN  LAST SEEN  TOPIC  HANDLER  REASON
-GROUP is the group's ID: stable, the same in every run, for
+  GROUP  COUNT  REPLAYED  FIRST SEEN  LAST SEEN  SERVICE  TOPIC  HANDLER  REASON
+GROUP is the group's ID: stable, the same in every run and version, for
 "poison list --group ID" (the group's messages, with their reasons as they
 are) and "poison replay --group ID" (replay the group once its cause is
 fixed). REPLAYED counts the messages of the group already replayed; the
 times are when messages were poisoned (eventfx_poisoned_at, else the poison
-record's time), RFC 3339, UTC; REASON is the fingerprint.
+record's time), RFC 3339, UTC; SERVICE is the service whose handler poisoned
+them (eventfx_service; for older records, the consumer group without its
+".<handler>"), several joined by "," when same-named handlers of several
+services fail the same way: they are one group, whose ID does not depend on
+the service; REASON is the fingerprint.
 
---json: one JSON array of objects with group, topic, handler, reason (the
+--json: one JSON array of objects with group, service, topic, handler, reason (the
 fingerprint), example (one reason as it is: the last seen), count, replayed,
 first_seen and last_seen (RFC 3339; "" when unknown).`,
 		Args: cobra.NoArgs,
@@ -66,7 +71,9 @@ first_seen and last_seen (RFC 3339; "" when unknown).`,
 // statsGroup is the --json form of a group (design.md: "group", "topic",
 // "handler", "reason", "count", "first_seen", "last_seen" at least).
 type statsGroup struct {
-	Group   string `json:"group"`
+	Group string `json:"group"`
+	// Service is the group's services, joined by ",".
+	Service string `json:"service"`
 	Topic   string `json:"topic"`
 	Handler string `json:"handler"`
 	// Reason is the fingerprint; Example one reason of the group as is.
@@ -105,7 +112,7 @@ func jsonGroups(groups []poison.Group) []statsGroup {
 	out := make([]statsGroup, 0, len(groups)) // [] rather than null when empty
 	for _, gr := range groups {
 		out = append(out, statsGroup{
-			Group: gr.ID, Topic: gr.Topic, Handler: gr.Handler, Reason: gr.Fingerprint, Example: gr.Example,
+			Group: gr.ID, Service: strings.Join(gr.Services, ","), Topic: gr.Topic, Handler: gr.Handler, Reason: gr.Fingerprint, Example: gr.Example,
 			Count: gr.Count, Replayed: gr.AlreadyReplayed, FirstSeen: rfc3339(gr.FirstSeen), LastSeen: rfc3339(gr.LastSeen),
 		})
 	}
@@ -118,10 +125,10 @@ func printGroups(out io.Writer, groups []poison.Group) error {
 		return nil
 	}
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "GROUP\tCOUNT\tREPLAYED\tFIRST SEEN\tLAST SEEN\tTOPIC\tHANDLER\tREASON")
+	fmt.Fprintln(tw, "GROUP\tCOUNT\tREPLAYED\tFIRST SEEN\tLAST SEEN\tSERVICE\tTOPIC\tHANDLER\tREASON")
 	for _, gr := range groups {
 		fmt.Fprintln(tw, gr.ID+"\t"+strconv.Itoa(gr.Count)+"\t"+strconv.Itoa(gr.AlreadyReplayed)+"\t"+
-			cell(rfc3339(gr.FirstSeen))+"\t"+cell(rfc3339(gr.LastSeen))+"\t"+cell(gr.Topic)+"\t"+cell(gr.Handler)+"\t"+cell(gr.Fingerprint))
+			cell(rfc3339(gr.FirstSeen))+"\t"+cell(rfc3339(gr.LastSeen))+"\t"+cell(strings.Join(gr.Services, ","))+"\t"+cell(gr.Topic)+"\t"+cell(gr.Handler)+"\t"+cell(gr.Fingerprint))
 	}
 	return tw.Flush()
 }

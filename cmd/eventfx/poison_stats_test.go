@@ -80,12 +80,12 @@ func TestPoisonStatsGroupsFailuresOfTheSameCause(t *testing.T) {
 	out := lines(r.stdout)
 	require.Len(t, out, 4, "a header and three groups\n%s", r)
 	cells := func(l string) []string { return spaces.Split(strings.TrimSpace(l), -1) }
-	assert.Equal(t, []string{"GROUP", "COUNT", "REPLAYED", "FIRST SEEN", "LAST SEEN", "TOPIC", "HANDLER", "REASON"}, cells(out[0]))
-	assert.Equal(t, []string{f.timeout, "3", "0", "2025-06-01T12:01:00Z", "2025-06-01T12:05:00.25Z", f.orders, "bill", timeoutClass}, cells(out[1]),
+	assert.Equal(t, []string{"GROUP", "COUNT", "REPLAYED", "FIRST SEEN", "LAST SEEN", "SERVICE", "TOPIC", "HANDLER", "REASON"}, cells(out[0]))
+	assert.Equal(t, []string{f.timeout, "3", "0", "2025-06-01T12:01:00Z", "2025-06-01T12:05:00.25Z", "svc", f.orders, "bill", timeoutClass}, cells(out[1]),
 		"three failures with different order IDs, one cause: one group, the most numerous first")
-	assert.Equal(t, []string{f.ship, "1", "0", "2025-06-01T12:04:00Z", "2025-06-01T12:04:00Z", f.orders, "ship", timeoutClass}, cells(out[2]),
+	assert.Equal(t, []string{f.ship, "1", "0", "2025-06-01T12:04:00Z", "2025-06-01T12:04:00Z", "svc", f.orders, "ship", timeoutClass}, cells(out[2]),
 		"the same cause in another handler: another group (seen last of the groups of one)")
-	assert.Equal(t, []string{f.stock, "1", "0", "2025-06-01T12:02:00Z", "2025-06-01T12:02:00Z", f.orders, "bill", "order <num> failed: out of stock"}, cells(out[3]),
+	assert.Equal(t, []string{f.stock, "1", "0", "2025-06-01T12:02:00Z", "2025-06-01T12:02:00Z", "svc", f.orders, "bill", "order <num> failed: out of stock"}, cells(out[3]),
 		"another cause: another group")
 	assert.Equal(t, "eventfx: 5 poisoned messages in 3 groups on "+f.poisonTopic+", 0 of them replayed", strings.TrimSpace(r.stderr))
 }
@@ -98,10 +98,10 @@ func TestPoisonStatsJSON(t *testing.T) {
 
 	require.Len(t, groups, 3)
 	for _, g := range groups {
-		assert.ElementsMatch(t, []string{"group", "topic", "handler", "reason", "example", "count", "replayed", "first_seen", "last_seen"}, keysOf(g))
+		assert.ElementsMatch(t, []string{"group", "service", "topic", "handler", "reason", "example", "count", "replayed", "first_seen", "last_seen"}, keysOf(g))
 	}
 	assert.Equal(t, map[string]any{
-		"group": f.timeout, "topic": f.orders, "handler": "bill",
+		"group": f.timeout, "service": "svc", "topic": f.orders, "handler": "bill",
 		"reason": timeoutClass, "example": "order 7 failed: timeout after 1m30s",
 		"count": float64(3), "replayed": float64(0),
 		"first_seen": "2025-06-01T12:01:00Z", "last_seen": "2025-06-01T12:05:00.25Z",
@@ -207,4 +207,44 @@ func TestPoisonStatsOnAMissingTopic(t *testing.T) {
 	assert.Empty(t, text.stdout)
 	assert.Contains(t, text.stderr, "0 poisoned messages in 0 groups")
 	assert.Equal(t, "[]\n", js.stdout, "an empty array, not null")
+}
+
+// Every service shares the poison topic: list and stats name the service of
+// each failure, from eventfx_service or, for records without it, from the
+// consumer group. Same-named handlers of two services failing the same way
+// are one group (its ID does not depend on the service), naming both.
+func TestPoisonListAndStatsShowTheService(t *testing.T) {
+	t.Parallel()
+	addr, poisonTopic, orders := broker(t), kafkatest.Unique("poison"), kafkatest.Unique("orders")
+	rec := func(id, service, consumerGroup string) *kgo.Record {
+		h := hdrs(poison.IDHeader, id, meta.ReasonPoisoned, "order 7 failed: timeout after 5s", meta.TopicPoisoned, orders,
+			meta.HandlerPoisoned, "bill", meta.ConsumerGroup, consumerGroup, meta.PoisonedAt, "2025-06-01T12:00:00Z")
+		if service != "" {
+			h = append(h, hdrs(meta.Service, service)...)
+		}
+		return &kgo.Record{Topic: poisonTopic, Partition: 0, Value: []byte("{}"), Headers: h}
+	}
+	produceTo(t, addr, rec("id-1", "billing", "team.bill"), rec("id-2", "", "audit.bill"))
+	run := func(args ...string) result {
+		return ok(t, nil, append(args, "--brokers", addr, "--topic", poisonTopic)...)
+	}
+
+	list := jsonLines(t, run("poison", "list", "--json").stdout)
+	text := lines(run("poison", "list").stdout)
+	stats := run("poison", "stats", "--json")
+	table := lines(run("poison", "stats").stdout)
+
+	require.Len(t, list, 2)
+	assert.Equal(t, []any{"billing", "audit"}, []any{list[0]["service"], list[1]["service"]},
+		"eventfx_service, else the consumer group without .<handler>")
+	require.Len(t, text, 2)
+	assert.Contains(t, text[0], " service=billing ")
+	assert.Contains(t, text[1], " service=audit ")
+	var groups []map[string]any
+	require.NoError(t, json.Unmarshal([]byte(stats.stdout), &groups), "%s", stats)
+	require.Len(t, groups, 1, "one class of failure: %s", stats)
+	assert.Equal(t, "audit,billing", groups[0]["service"])
+	assert.Equal(t, poison.GroupID(orders, "bill", "order <num> failed: timeout after <dur>"), groups[0]["group"], "the ID of earlier versions")
+	require.Len(t, table, 2)
+	assert.Equal(t, "audit,billing", spaces.Split(strings.TrimSpace(table[1]), -1)[5], "SERVICE column\n%s", strings.Join(table, "\n"))
 }

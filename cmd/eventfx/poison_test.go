@@ -75,11 +75,11 @@ func TestPoisonListText(t *testing.T) {
 
 	out := lines(r.stdout)
 	require.Len(t, out, 3, "%s", r)
-	assert.Equal(t, fmt.Sprintf(`2025-06-01T12:00:00.5Z id=id-1 topic=%s handler=bill attempts=1 correlation_id=corr-1 replayed=false poison=0/0 group=%s reason="decode: invalid character 'x'"`,
+	assert.Equal(t, fmt.Sprintf(`2025-06-01T12:00:00.5Z id=id-1 topic=%s handler=bill service=svc attempts=1 correlation_id=corr-1 replayed=false poison=0/0 group=%s reason="decode: invalid character 'x'"`,
 		f.orders, f.group(0)), out[0])
-	assert.Equal(t, fmt.Sprintf(`2025-06-01T12:00:00.5Z id=id-2 topic=%s handler=ship attempts=6 correlation_id=corr-2 replayed=false poison=0/1 group=%s reason="timeout after 30s"`,
+	assert.Equal(t, fmt.Sprintf(`2025-06-01T12:00:00.5Z id=id-2 topic=%s handler=ship service=svc attempts=6 correlation_id=corr-2 replayed=false poison=0/1 group=%s reason="timeout after 30s"`,
 		f.orders, f.group(1)), out[1])
-	assert.Equal(t, fmt.Sprintf(`2025-06-01T12:00:00.5Z id=id-3 topic=%s handler=bill attempts=6 correlation_id=corr-3 replayed=false poison=0/2 group=%s reason="panic: nil map"`,
+	assert.Equal(t, fmt.Sprintf(`2025-06-01T12:00:00.5Z id=id-3 topic=%s handler=bill service=svc attempts=6 correlation_id=corr-3 replayed=false poison=0/2 group=%s reason="panic: nil map"`,
 		f.payments, f.group(2)), out[2])
 	assert.Contains(t, r.stderr, "3 poisoned messages")
 }
@@ -94,9 +94,10 @@ func TestPoisonListJSON(t *testing.T) {
 	require.Len(t, objs, 3, "%s", r)
 	for i, o := range objs {
 		want := f.recs[i]
-		for _, k := range []string{"id", "topic", "handler", "reason", "attempts", "poisoned_at", "correlation_id"} {
+		for _, k := range []string{"id", "topic", "handler", "reason", "attempts", "poisoned_at", "correlation_id", "service"} {
 			assert.Contains(t, o, k, "contract key")
 		}
+		assert.Equal(t, "svc", o["service"], "the consumer group's prefix")
 		assert.Equal(t, want.id, o["id"])
 		assert.Equal(t, want.topic, o["topic"])
 		assert.Equal(t, want.handler, o["handler"])
@@ -138,6 +139,7 @@ func TestPoisonReplay(t *testing.T) {
 		for _, ph := range meta.PoisonHeaders {
 			assert.NotContains(t, h, ph, "poison header removed")
 		}
+		assert.Equal(t, "svc."+want.handler, h[meta.ReplayFor], "for the consumer group that poisoned it")
 	}
 	assert.Equal(t, "application/json", kafkatest.Headers(byID["id-1"])[meta.ContentType])
 	assert.Equal(t, "1", kafkatest.Headers(byID["id-1"])[meta.Replayed], "first replay")
@@ -190,6 +192,17 @@ func TestPoisonReplayHandlerFilterLeavesTheRestForALaterRun(t *testing.T) {
 	assert.Equal(t, "replayed 0, skipped 3 (already replayed 3, filtered 0), failed 0", last(r.stdout), "%s", r)
 	assert.Equal(t, int64(2), kafkatest.Count(t, f.addr, f.orders))
 	assert.Equal(t, int64(1), kafkatest.Count(t, f.addr, f.payments))
+}
+
+func TestPoisonReplayForAnotherConsumerGroup(t *testing.T) {
+	t.Parallel()
+	f := newPoisonFixture(t)
+
+	r := f.eventfx(t, "poison", "replay", "--handler", "ship", "--consumer-group", "renamed.ship")
+
+	assert.Equal(t, "replayed 1, skipped 2 (already replayed 0, filtered 2), failed 0", last(r.stdout), "%s", r)
+	rec := kafkatest.Read(t, f.addr, f.orders, 1, 10*time.Second)[0]
+	assert.Equal(t, "renamed.ship", kafkatest.Headers(rec)[meta.ReplayFor])
 }
 
 func TestPoisonReplayLimit(t *testing.T) {

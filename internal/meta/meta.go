@@ -55,14 +55,38 @@ const (
 	OriginalPartition  = "eventfx_original_partition"
 	OriginalOffset     = "eventfx_original_offset"
 	ConsumerGroup      = "eventfx_consumer_group"
+	// Service is the service whose handler poisoned the message (config
+	// "service"). Records poisoned before it was written lack it; the
+	// poison tools then take the consumer group's prefix.
+	Service = "eventfx_service"
 	// Replayed counts how many times a poisoned message was replayed.
 	Replayed = "eventfx_replayed"
+	// ReplayFor names the consumer group a replayed message is for: replay
+	// writes the poison record's eventfx_consumer_group into it, and the
+	// router acknowledges, without handling, a message whose ReplayFor
+	// names another group than the handler's. Only the handler that failed
+	// the message handles it again; the others, which handled it the first
+	// time, do not.
+	//
+	// A header rather than a replay topic per handler: the record goes back
+	// to its own topic and, by its key, to its own partition, so it keeps
+	// its place in the key's order relative to newer events; it needs no
+	// extra topic or subscription per handler; and every existing
+	// deployment's handlers honour it as they are. Its limits: consumers
+	// that are not eventfx (a Java service, kcat) ignore it and see the
+	// replayed record as before; and a handler whose consumer group was
+	// renamed since the failure skips it (replay with another target
+	// then). A record without eventfx_consumer_group is replayed without
+	// ReplayFor, to every consumer, as before. The header is not carried
+	// onto what a handler emits, nor onto a poison record.
+	ReplayFor = "eventfx_replay_for"
 )
 
 // PoisonHeaders lists the headers the poison queue adds; replay removes them.
 var PoisonHeaders = []string{
 	ReasonPoisoned, TopicPoisoned, HandlerPoisoned, SubscriberPoisoned,
 	Attempts, PoisonedAt, OriginalPartition, OriginalOffset, ConsumerGroup,
+	Service,
 }
 
 type ctxKey int

@@ -58,7 +58,14 @@ func (p Record) Seen() time.Time {
 
 // Group is a class of poisoned messages: those that one handler, consuming
 // one topic, poisoned for reasons with the same Fingerprint. Replaying a
-// group (ReplayOptions.Group) once its cause is fixed replays them all.
+// group (ReplayOptions.Group) once its cause is fixed replays them all,
+// each to the consumer group that poisoned it.
+//
+// The service is not part of the class: handlers of the same name in two
+// services, failing the same way, are one group, with both in Services.
+// Adding it would change every group's ID, which GroupID keeps stable
+// across versions (an ID from an earlier `poison stats` still selects the
+// same messages).
 type Group struct {
 	// ID is GroupID(Topic, Handler, Fingerprint).
 	ID string
@@ -68,6 +75,9 @@ type Group struct {
 	Handler string
 	// Fingerprint is the reasons' Fingerprint.
 	Fingerprint string
+	// Services are the services of the group's records (Record.Service),
+	// sorted, each once; those that name none are left out.
+	Services []string
 	// Example is one reason as it is, that of the message seen last (on
 	// a tie, the last on the poison topic by partition and offset).
 	Example string
@@ -94,6 +104,9 @@ func GroupRecords(recs []Record) []Group {
 			byID[id] = g
 		}
 		g.Count++
+		if p.Service != "" && !slices.Contains(g.Services, p.Service) {
+			g.Services = append(g.Services, p.Service)
+		}
 		if p.AlreadyReplayed {
 			g.AlreadyReplayed++
 		}
@@ -112,6 +125,7 @@ func GroupRecords(recs []Record) []Group {
 	out := make([]Group, 0, len(byID))
 	for id, g := range byID {
 		g.Example = latest[id].Reason
+		slices.Sort(g.Services)
 		out = append(out, *g)
 	}
 	slices.SortFunc(out, func(a, b Group) int {

@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -80,6 +81,11 @@ type Record struct {
 	Offset    int64
 	// ConsumerGroup is the group that consumed it (eventfx_consumer_group).
 	ConsumerGroup string
+	// Service is the service whose handler poisoned it (eventfx_service).
+	// A record written before that header existed has, instead, the
+	// prefix of ConsumerGroup before ".<Handler>": the service, or
+	// kafka.consumer_group when that was set. "" when neither says.
+	Service string
 	// Replayed is how many times the message had been replayed before it
 	// was poisoned this time (eventfx_replayed; 0 when absent).
 	Replayed int
@@ -131,6 +137,8 @@ func Parse(r *kgo.Record) Record {
 			p.CorrelationID = v
 		case meta.ConsumerGroup:
 			p.ConsumerGroup = v
+		case meta.Service:
+			p.Service = v
 		case meta.Attempts:
 			p.Attempts = p.nonNegative(h.Key, v, 0)
 		case meta.Replayed:
@@ -146,6 +154,11 @@ func Parse(r *kgo.Record) Record {
 				t = time.Time{}
 			}
 			p.PoisonedAt = t
+		}
+	}
+	if p.Service == "" && p.Handler != "" {
+		if prefix, ok := strings.CutSuffix(p.ConsumerGroup, "."+p.Handler); ok {
+			p.Service = prefix
 		}
 	}
 	if p.ID == "" && p.Topic != "" && p.Partition != Unknown && p.Offset != Unknown {
@@ -197,16 +210,25 @@ func (p Record) Replayable() error {
 // ReplayRecord returns the record that replays the poisoned message to its
 // original topic: the same key, payload and headers — so the same ID and
 // correlation ID — without the poison headers (meta.PoisonHeaders), with the
-// ID header set when the ID was derived, and with eventfx_replayed counting
-// this replay (Replayed+1). The original order of the headers is kept.
+// ID header set when the ID was derived, with eventfx_replayed counting
+// this replay (Replayed+1), and with eventfx_replay_for naming the consumer
+// group that poisoned it (ConsumerGroup), so that only that group's handler
+// handles it again (meta.ReplayFor); a record that names no consumer group
+// gets no eventfx_replay_for and reaches every consumer of the topic. The
+// original order of the headers is kept.
 func (p Record) ReplayRecord() (*kgo.Record, error) {
+	return p.replayRecord(p.ConsumerGroup)
+}
+
+// replayRecord is ReplayRecord for the consumer group target: none when "".
+func (p Record) replayRecord(target string) (*kgo.Record, error) {
 	if err := p.Replayable(); err != nil {
 		return nil, err
 	}
-	headers := make([]kgo.RecordHeader, 0, len(p.Headers)+2)
+	headers := make([]kgo.RecordHeader, 0, len(p.Headers)+3)
 	hasID := false
 	for _, h := range p.Headers {
-		if h.Key == meta.Replayed || slices.Contains(meta.PoisonHeaders, h.Key) {
+		if h.Key == meta.Replayed || h.Key == meta.ReplayFor || slices.Contains(meta.PoisonHeaders, h.Key) {
 			continue
 		}
 		if h.Key == IDHeader {
@@ -222,5 +244,8 @@ func (p Record) ReplayRecord() (*kgo.Record, error) {
 		headers = append(headers, kgo.RecordHeader{Key: IDHeader, Value: []byte(p.ID)})
 	}
 	headers = append(headers, kgo.RecordHeader{Key: meta.Replayed, Value: []byte(strconv.Itoa(p.Replayed + 1))})
+	if target != "" {
+		headers = append(headers, kgo.RecordHeader{Key: meta.ReplayFor, Value: []byte(target)})
+	}
 	return &kgo.Record{Topic: p.Topic, Key: p.Key, Value: p.Payload, Headers: headers}, nil
 }

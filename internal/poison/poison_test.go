@@ -64,8 +64,22 @@ func TestParse(t *testing.T) {
 				Reason: "decode: unexpected EOF", Attempts: 6,
 				PoisonedAt:    time.Date(2025, 3, 4, 5, 6, 7, 123456789, time.UTC),
 				CorrelationID: "corr-1", Key: []byte("customer-7"), Partition: 2, Offset: 1234,
-				ConsumerGroup: "billing.bill", Payload: []byte(`{"order":1}`), Headers: full.Headers,
+				ConsumerGroup: "billing.bill", Service: "billing", Payload: []byte(`{"order":1}`), Headers: full.Headers,
 			},
+		},
+		{
+			name: "the service header wins over the consumer group's prefix",
+			rec:  &kgo.Record{Topic: "p", Headers: hdrs(meta.HandlerPoisoned, "bill", meta.ConsumerGroup, "team.bill", meta.Service, "billing")},
+			want: poison.Record{PoisonTopic: "p", Handler: "bill", ConsumerGroup: "team.bill", Service: "billing",
+				Partition: poison.Unknown, Offset: poison.Unknown,
+				Headers: hdrs(meta.HandlerPoisoned, "bill", meta.ConsumerGroup, "team.bill", meta.Service, "billing")},
+		},
+		{
+			name: "a consumer group not ending in the handler names no service",
+			rec:  &kgo.Record{Topic: "p", Headers: hdrs(meta.HandlerPoisoned, "bill", meta.ConsumerGroup, "billing-v1")},
+			want: poison.Record{PoisonTopic: "p", Handler: "bill", ConsumerGroup: "billing-v1",
+				Partition: poison.Unknown, Offset: poison.Unknown,
+				Headers: hdrs(meta.HandlerPoisoned, "bill", meta.ConsumerGroup, "billing-v1")},
 		},
 		{
 			name: "no headers",
@@ -135,6 +149,7 @@ func TestReplayRecord(t *testing.T) {
 				"traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
 				meta.ContentType, "application/json",
 				meta.Replayed, "1",
+				meta.ReplayFor, "billing.bill",
 			),
 		},
 		{
@@ -142,6 +157,12 @@ func TestReplayRecord(t *testing.T) {
 			rec: &kgo.Record{Topic: "p", Value: []byte("v"), Headers: hdrs(
 				poison.IDHeader, "m", meta.Replayed, "2", meta.TopicPoisoned, "orders", "x", "y")},
 			wantHeaders: hdrs(poison.IDHeader, "m", "x", "y", meta.Replayed, "3"),
+		},
+		{
+			name: "for the consumer group that poisoned it, one header; no service header",
+			rec: &kgo.Record{Topic: "p", Headers: hdrs(poison.IDHeader, "m", meta.ReplayFor, "old.bill",
+				meta.TopicPoisoned, "orders", meta.ConsumerGroup, "billing.bill", meta.Service, "billing")},
+			wantHeaders: hdrs(poison.IDHeader, "m", meta.Replayed, "1", meta.ReplayFor, "billing.bill"),
 		},
 		{
 			name: "no ID header: the derived ID is written",

@@ -1,6 +1,7 @@
 package poison
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -32,6 +33,14 @@ type ReplayOptions struct {
 	// Replay. With Handler too, a record must match both. Default "":
 	// every group. When set, it must be a group ID (ValidGroupID).
 	Group string
+	// ConsumerGroup, when set, is the consumer group the replayed records
+	// are for (eventfx_replay_for), instead of the one that poisoned each
+	// (Record.ConsumerGroup): for a handler whose consumer group was
+	// renamed since (its service or kafka.consumer_group), which would
+	// skip a record for its old group. Use it with Handler or Group, so
+	// that it applies to one handler's records. Default "": each record's
+	// own group (none for a record that names none: every consumer).
+	ConsumerGroup string
 	// DryRun reports what would be replayed and writes nothing (no
 	// republished record, no ledger entry, no ledger topic).
 	DryRun bool
@@ -303,7 +312,7 @@ func (r *replayer) flush(ctx context.Context) error {
 	}
 	recs := make([]*kgo.Record, len(batch))
 	for i, p := range batch {
-		rec, err := p.ReplayRecord()
+		rec, err := p.replayRecord(cmp.Or(r.o.ConsumerGroup, p.ConsumerGroup))
 		if err != nil {
 			return err // Replayable was checked: cannot happen
 		}
