@@ -35,6 +35,7 @@ import (
 	"github.com/eventfx/eventfx/config"
 	"github.com/eventfx/eventfx/internal/broker"
 	"github.com/eventfx/eventfx/internal/meta"
+	"github.com/eventfx/eventfx/internal/poison"
 	"github.com/eventfx/eventfx/router"
 )
 
@@ -271,11 +272,19 @@ func (e *Env) Count(topic string) int64 {
 	return n
 }
 
-// Poisoned is a message found on the poison topic.
+// Poisoned is a message found on the poison topic, with what its poison
+// headers say.
 type Poisoned struct {
 	*message.Message
-	Reason, Topic, Handler string
-	Attempts               string
+	// Reason is the handler's final error.
+	Reason string
+	// Topic is the topic the message was consumed from.
+	Topic string
+	// Handler is the handler that gave up on it.
+	Handler string
+	// Attempts is how many times the handler tried it; 0 when the header
+	// is missing or not a number.
+	Attempts int
 }
 
 // Poisoned waits for the first n poisoned messages and returns them.
@@ -284,10 +293,20 @@ func (e *Env) Poisoned(n int) []Poisoned {
 	msgs := e.Messages(e.cfg.Poison.Topic, n)
 	out := make([]Poisoned, len(msgs))
 	for i, m := range msgs {
-		out[i] = Poisoned{Message: m, Reason: m.Metadata.Get(meta.ReasonPoisoned), Topic: m.Metadata.Get(meta.TopicPoisoned),
-			Handler: m.Metadata.Get(meta.HandlerPoisoned), Attempts: m.Metadata.Get(meta.Attempts)}
+		out[i] = parsePoisoned(m)
 	}
 	return out
+}
+
+// parsePoisoned reads a poison record's headers as `eventfx poison list`
+// does (poison.Parse), whichever transport carried it.
+func parsePoisoned(m *message.Message) Poisoned {
+	r := &kgo.Record{Value: m.Payload}
+	for k, v := range m.Metadata {
+		r.Headers = append(r.Headers, kgo.RecordHeader{Key: k, Value: []byte(v)})
+	}
+	p := poison.Parse(r)
+	return Poisoned{Message: m, Reason: p.Reason, Topic: p.Topic, Handler: p.Handler, Attempts: p.Attempts}
 }
 
 // NoPoison fails the test if anything was poisoned (Kafka only: the
