@@ -16,10 +16,12 @@ package eventfxtest
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -52,6 +54,8 @@ type Env struct {
 	broker    string
 	timeout   time.Duration
 	stopped   atomic.Bool
+	// poison records the in-memory poison topic; nil on the broker.
+	poison *poisonLog
 }
 
 // Option configures New.
@@ -114,11 +118,12 @@ func New(t testing.TB, opts ...Option) *Env {
 	e := &Env{t: t, timeout: o.timeout}
 	transport := app.KafkaModule
 	if o.memory {
-		transport = app.MemoryModule
+		e.poison = &poisonLog{}
+		transport = fx.Provide(func(lc fx.Lifecycle, l *slog.Logger) app.Transport { return newMemoryTransport(lc, l, e.poison) })
 	} else {
 		b, err := broker.Start(broker.Config{Partitions: 4})
 		if err != nil {
-			t.Fatalf("eventfxtest: start embedded broker: %v", err)
+			t.Fatalf("eventfxtest: New: start the embedded broker: %v", err)
 		}
 		t.Cleanup(b.Close)
 		e.broker = b.Addr()
@@ -128,6 +133,9 @@ func New(t testing.TB, opts ...Option) *Env {
 		o.config(&cfg)
 	}
 	e.cfg = cfg.WithDefaults()
+	if e.poison != nil {
+		e.poison.topic = e.cfg.Poison.Topic
+	}
 	e.app = fxtest.New(t,
 		app.Core(e.cfg),
 		fx.Decorate(func() *slog.Logger { return o.logger }),
@@ -163,7 +171,7 @@ func (e *Env) Publish(topic string, event any, opts ...app.PublishOption) *messa
 	defer cancel()
 	m, err := e.pub.PublishEvent(ctx, topic, event, opts...)
 	if err != nil {
-		e.t.Fatalf("eventfxtest: publish to %s: %v", topic, err)
+		e.t.Fatalf("eventfxtest: Publish to %q: %v", topic, err)
 	}
 	return m
 }
@@ -175,18 +183,19 @@ func (e *Env) PublishRaw(topic string, payload []byte, opts ...app.PublishOption
 	defer cancel()
 	m, err := e.pub.Publish(ctx, topic, payload, opts...)
 	if err != nil {
-		e.t.Fatalf("eventfxtest: publish to %s: %v", topic, err)
+		e.t.Fatalf("eventfxtest: PublishRaw to %q: %v", topic, err)
 	}
 	return m
 }
 
-// Eventually waits until cond holds, failing with what() otherwise.
+// Eventually waits until cond holds. If it does not within the timeout, it
+// fails the test with what and with what was poisoned meanwhile.
 func (e *Env) Eventually(cond func() bool, what string) {
 	e.t.Helper()
 	deadline := time.Now().Add(e.timeout)
 	for !cond() {
 		if time.Now().After(deadline) {
-			e.t.Fatalf("eventfxtest: not within %s: %s", e.timeout, what)
+			e.t.Fatalf("eventfxtest: Eventually: not within %s: %s; meanwhile %s", e.timeout, what, e.meanwhile())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -194,74 +203,107 @@ func (e *Env) Eventually(cond func() bool, what string) {
 
 // Messages waits for the first n messages on topic (from its beginning)
 // and returns them with their ID, payload and headers (the partition key,
-// if any, under handlers.Key's header). It fails the test if fewer arrive.
+// if any, under handlers.Key's header). If fewer arrive within the
+// timeout, it fails the test with those that did and with what was
+// poisoned meanwhile.
 func (e *Env) Messages(topic string, n int) []*message.Message {
 	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), e.timeout)
+	defer cancel()
+	out, err := e.read(ctx, topic, n)
+	switch {
+	case err == nil:
+		return out
+	case !errors.Is(err, context.DeadlineExceeded):
+		e.t.Fatalf("eventfxtest: Messages: %v", err)
+	case topic == e.cfg.Poison.Topic:
+		e.t.Fatalf("eventfxtest: Messages: want %d message(s) on the poison topic %q within %s, got %d%s",
+			n, topic, e.timeout, len(out), listPoisoned(parseAll(out)))
+	case len(out) == 0:
+		e.t.Fatalf("eventfxtest: Messages: want %d message(s) on %q within %s, got 0; meanwhile %s",
+			n, topic, e.timeout, e.meanwhile())
+	default:
+		e.t.Fatalf("eventfxtest: Messages: want %d message(s) on %q within %s, got %d:%s\nmeanwhile %s",
+			n, topic, e.timeout, len(out), describe(out), e.meanwhile())
+	}
+	return nil
+}
+
+// read returns the first n messages on topic, or those that arrived and
+// ctx's error.
+func (e *Env) read(ctx context.Context, topic string, n int) ([]*message.Message, error) {
 	if e.broker == "" {
-		return e.memoryMessages(topic, n)
+		return e.readMemory(ctx, topic, n)
 	}
 	c, err := kgo.NewClient(kgo.SeedBrokers(e.broker), kgo.ConsumeTopics(topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.AllowAutoTopicCreation())
 	if err != nil {
-		e.t.Fatalf("eventfxtest: kafka client: %v", err)
+		return nil, fmt.Errorf("kafka client: %w", err)
 	}
 	defer c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), e.timeout)
-	defer cancel()
 	var out []*message.Message
 	for len(out) < n {
 		fs := c.PollFetches(ctx)
-		if ctx.Err() != nil {
-			e.t.Fatalf("eventfxtest: topic %s: want %d messages within %s, got %d:%s", topic, n, e.timeout, len(out), describe(out))
+		if err := ctx.Err(); err != nil {
+			return out, err
 		}
 		fs.EachRecord(func(r *kgo.Record) { out = append(out, fromRecord(r)) })
 	}
-	return out
+	return out[:n], nil
 }
 
-func (e *Env) memoryMessages(topic string, n int) []*message.Message {
+func (e *Env) readMemory(ctx context.Context, topic string, n int) ([]*message.Message, error) {
 	sub, err := e.transport.Subscriber(router.SubscriberSpec{ConsumerGroup: unique("eventfxtest"), Consume: config.ConsumePartition})
 	if err != nil {
-		e.t.Fatalf("eventfxtest: subscribe %s: %v", topic, err)
+		return nil, fmt.Errorf("subscribe to %q: %w", topic, err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), e.timeout)
+	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	ch, err := sub.Subscribe(ctx, topic)
 	if err != nil {
-		e.t.Fatalf("eventfxtest: subscribe %s: %v", topic, err)
+		return nil, fmt.Errorf("subscribe to %q: %w", topic, err)
 	}
 	var out []*message.Message
 	for len(out) < n {
 		select {
 		case m, ok := <-ch:
 			if !ok {
-				e.t.Fatalf("eventfxtest: topic %s closed after %d of %d messages", topic, len(out), n)
+				return out, fmt.Errorf("%q closed after %d of %d message(s)", topic, len(out), n)
 			}
 			m.Ack()
 			out = append(out, m)
 		case <-ctx.Done():
-			e.t.Fatalf("eventfxtest: topic %s: want %d messages within %s, got %d:%s", topic, n, e.timeout, len(out), describe(out))
+			return out, ctx.Err()
 		}
 	}
-	return out
+	return out, nil
 }
 
-// Count returns how many messages topic holds now (Kafka only).
+// Count returns how many messages topic holds now. It needs the embedded
+// broker.
 func (e *Env) Count(topic string) int64 {
 	e.t.Helper()
 	if e.broker == "" {
-		e.t.Fatalf("eventfxtest: Count needs the embedded broker")
+		e.t.Fatalf("eventfxtest: Count needs the embedded broker (not InMemory)")
 	}
-	c, err := kgo.NewClient(kgo.SeedBrokers(e.broker))
-	if err != nil {
-		e.t.Fatalf("eventfxtest: kafka client: %v", err)
-	}
-	defer c.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), e.timeout)
 	defer cancel()
+	n, err := e.count(ctx, topic)
+	if err != nil {
+		e.t.Fatalf("eventfxtest: Count: %v", err)
+	}
+	return n
+}
+
+func (e *Env) count(ctx context.Context, topic string) (int64, error) {
+	c, err := kgo.NewClient(kgo.SeedBrokers(e.broker))
+	if err != nil {
+		return 0, fmt.Errorf("kafka client: %w", err)
+	}
+	defer c.Close()
 	ends, err := kadm.NewClient(c).ListEndOffsets(ctx, topic)
 	if err != nil {
-		e.t.Fatalf("eventfxtest: end offsets of %s: %v", topic, err)
+		return 0, fmt.Errorf("end offsets of %q: %w", topic, err)
 	}
 	var n int64
 	ends.Each(func(o kadm.ListedOffset) {
@@ -269,7 +311,7 @@ func (e *Env) Count(topic string) int64 {
 			n += o.Offset
 		}
 	})
-	return n
+	return n, nil
 }
 
 // Poisoned is a message found on the poison topic, with what its poison
@@ -287,10 +329,109 @@ type Poisoned struct {
 	Attempts int
 }
 
-// Poisoned waits for the first n poisoned messages and returns them.
+// Poisoned waits for the first n poisoned messages and returns them. If
+// fewer are poisoned within the timeout, it fails the test with those that
+// were.
 func (e *Env) Poisoned(n int) []Poisoned {
 	e.t.Helper()
-	msgs := e.Messages(e.cfg.Poison.Topic, n)
+	ctx, cancel := context.WithTimeout(context.Background(), e.timeout)
+	defer cancel()
+	var ps []Poisoned
+	var err error
+	if e.poison != nil {
+		ps, err = e.poison.wait(ctx, n)
+	} else {
+		var msgs []*message.Message
+		msgs, err = e.read(ctx, e.cfg.Poison.Topic, n)
+		ps = parseAll(msgs)
+	}
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		e.t.Fatalf("eventfxtest: Poisoned: want %d poisoned message(s) within %s, got %d%s", n, e.timeout, len(ps), listPoisoned(ps))
+	case err != nil:
+		e.t.Fatalf("eventfxtest: Poisoned: %v", err)
+	}
+	return ps
+}
+
+// NoPoison fails the test, saying what was poisoned, if the poison topic
+// holds anything now. Call it after Stop to include the messages still in
+// flight.
+func (e *Env) NoPoison() {
+	e.t.Helper()
+	ps, err := e.poisonedNow()
+	switch {
+	case err != nil:
+		e.t.Fatalf("eventfxtest: NoPoison: read the poison topic: %v", err)
+	case len(ps) > 0:
+		e.t.Fatalf("eventfxtest: NoPoison: %s", summarize(ps))
+	}
+}
+
+// poisonedNow returns what the poison topic holds now.
+func (e *Env) poisonedNow() ([]Poisoned, error) {
+	if e.poison != nil {
+		return e.poison.all(), nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), e.timeout)
+	defer cancel()
+	n, err := e.count(ctx, e.cfg.Poison.Topic)
+	if err != nil || n == 0 {
+		return nil, err
+	}
+	msgs, err := e.read(ctx, e.cfg.Poison.Topic, int(n))
+	if err != nil {
+		return nil, fmt.Errorf("read %d message(s): %w", n, err)
+	}
+	return parseAll(msgs), nil
+}
+
+// meanwhile says, for the failure of a wait, what was poisoned.
+func (e *Env) meanwhile() string {
+	ps, err := e.poisonedNow()
+	if err != nil {
+		return fmt.Sprintf("the poison topic could not be read: %v", err)
+	}
+	return summarize(ps)
+}
+
+// summarize says what was poisoned: "nothing was poisoned", "1 message was
+// poisoned: handler …", or "2 messages were poisoned:" and a line each.
+func summarize(ps []Poisoned) string {
+	switch len(ps) {
+	case 0:
+		return "nothing was poisoned"
+	case 1:
+		return "1 message was poisoned: " + ps[0].String()
+	}
+	return fmt.Sprintf("%d messages were poisoned%s", len(ps), listPoisoned(ps))
+}
+
+func listPoisoned(ps []Poisoned) string {
+	var b strings.Builder
+	for i, p := range ps {
+		if i == 0 {
+			b.WriteString(":")
+		}
+		b.WriteString("\n  " + p.String())
+	}
+	return b.String()
+}
+
+// String says which handler gave up on the message, on which topic, why
+// and after how many attempts.
+func (p Poisoned) String() string {
+	attempts := "attempts unknown"
+	switch {
+	case p.Attempts == 1:
+		attempts = "1 attempt"
+	case p.Attempts > 1:
+		attempts = fmt.Sprintf("%d attempts", p.Attempts)
+	}
+	return fmt.Sprintf("handler %q on %q: %s (%s)", p.Handler, p.Topic, p.Reason, attempts)
+}
+
+func parseAll(msgs []*message.Message) []Poisoned {
 	out := make([]Poisoned, len(msgs))
 	for i, m := range msgs {
 		out[i] = parsePoisoned(m)
@@ -309,12 +450,76 @@ func parsePoisoned(m *message.Message) Poisoned {
 	return Poisoned{Message: m, Reason: p.Reason, Topic: p.Topic, Handler: p.Handler, Attempts: p.Attempts}
 }
 
-// NoPoison fails the test if anything was poisoned (Kafka only: the
-// poison topic is empty).
-func (e *Env) NoPoison() {
-	e.t.Helper()
-	if n := e.Count(e.cfg.Poison.Topic); n != 0 {
-		e.t.Fatalf("eventfxtest: %d message(s) poisoned:%s", n, describe(e.Messages(e.cfg.Poison.Topic, int(n))))
+// memoryTransport is the in-memory transport with a publisher that records
+// what it publishes to the poison topic: the in-memory topics are gone once
+// the app stops, and NoPoison is often called after Stop.
+type memoryTransport struct {
+	app.Transport
+	pub message.Publisher
+}
+
+func newMemoryTransport(lc fx.Lifecycle, l *slog.Logger, log *poisonLog) app.Transport {
+	m := app.NewMemory(l)
+	lc.Append(fx.Hook{OnStop: func(context.Context) error { return m.Close() }})
+	return memoryTransport{Transport: m, pub: recordingPublisher{Publisher: m.Publisher(), log: log}}
+}
+
+func (t memoryTransport) Publisher() message.Publisher { return t.pub }
+
+// Unwrap returns the in-memory transport, for the app's code that asks
+// which transport it has.
+func (t memoryTransport) Unwrap() app.Transport { return t.Transport }
+
+type recordingPublisher struct {
+	message.Publisher
+	log *poisonLog
+}
+
+func (p recordingPublisher) Publish(topic string, msgs ...*message.Message) error {
+	if err := p.Publisher.Publish(topic, msgs...); err != nil {
+		return err
+	}
+	if topic == p.log.topic {
+		p.log.add(msgs)
+	}
+	return nil
+}
+
+// poisonLog is what the in-memory poison topic was sent, in order. It is
+// safe for concurrent use.
+type poisonLog struct {
+	topic string
+	mu    sync.Mutex
+	msgs  []*message.Message
+}
+
+func (l *poisonLog) add(msgs []*message.Message) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, m := range msgs {
+		l.msgs = append(l.msgs, m.Copy())
+	}
+}
+
+func (l *poisonLog) all() []Poisoned {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return parseAll(l.msgs)
+}
+
+// wait returns the first n poisoned messages, or those there are and ctx's
+// error.
+func (l *poisonLog) wait(ctx context.Context, n int) ([]Poisoned, error) {
+	for {
+		ps := l.all()
+		if len(ps) >= n {
+			return ps[:n], nil
+		}
+		select {
+		case <-ctx.Done():
+			return ps, ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
 	}
 }
 
@@ -323,7 +528,7 @@ func Decode[T any](t testing.TB, m *message.Message) T {
 	t.Helper()
 	var v T
 	if err := json.Unmarshal(m.Payload, &v); err != nil {
-		t.Fatalf("eventfxtest: decode message %s as %T: %v (payload %q)", m.UUID, v, err, m.Payload)
+		t.Fatalf("eventfxtest: Decode: message %s as %T: %v (payload %q)", m.UUID, v, err, m.Payload)
 	}
 	return v
 }

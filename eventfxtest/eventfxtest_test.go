@@ -68,22 +68,6 @@ func TestHarnessInMemoryAndEventually(t *testing.T) {
 	require.Len(t, msgs, 2)
 }
 
-func TestNoPoisonAfterARetriedSuccess(t *testing.T) {
-	var calls atomic.Int32
-	env := eventfxtest.New(t, eventfxtest.Modules(
-		handlers.Register(handlers.New("flaky", "orders", func(context.Context, OrderPlaced) error {
-			if calls.Add(1) < 3 {
-				return errors.New("try again")
-			}
-			return nil
-		})),
-	))
-	env.Publish("orders", OrderPlaced{ID: "o1", Amount: 1})
-	env.Eventually(func() bool { return calls.Load() == 3 }, "third attempt")
-	env.Stop() // drain: the message is done (acked or poisoned) before this returns
-	env.NoPoison()
-}
-
 func TestPoisonedAttemptsIsZeroWithoutAReadableHeader(t *testing.T) {
 	env := eventfxtest.New(t)
 	c, err := kgo.NewClient(kgo.SeedBrokers(env.Broker()), kgo.AllowAutoTopicCreation())
