@@ -4,7 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"os/exec"
+	"regexp"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -12,6 +16,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/fx"
 
 	"github.com/eventfx/eventfx/eventfxtest"
 	"github.com/eventfx/eventfx/handlers"
@@ -176,4 +181,53 @@ func TestCountNeedsTheEmbeddedBroker(t *testing.T) {
 	f := newFakeTB(t)
 	assert.Equal(t, []string{"eventfxtest: Count needs the embedded broker (not InMemory)"},
 		f.do(func() { eventfxtest.New(f, eventfxtest.InMemory()).Count("orders") }))
+}
+
+type Ledger struct{}
+
+func TestNewPutsTheRootCauseOfAnFxErrorFirst(t *testing.T) {
+	noop := func(context.Context, OrderPlaced) error { return nil }
+	tests := []struct {
+		name    string
+		modules []fx.Option
+		root    string // the failure's start, after "eventfxtest: New: "
+	}{
+		{"duplicate handler name", []fx.Option{
+			handlers.Register(handlers.New("billing", "orders", noop)),
+			handlers.Register(handlers.New("billing", "refunds", noop)),
+		}, `handler "billing": name used twice; handler names must be unique` + "\n\tin fx: could not build arguments for function"},
+		{"missing dependency", []fx.Option{fx.Invoke(func(*Ledger) {})},
+			"missing type: *eventfxtest_test.Ledger\n\tin fx: missing dependencies for function"},
+		{"start error", []fx.Option{fx.Invoke(func(lc fx.Lifecycle) {
+			lc.Append(fx.StartHook(func() error { return errors.New("ledger unreachable") }))
+		})}, "start: ledger unreachable"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFakeTB(t)
+			failures := f.do(func() { eventfxtest.New(f, eventfxtest.InMemory(), eventfxtest.Modules(tt.modules...)) })
+			require.Len(t, failures, 1)
+			assert.True(t, strings.HasPrefix(failures[0], "eventfxtest: New: "+tt.root), failures[0])
+		})
+	}
+}
+
+// TestNewFailsAtTheCallLine runs itself in a test binary of its own, where
+// New fails, and checks that testing reports the failure at the test's call
+// of New rather than somewhere inside eventfxtest or fx.
+func TestNewFailsAtTheCallLine(t *testing.T) {
+	if os.Getenv("EVENTFXTEST_CHILD") == "1" {
+		_, _, line, _ := runtime.Caller(0)
+		t.Logf("New is called at line %d", line+2)
+		eventfxtest.New(t, eventfxtest.InMemory(), eventfxtest.Modules(fx.Invoke(func(*Ledger) {})))
+		return
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestNewFailsAtTheCallLine$", "-test.v")
+	cmd.Env = append(os.Environ(), "EVENTFXTEST_CHILD=1")
+	out, err := cmd.CombinedOutput()
+	var exit *exec.ExitError
+	require.ErrorAs(t, err, &exit, "%s", out)
+	m := regexp.MustCompile(`New is called at line (\d+)`).FindSubmatch(out)
+	require.NotNil(t, m, "%s", out)
+	assert.Contains(t, string(out), fmt.Sprintf("diagnostics_test.go:%s: eventfxtest: New: missing type: *eventfxtest_test.Ledger", m[1]))
 }

@@ -30,8 +30,8 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/dig"
 	"go.uber.org/fx"
-	"go.uber.org/fx/fxtest"
 
 	"github.com/eventfx/eventfx/app"
 	"github.com/eventfx/eventfx/config"
@@ -48,7 +48,7 @@ const DefaultTimeout = 20 * time.Second
 type Env struct {
 	t         testing.TB
 	cfg       config.Config
-	app       *fxtest.App
+	app       *fx.App
 	transport app.Transport
 	pub       *app.Publisher
 	broker    string
@@ -96,7 +96,10 @@ func unique(prefix string) string {
 }
 
 // New starts an app with the subscriber and publisher modules and the given
-// options, and stops it at the end of the test.
+// options, and stops it at the end of the test. If the app cannot be built
+// or started (a duplicate handler name, a missing dependency, an OnStart
+// error), it fails the test at the caller's line, with the root cause
+// first and fx's account of what it was building after it.
 func New(t testing.TB, opts ...Option) *Env {
 	t.Helper()
 	o := options{timeout: DefaultTimeout, logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
@@ -136,16 +139,37 @@ func New(t testing.TB, opts ...Option) *Env {
 	if e.poison != nil {
 		e.poison.topic = e.cfg.Poison.Topic
 	}
-	e.app = fxtest.New(t,
+	e.app = fx.New(
 		app.Core(e.cfg),
 		fx.Decorate(func() *slog.Logger { return o.logger }),
 		transport, app.PublisherModule, app.SubscriberModule,
 		fx.Populate(&e.transport, &e.pub),
 		fx.Options(o.modules...),
 	)
-	e.app.RequireStart()
-	t.Cleanup(e.Stop)
+	if err := e.app.Err(); err != nil {
+		t.Fatalf("eventfxtest: New: %s", fxError(err))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), e.app.StartTimeout())
+	defer cancel()
+	if err := e.app.Start(ctx); err != nil {
+		t.Fatalf("eventfxtest: New: start: %s", fxError(err))
+	}
+	t.Cleanup(func() {
+		t.Helper()
+		e.stop("New: stop at cleanup")
+	})
 	return e
+}
+
+// fxError puts the root cause of an fx error first (what the user must
+// fix: a constructor's error, a missing type) and fx's chain of what was
+// being built after it.
+func fxError(err error) string {
+	root := dig.RootCause(err)
+	if root == err || root.Error() == err.Error() {
+		return err.Error()
+	}
+	return fmt.Sprintf("%v\n\tin fx: %v", root, err)
 }
 
 // Config is the app's config (defaults applied).
@@ -157,10 +181,22 @@ func (e *Env) Broker() string { return e.broker }
 // Publisher is the app's publisher.
 func (e *Env) Publisher() *app.Publisher { return e.pub }
 
-// Stop stops the app gracefully (it also happens at cleanup).
+// Stop stops the app gracefully (it also happens at cleanup) and fails the
+// test if it does not stop cleanly.
 func (e *Env) Stop() {
-	if e.stopped.CompareAndSwap(false, true) {
-		e.app.RequireStop()
+	e.t.Helper()
+	e.stop("Stop")
+}
+
+func (e *Env) stop(method string) {
+	e.t.Helper()
+	if !e.stopped.CompareAndSwap(false, true) {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), e.app.StopTimeout())
+	defer cancel()
+	if err := e.app.Stop(ctx); err != nil {
+		e.t.Fatalf("eventfxtest: %s: %s", method, fxError(err))
 	}
 }
 
