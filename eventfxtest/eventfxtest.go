@@ -2,7 +2,8 @@
 // Kafka broker (the default) or in memory, with helpers to publish events,
 // wait for a handler's effect or for messages on a topic, and assert what
 // was poisoned. Every wait has a deadline and fails the test with what was
-// expected and what arrived.
+// expected, what arrived and what was poisoned meanwhile; every failure
+// names the method that failed and is reported at the test's line.
 //
 //	func TestBilling(t *testing.T) {
 //		env := eventfxtest.New(t, eventfxtest.Modules(billing.Module))
@@ -79,7 +80,8 @@ func Modules(opts ...fx.Option) Option {
 func Config(edit func(*config.Config)) Option { return func(o *options) { o.config = edit } }
 
 // InMemory runs on the in-memory transport instead of the embedded broker:
-// faster, but no consumer groups, partitions or offsets.
+// faster, but no consumer groups, partitions or offsets. Poisoned and
+// NoPoison work there too; Count needs the embedded broker.
 func InMemory() Option { return func(o *options) { o.memory = true } }
 
 // Timeout replaces DefaultTimeout for the waits of this Env.
