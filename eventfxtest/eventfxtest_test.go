@@ -8,6 +8,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/eventfx/eventfx/eventfxtest"
 	"github.com/eventfx/eventfx/handlers"
@@ -49,7 +50,7 @@ func TestHarnessOnTheEmbeddedBroker(t *testing.T) {
 	assert.Equal(t, "negative amount", poisoned[0].Reason)
 	assert.Equal(t, "billing", poisoned[0].Handler)
 	assert.Equal(t, "orders", poisoned[0].Topic)
-	assert.Equal(t, "1", poisoned[0].Attempts)
+	assert.Equal(t, 1, poisoned[0].Attempts)
 }
 
 func TestHarnessInMemoryAndEventually(t *testing.T) {
@@ -67,18 +68,19 @@ func TestHarnessInMemoryAndEventually(t *testing.T) {
 	require.Len(t, msgs, 2)
 }
 
-func TestNoPoisonAfterARetriedSuccess(t *testing.T) {
-	var calls atomic.Int32
-	env := eventfxtest.New(t, eventfxtest.Modules(
-		handlers.Register(handlers.New("flaky", "orders", func(context.Context, OrderPlaced) error {
-			if calls.Add(1) < 3 {
-				return errors.New("try again")
-			}
-			return nil
-		})),
-	))
-	env.Publish("orders", OrderPlaced{ID: "o1", Amount: 1})
-	env.Eventually(func() bool { return calls.Load() == 3 }, "third attempt")
-	env.Stop() // drain: the message is done (acked or poisoned) before this returns
-	env.NoPoison()
+func TestPoisonedAttemptsIsZeroWithoutAReadableHeader(t *testing.T) {
+	env := eventfxtest.New(t)
+	c, err := kgo.NewClient(kgo.SeedBrokers(env.Broker()), kgo.AllowAutoTopicCreation())
+	require.NoError(t, err)
+	defer c.Close()
+	for _, headers := range [][]kgo.RecordHeader{
+		nil,
+		{{Key: "eventfx_attempts", Value: []byte("three")}},
+	} {
+		r := &kgo.Record{Topic: env.Config().Poison.Topic, Value: []byte("{}"), Headers: headers}
+		require.NoError(t, c.ProduceSync(context.Background(), r).FirstErr())
+	}
+	poisoned := env.Poisoned(2)
+	assert.Equal(t, 0, poisoned[0].Attempts)
+	assert.Equal(t, 0, poisoned[1].Attempts)
 }
