@@ -314,7 +314,7 @@ func TestDuplicateHandlerNamesFailFxNew(t *testing.T) {
 		handlers.Register(handlers.New("same", "a", noop), handlers.New("same", "b", noop)))
 	err := a.Err()
 	require.Error(t, err)
-	assert.Contains(t, err.Error(), `handler "same": name used twice`)
+	assert.Contains(t, err.Error(), `handler name "same" is used twice: on topic "a" and on topic "b"`)
 }
 
 func TestMessageInterruptedByShutdownIsRedeliveredNotPoisoned(t *testing.T) {

@@ -187,19 +187,22 @@ func decode[T any](msg *message.Message, c Codec) (context.Context, T, error) {
 	return ctx, e, nil
 }
 
-// Check reports every wiring mistake in hs at once: missing names or
-// topics, duplicate names, handlers without a function.
+// Check reports every wiring mistake in hs at once, one line each: missing
+// or malformed names (see ValidName), names used twice, missing topics,
+// handlers without a function.
 func Check(hs []Handler) error {
 	var errs []error
-	seen := make(map[string]bool, len(hs))
+	first := make(map[string]Handler, len(hs))
 	for i, h := range hs {
-		switch {
-		case h.Name == "":
+		if h.Name == "" {
 			errs = append(errs, fmt.Errorf("handler #%d (topic %q): name is required", i, h.Topic))
-		case seen[h.Name]:
-			errs = append(errs, fmt.Errorf("handler %q: name used twice; handler names must be unique", h.Name))
+		} else if err := ValidName(h.Name); err != nil {
+			errs = append(errs, fmt.Errorf("handler %q: %w", h.Name, err))
+		} else if prev, dup := first[h.Name]; dup {
+			errs = append(errs, fmt.Errorf("handler name %q is used twice: on topic %q and on topic %q; handler names must be unique in a service", h.Name, prev.Topic, h.Topic))
+		} else {
+			first[h.Name] = h
 		}
-		seen[h.Name] = true
 		if h.Topic == "" {
 			errs = append(errs, fmt.Errorf("handler %q: topic is required", h.Name))
 		} else if err := config.ValidTopicName(h.Topic); err != nil {
@@ -221,4 +224,23 @@ func Check(hs []Handler) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+
+// maxNameLen bounds a handler's name, which is part of its consumer group's.
+const maxNameLen = 200
+
+// ValidName reports whether name can name a handler: 1 to 200 letters,
+// digits, '.', '_' or '-' (it ends the handler's consumer group name, and
+// tables and metrics labels show it).
+func ValidName(name string) error {
+	if name == "" || len(name) > maxNameLen {
+		return fmt.Errorf("name must be 1 to %d characters, got %d", maxNameLen, len(name))
+	}
+	for _, r := range name {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
+			return fmt.Errorf("name may hold only letters, digits, '.', '_' and '-', got %q", r)
+		}
+	}
+	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -95,13 +96,14 @@ func TestCheckReportsEveryWiringMistake(t *testing.T) {
 	noop := func(context.Context, Shipment) error { return nil }
 	err := handlers.Check([]handlers.Handler{
 		handlers.New("a", "orders", noop),
-		handlers.New("a", "orders", noop),
+		handlers.New("a", "refunds", noop),
 		handlers.New("", "orders", noop),
+		handlers.New("bill ing", "orders", noop),
 		handlers.New("b", "bad topic", noop),
 		{Name: "c", Topic: "orders"},
 	})
 	require.Error(t, err)
-	for _, want := range []string{`handler "a": name used twice`, "name is required", `handler "b": topic`, `handler "c": Func is nil`} {
+	for _, want := range []string{`handler name "a" is used twice: on topic "orders" and on topic "refunds"`, `handler "bill ing": name may hold only letters, digits, '.', '_' and '-', got ' '`, "name is required", `handler "b": topic`, `handler "c": Func is nil`} {
 		assert.Contains(t, err.Error(), want)
 	}
 }
@@ -114,4 +116,13 @@ func TestErrorMarkers(t *testing.T) {
 	d, ok := handlers.RetryAfterHint(fmt.Errorf("w: %w", handlers.RetryAfter(base, time.Second)))
 	assert.True(t, ok)
 	assert.Equal(t, time.Second, d)
+}
+
+func TestValidName(t *testing.T) {
+	for _, ok := range []string{"billing", "billing-v2", "orders.shipping_1", strings.Repeat("a", 200)} {
+		assert.NoError(t, handlers.ValidName(ok), ok)
+	}
+	for _, bad := range []string{"", "bill ing", "billing/eu", "rêve", strings.Repeat("a", 201), "a\tb"} {
+		assert.Error(t, handlers.ValidName(bad), bad)
+	}
 }

@@ -100,6 +100,9 @@ func New(p Params) (*Router, error) {
 	if err := handlers.Check(p.Handlers); err != nil {
 		return nil, err
 	}
+	if err := checkLoops(p.Handlers, p.Config.Poison.Topic); err != nil {
+		return nil, err
+	}
 	if p.Logger == nil {
 		p.Logger = slog.Default()
 	}
@@ -140,6 +143,23 @@ func New(p Params) (*Router, error) {
 		}
 	}
 	return r, nil
+}
+
+// checkLoops reports every handler that emits to its own topic or to the
+// poison topic: each of its events would come back to it, or go where
+// only failures belong.
+func checkLoops(hs []handlers.Handler, poisonTopic string) error {
+	var errs []error
+	for _, h := range hs {
+		switch h.PublishTopic {
+		case "":
+		case h.Topic:
+			errs = append(errs, fmt.Errorf("handler %q emits to %q, the topic it consumes: every event it emits would come back to it", h.Name, h.Topic))
+		case poisonTopic:
+			errs = append(errs, fmt.Errorf("handler %q emits to %q, the poison topic (poison.topic): only failed messages go there", h.Name, poisonTopic))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // intakes are the subscribers of a handler's Watermill handlers, one per
