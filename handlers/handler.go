@@ -226,7 +226,6 @@ func Check(hs []Handler) error {
 	return errors.Join(errs...)
 }
 
-
 // maxNameLen bounds a handler's name, which is part of its consumer group's.
 const maxNameLen = 200
 
