@@ -136,6 +136,7 @@ const DefaultPartitions = 8
 type Broker struct {
 	cluster *kfake.Cluster
 	addr    string
+	unlock  func()
 }
 
 // Start starts a broker.
@@ -155,7 +156,13 @@ func Start(cfg Config) (*Broker, error) {
 		// Let tests and local runs use short session timeouts.
 		kfake.GroupMinSessionTimeout(100 * time.Millisecond),
 	}
+	unlock := func() {}
 	if cfg.DataDir != "" {
+		// One broker per data dir: two would overwrite each other's state.
+		var err error
+		if unlock, err = lockDir(cfg.DataDir); err != nil {
+			return nil, err
+		}
 		opts = append(opts, kfake.DataDir(cfg.DataDir))
 	}
 	if cfg.SyncWrites {
@@ -168,6 +175,7 @@ func Start(cfg Config) (*Broker, error) {
 		opts = append(opts, kfake.EnableSASL())
 		for _, u := range cfg.SASL {
 			if err := u.validate(); err != nil {
+				unlock()
 				return nil, fmt.Errorf("start embedded broker: %w", err)
 			}
 			opts = append(opts, kfake.Superuser(u.Mechanism, u.User, u.Password))
@@ -175,14 +183,16 @@ func Start(cfg Config) (*Broker, error) {
 	}
 	c, err := kfake.NewCluster(opts...)
 	if err != nil {
+		unlock()
 		return nil, fmt.Errorf("start embedded broker on %s: %w", cfg.Addr, err)
 	}
 	addrs := c.ListenAddrs()
 	if len(addrs) == 0 {
 		c.Close()
+		unlock()
 		return nil, fmt.Errorf("start embedded broker on %s: no listener", cfg.Addr)
 	}
-	return &Broker{cluster: c, addr: addrs[0]}, nil
+	return &Broker{cluster: c, addr: addrs[0], unlock: sync.OnceFunc(unlock)}, nil
 }
 
 // Addr is the broker's host:port.
@@ -190,7 +200,10 @@ func (b *Broker) Addr() string { return b.addr }
 
 // Close stops the broker, saving its state when it has a DataDir. It is
 // idempotent.
-func (b *Broker) Close() { b.cluster.Close() }
+func (b *Broker) Close() {
+	b.cluster.Close()
+	b.unlock() // after the state is saved
+}
 
 // The process's shared embedded broker: every app of one process whose
 // config says "embedded" talks to the same broker, as they would to one
