@@ -158,6 +158,11 @@ type Publisher struct {
 	AllowedTopics []string `koanf:"allowed_topics"`
 	// MaxBodyBytes bounds a request body. Default 1 MiB.
 	MaxBodyBytes int64 `koanf:"max_body_bytes"`
+	// PublishTimeout bounds how long a request waits for the broker's
+	// acknowledgement; past it the gateway answers 503 with Retry-After
+	// (the write may still land: the client retries with the same
+	// X-Event-ID). Default 3s; zero means the default.
+	PublishTimeout time.Duration `koanf:"publish_timeout"`
 }
 
 // Subscriber configures the Kafka → HTTP relay (cmd/subscriber).

@@ -26,6 +26,7 @@ const (
 	defaultShutdownTimeout   = 30 * time.Second
 	defaultHTTPAddr          = "127.0.0.1:8080"
 	defaultMaxBodyBytes      = 1 << 20
+	defaultPublishTimeout    = 3 * time.Second
 	defaultWebhookTimeout    = 5 * time.Second
 )
 
@@ -64,6 +65,7 @@ func (c Config) WithDefaults() Config {
 
 	c.Publisher.AllowedTopics = slices.Clone(c.Publisher.AllowedTopics)
 	c.Publisher.MaxBodyBytes = cmp.Or(c.Publisher.MaxBodyBytes, defaultMaxBodyBytes)
+	c.Publisher.PublishTimeout = cmp.Or(c.Publisher.PublishTimeout, defaultPublishTimeout)
 
 	c.Subscriber.Routes = slices.Clone(c.Subscriber.Routes)
 	for i := range c.Subscriber.Routes {

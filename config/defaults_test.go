@@ -28,7 +28,7 @@ func defaults() config.Config {
 		Poison:          config.Poison{Topic: config.DefaultPoisonTopic},
 		ShutdownTimeout: 30 * time.Second,
 		HTTP:            config.HTTP{Addr: "127.0.0.1:8080"},
-		Publisher:       config.Publisher{MaxBodyBytes: 1 << 20},
+		Publisher:       config.Publisher{MaxBodyBytes: 1 << 20, PublishTimeout: 3 * time.Second},
 		Observability: config.Observability{
 			Log:     config.Log{Level: config.LogInfo, Format: config.LogText},
 			Tracing: config.Tracing{Exporter: config.ExporterNone, SampleRatio: 1},

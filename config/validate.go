@@ -94,6 +94,7 @@ func (p *problems) config(c Config) {
 	if c.Publisher.MaxBodyBytes <= 0 {
 		p.add("publisher.max_body_bytes", "must be positive, got %d", c.Publisher.MaxBodyBytes)
 	}
+	p.positive("publisher.publish_timeout", c.Publisher.PublishTimeout)
 	p.routes(c.Subscriber.Routes, c.Retry)
 	o := c.Observability
 	p.oneOf("observability.log.level", o.Log.Level, LogDebug, LogInfo, LogWarn, LogError)

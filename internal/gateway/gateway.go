@@ -54,7 +54,7 @@ const (
 // Defaults of Config.
 const (
 	DefaultMaxBodyBytes   = 1 << 20
-	DefaultPublishTimeout = 10 * time.Second
+	DefaultPublishTimeout = 3 * time.Second
 	// MaxHeaderBytes bounds the value of each of the API's request headers
 	// (and Content-Type): IDs and keys are identifiers, not payloads.
 	MaxHeaderBytes = 256
@@ -87,7 +87,7 @@ type Config struct {
 	// A secret: never logged or echoed.
 	AuthToken string
 	// PublishTimeout bounds the wait for the broker's acknowledgement; past
-	// it the gateway answers 503. Default DefaultPublishTimeout (10s).
+	// it the gateway answers 503. Default DefaultPublishTimeout (3s).
 	PublishTimeout time.Duration
 	// TracerProvider traces each request as a SERVER span (see
 	// Gateway). Default: a no-op provider, which records nothing; the
@@ -98,10 +98,11 @@ type Config struct {
 // FromConfig is the gateway's part of a service config.
 func FromConfig(c config.Config) Config {
 	return Config{
-		AllowedTopics: c.Publisher.AllowedTopics,
-		PoisonTopic:   c.Poison.Topic,
-		MaxBodyBytes:  c.Publisher.MaxBodyBytes,
-		AuthToken:     c.HTTP.AuthToken,
+		AllowedTopics:  c.Publisher.AllowedTopics,
+		PoisonTopic:    c.Poison.Topic,
+		MaxBodyBytes:   c.Publisher.MaxBodyBytes,
+		PublishTimeout: c.Publisher.PublishTimeout,
+		AuthToken:      c.HTTP.AuthToken,
 	}
 }
 
@@ -177,8 +178,32 @@ func New(cfg Config, pub Publisher, logger *slog.Logger, reg prometheus.Register
 	return g, nil
 }
 
-// Mount registers the gateway on mux at Pattern.
-func (g *Gateway) Mount(mux *http.ServeMux) { mux.Handle(Pattern, g) }
+// Mount registers the gateway on mux at Pattern, and answers every request
+// that no route of mux takes with a JSON error as the gateway's own: 405
+// (with Allow: POST) for another method on the gateway's path, else 404.
+func (g *Gateway) Mount(mux *http.ServeMux) {
+	mux.Handle(Pattern, g)
+	mux.HandleFunc("/", unrouted)
+}
+
+// unrouted answers a request no route takes.
+func unrouted(w http.ResponseWriter, r *http.Request) {
+	res := fail(http.StatusNotFound, "no such endpoint: %s %s (the API is POST %s)", r.Method, r.URL.Path, route)
+	if strings.HasPrefix(r.URL.Path, "/v1/events/") {
+		w.Header().Set("Allow", http.MethodPost)
+		res = fail(http.StatusMethodNotAllowed, "method %s not allowed on %s: use POST", r.Method, r.URL.Path)
+	}
+	writeResponse(w, res)
+}
+
+// writeResponse writes res as JSON.
+func writeResponse(w http.ResponseWriter, res response) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(res.status)
+	_ = json.NewEncoder(w).Encode(res.body)
+}
 
 // response is the outcome of one request.
 type response struct {
@@ -215,12 +240,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r = r.WithContext(ctx)
 	res := g.handle(w, r)
 	endSpan(span, res)
-
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(res.status)
-	_ = json.NewEncoder(w).Encode(res.body)
+	writeResponse(w, res)
 
 	elapsed := time.Since(start)
 	g.m.requests.WithLabelValues(route, strconv.Itoa(res.status)).Inc()
