@@ -113,11 +113,7 @@ func New(p Params) (*Router, error) {
 	r := &Router{router: wr, logger: p.Logger, shutdown: p.Config.ShutdownTimeout, stopping: make(chan struct{})}
 	pub := unclosable{p.Publisher}
 	// Watermill's handler names must be unique: a handler's extra intakes
-	// get "#2", "#3"... and more "#" if another handler has that name.
-	taken := map[string]bool{}
-	for _, h := range p.Handlers {
-		taken[h.Name] = true
-	}
+	// get "#2", "#3"..., which no handler's name can hold (handlers.ValidName).
 	for _, h := range p.Handlers {
 		spec := Spec(p.Config, h)
 		group := spec.ConsumerGroup
@@ -134,10 +130,6 @@ func New(p Params) (*Router, error) {
 			name := h.Name
 			if i > 0 {
 				name = fmt.Sprintf("%s#%d", h.Name, i+1)
-				for taken[name] {
-					name += "#"
-				}
-				taken[name] = true
 			}
 			wr.AddHandler(name, h.Topic, in, "", noPublisher{}, fn)
 		}
