@@ -48,9 +48,10 @@ whichever comes first (0 lifts that bound). The clients share one HTTP
 client keeping a connection per client alive.
 
 --token is sent as "Authorization: Bearer <token>" (default: http.auth_token
-from --config/EVENTFX_*; none when empty). Topic: a new eventfx.bench.<random>
-unless --topic is given; the events stay on it (the gateway's Kafka, not
---brokers, receives them).
+from --config/EVENTFX_*; none when empty). Topic: eventfx.bench.gateway
+unless --topic is given (a gateway with publisher.allowed_topics must allow
+it); the events stay on it (the gateway's Kafka, not --brokers, receives
+them).
 
 Prints a config line, then one line per level:
   clients=… requests=… errors=… seconds=… req_per_sec=… p50=… p90=… p99=… max=…
@@ -74,14 +75,14 @@ A level in which every request failed ends the run with exit code 1.`,
 				o.token = cfg.HTTP.AuthToken
 			}
 			if o.topic == "" {
-				o.topic = "eventfx.bench." + bench.RandomSuffix()
+				o.topic = GatewayBenchTopic
 			}
 			return o.run(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.url, "url", o.url, "base URL of the publisher service")
-	f.StringVar(&o.topic, "topic", "", "topic of the events (default: a new eventfx.bench.<random>)")
+	f.StringVar(&o.topic, "topic", "", "topic of the events (default: "+GatewayBenchTopic+")")
 	f.IntSliceVar(&o.clients, "clients", o.clients, "concurrent clients of each level, run in turn")
 	f.IntVar(&o.requests, "requests", o.requests, "requests per level (0: no bound)")
 	f.DurationVar(&o.duration, "duration", o.duration, "time per level (0: no bound)")
@@ -90,6 +91,11 @@ A level in which every request failed ends the run with exit code 1.`,
 	f.BoolVar(&o.json, "json", false, "one JSON object per level and line")
 	return cmd
 }
+
+// GatewayBenchTopic is the default topic of `bench gateway`: one known
+// name, so that a gateway's publisher.allowed_topics can allow it (the
+// example config does). Nothing consumes it.
+const GatewayBenchTopic = "eventfx.bench.gateway"
 
 func (o benchGatewayOpts) validate() error {
 	var errs []error

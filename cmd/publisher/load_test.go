@@ -96,3 +96,17 @@ func TestGatewayLoadWithAuthToken(t *testing.T) {
 	res.Body.Close()
 	assert.True(t, strings.HasPrefix(res.Status, "200"), "the gateway is still alive: %s", res.Status)
 }
+
+// TestBenchGatewayWorksWithTheExampleConfig: the README's pair, the
+// example publisher.yaml and `eventfx bench gateway` with its defaults.
+func TestBenchGatewayWorksWithTheExampleConfig(t *testing.T) {
+	t.Parallel()
+	_, broker := proctest.Broker(t, "")
+	g := startGateway(t, broker, nil, "--config", "../../examples/config/publisher.yaml")
+	out, code := benchGateway(t, g, "--clients", "4", "--requests", "200", "--duration", "0", "--json")
+	require.Equal(t, 0, code, out)
+	var lv loadLevel
+	require.NoError(t, json.Unmarshal([]byte(proctest.Lines(out)[0]), &lv), out)
+	assert.Zero(t, lv.Errors, "errors %v", lv.ErrorsByStatus)
+	assert.Equal(t, int64(200), kafkatest.Count(t, broker, "eventfx.bench.gateway"))
+}
