@@ -56,6 +56,8 @@ type Kafka struct {
 	keySubs []*keySubscriber
 	release func()
 	closed  bool
+	// stopWatch stops watch, which logs outages of the brokers.
+	stopWatch chan struct{}
 }
 
 // NewKafka returns the Kafka transport; cfg must have its defaults applied.
@@ -117,6 +119,8 @@ func (k *Kafka) Start(ctx context.Context) error {
 		k.releaseBroker()
 		return connectError(brokers, k.cfg.Kafka, err)
 	}
+	k.stopWatch = make(chan struct{})
+	go k.watch(k.stopWatch, brokers)
 	return nil
 }
 
@@ -223,6 +227,9 @@ func (k *Kafka) Close() error {
 		return nil
 	}
 	k.closed = true
+	if k.stopWatch != nil {
+		close(k.stopWatch)
+	}
 	var err error
 	if k.pub != nil {
 		err = k.pub.Close()

@@ -406,7 +406,13 @@ func (s *subscription) onLost(_ context.Context, _ *kgo.Client, lost map[string]
 	for _, p := range s.parts {
 		s.forgetLocked(p)
 	}
-	s.log.Warn("partitions lost: in-flight messages cancelled, uncommitted records will be redelivered", "partitions", lost[s.topic])
+	if len(lost[s.topic]) == 0 {
+		// The group session ended (the brokers are unreachable, say) with
+		// none of this topic's partitions assigned: nothing was lost.
+		s.log.Debug("group session lost; no partitions were assigned")
+		return
+	}
+	s.log.Warn("partitions lost with the group session: in-flight messages cancelled, uncommitted records will be redelivered", "partitions", lost[s.topic])
 }
 
 // commitLoop commits the done offsets every CommitInterval.

@@ -4,9 +4,12 @@ package wmlog
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 
 	"github.com/ThreeDotsLabs/watermill"
+
+	"github.com/eventfx/eventfx/internal/meta"
 )
 
 // New returns Watermill's logger over l. Watermill's info messages (router
@@ -69,7 +72,24 @@ func rename(f watermill.LogFields) watermill.LogFields {
 	return out
 }
 
+// retrying are the errors watermill-kafka logs on each retry while the
+// brokers are unreachable. The transport's outage watch says, once, that
+// they are (and again when they answer), so these go to debug level, their
+// error on one line.
+var retrying = map[string]bool{
+	"Cannot reconnect messages consumer": true,
+	"Group consume error":                true,
+	"Sarama internal error":              true,
+}
+
 func (r renamer) Error(msg string, err error, f watermill.LogFields) {
+	if retrying[msg] {
+		if r.enabled(slog.LevelDebug) {
+			f = rename(f).Add(watermill.LogFields{"error": meta.OneLine(fmt.Sprint(err))})
+			r.next.Debug(msg, f)
+		}
+		return
+	}
 	r.next.Error(msg, err, rename(f))
 }
 
