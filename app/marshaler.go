@@ -12,7 +12,7 @@ import (
 	"github.com/eventfx/eventfx/internal/meta"
 )
 
-// marshaler is the wire format of design.md: the payload untouched, the
+// marshaler is eventfx's wire format (README, "Middleware order and guarantees"): the payload untouched, the
 // message ID in _watermill_message_uuid, metadata as headers, and the
 // partition key (metadata meta.Key) as the Kafka key — nil when there is
 // none, so unkeyed messages spread over partitions.

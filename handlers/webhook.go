@@ -28,7 +28,7 @@ import (
 	"github.com/eventfx/eventfx/internal/meta"
 )
 
-// Headers of a webhook delivery (design.md, cmd/subscriber contract).
+// Headers of a webhook delivery (the cmd/subscriber contract in the README).
 const (
 	HeaderEventID       = "X-Event-ID"
 	HeaderCorrelationID = "X-Correlation-ID"

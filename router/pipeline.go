@@ -72,7 +72,7 @@ const ObserversGroup = "eventfx.observers"
 // to h.PublishTopic within the attempt (pub, wrapped by the observers'
 // Publish). pub also receives the poisoned messages.
 //
-// The steps, in the order of design.md (a contract: changing it changes
+// The steps, in the order the README states (a contract: changing it changes
 // how often a message is tried and what is poisoned), are those of
 // pipeline.handle. They run in one function rather than as a stack of
 // middleware: Watermill runs each message on a new goroutine, and the

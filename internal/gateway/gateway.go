@@ -1,7 +1,7 @@
 // Package gateway is the HTTP → Kafka event gateway of cmd/publisher:
 // POST /v1/events/{topic} publishes the request body as one event and
 // answers 202 once the broker acknowledged the write (the contract is in
-// design.md, "cmd/publisher").
+// the README, "cmd/publisher").
 package gateway
 
 import (
@@ -44,7 +44,7 @@ const Pattern = "POST /v1/events/{topic...}"
 // route is the route's label in metrics.
 const route = "/v1/events/{topic}"
 
-// Request headers of the API (design.md).
+// Request headers of the API (the README's gateway contract).
 const (
 	HeaderCorrelationID = "X-Correlation-ID"
 	HeaderKey           = "X-Event-Key"

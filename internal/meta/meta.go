@@ -1,6 +1,6 @@
 // Package meta names the message metadata (Kafka headers) and context keys
 // that eventfx's packages share. The header names are part of the wire
-// contract in design.md.
+// contract stated in the README.
 package meta
 
 import (

@@ -10,7 +10,7 @@
 // `eventfx poison replay` do, for any program.
 //
 // The header names are those of the wire contract (internal/meta and
-// design.md, "Wire format on Kafka").
+// the README, "Middleware order and guarantees").
 package poison
 
 import (
