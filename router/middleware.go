@@ -9,7 +9,6 @@ import (
 	"math/rand/v2"
 	"runtime/debug"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -193,7 +192,7 @@ func (c PoisonConfig) poison(msg *message.Message, err error) error {
 	delete(pm.Metadata, meta.ReplayFor)
 	pm.Metadata.Set(meta.CorrelationID, meta.Correlation(msg))
 	topic := message.SubscribeTopicFromCtx(ctx)
-	reason := oneLine(err.Error())
+	reason := meta.OneLine(err.Error())
 	pm.Metadata.Set(meta.ReasonPoisoned, reason)
 	pm.Metadata.Set(meta.TopicPoisoned, topic)
 	pm.Metadata.Set(meta.HandlerPoisoned, c.Handler)
@@ -427,13 +426,5 @@ func recovered(r any, handler string, logger *slog.Logger, msg *message.Message)
 		"message_id", msg.UUID, "correlation_id", meta.Correlation(msg),
 		"handler", handler, "topic", message.SubscribeTopicFromCtx(msg.Context()),
 		"attempt", meta.Attempt(msg.Context()), "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
-	return fmt.Errorf("panic: %s", oneLine(fmt.Sprint(r)))
-}
-
-// oneLine collapses s to one line for a header.
-func oneLine(s string) string {
-	if !strings.ContainsAny(s, "\r\n") {
-		return s
-	}
-	return strings.Join(strings.Fields(s), " ")
+	return fmt.Errorf("panic: %s", meta.OneLine(fmt.Sprint(r)))
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/eventfx/eventfx/config"
 	"github.com/eventfx/eventfx/internal/bench"
 	"github.com/eventfx/eventfx/internal/loadgen"
+	"github.com/eventfx/eventfx/internal/meta"
 )
 
 // gatewayRequestTimeout bounds one request: above the gateway's own
@@ -217,7 +218,7 @@ func (o benchGatewayOpts) post(ctx context.Context, client *http.Client, endpoin
 	if json.Unmarshal(msg, &e) == nil && e.Error != "" {
 		reason = e.Error
 	}
-	return loadgen.Fail(strconv.Itoa(res.StatusCode), fmt.Errorf("%s: %s", res.Status, oneLine(reason)))
+	return loadgen.Fail(strconv.Itoa(res.StatusCode), fmt.Errorf("%s: %s", res.Status, meta.OneLine(reason)))
 }
 
 func (o benchGatewayOpts) report(out, status io.Writer, r loadgen.Result) error {

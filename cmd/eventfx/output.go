@@ -70,14 +70,6 @@ func printable(s string) bool {
 	return true
 }
 
-// oneLine collapses s to one line.
-func oneLine(s string) string {
-	if !strings.ContainsAny(s, "\r\n") {
-		return s
-	}
-	return strings.Join(strings.Fields(s), " ")
-}
-
 // writeJSON writes v as one line of JSON.
 func writeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/eventfx/eventfx/config"
+	"github.com/eventfx/eventfx/internal/meta"
 	"github.com/eventfx/eventfx/internal/poison"
 )
 
@@ -380,7 +381,7 @@ func (o replayOpts) report(out io.Writer, msgs *[]replayMessage, r poison.Replay
 		m.Partition, m.Offset = &rec.Partition, &rec.Offset
 	}
 	if r.Err != nil {
-		m.Error = oneLine(r.Err.Error())
+		m.Error = meta.OneLine(r.Err.Error())
 	}
 	if o.json {
 		*msgs = append(*msgs, m)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/eventfx/eventfx/config"
 	"github.com/eventfx/eventfx/internal/kafkaconn"
+	"github.com/eventfx/eventfx/internal/meta"
 )
 
 // Time limits that keep every operation from hanging on an absent or stuck
@@ -140,7 +141,7 @@ func clientOpts(brokers []string, k config.Kafka) ([]kgo.Opt, error) {
 // likely causes. It never shows a password.
 func noBrokerError(brokers []string, k config.Kafka, err error) error {
 	at := strings.Join(brokers, ",")
-	cause := oneLine(err.Error())
+	cause := meta.OneLine(err.Error())
 	if errors.Is(err, kerr.SaslAuthenticationFailed) {
 		return fmt.Errorf("the Kafka broker at %s refused SASL %s authentication as user %q (%s)", at, k.SASL.Mechanism, k.SASL.Username, cause)
 	}
@@ -155,14 +156,6 @@ func noBrokerError(brokers []string, k config.Kafka, err error) error {
 		return fmt.Errorf("no Kafka broker answered at %s (%s)", at, cause)
 	}
 	return fmt.Errorf("no Kafka broker answered at %s (%s); likely causes: %s", at, cause, strings.Join(hints, "; "))
-}
-
-// oneLine collapses s to one line.
-func oneLine(s string) string {
-	if !strings.ContainsAny(s, "\r\n") {
-		return s
-	}
-	return strings.Join(strings.Fields(s), " ")
 }
 
 // offsets returns the start or end offset of each partition of topic, or
