@@ -15,7 +15,7 @@ import (
 	"github.com/eventfx/eventfx/config"
 	"github.com/eventfx/eventfx/handlers"
 	"github.com/eventfx/eventfx/internal/kafkatest"
-	"github.com/eventfx/eventfx/router"
+	"github.com/eventfx/eventfx/internal/routing"
 )
 
 // onePartition produces recs to partition 0 of their topic, in order.
@@ -97,7 +97,7 @@ func TestKeyModeRetryHoldsOnlyTheFailingKey(t *testing.T) {
 			id, got[0].Format(time.StampMicro), slow[0].Format(time.StampMicro), slow[1].Format(time.StampMicro), slow[2].Format(time.StampMicro))
 	}
 	kafkatest.Eventually(t, 10*time.Second, func() bool {
-		return kafkatest.Committed(t, addr, router.ConsumerGroup(cfg, "billing"), topic) == 11
+		return kafkatest.Committed(t, addr, routing.ConsumerGroup(cfg, "billing"), topic) == 11
 	}, func() string { return "the partition is committed to its end once the retried message succeeded" })
 }
 
@@ -140,6 +140,6 @@ func TestHandlerChoosesKeyModeInAPartitionModeService(t *testing.T) {
 		})
 	close(release)
 	kafkatest.Eventually(t, 10*time.Second, func() bool {
-		return kafkatest.Committed(t, addr, router.ConsumerGroup(cfg, "billing"), topic) == 4
+		return kafkatest.Committed(t, addr, routing.ConsumerGroup(cfg, "billing"), topic) == 4
 	}, func() string { return "offsets committed" })
 }

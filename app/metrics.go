@@ -1,16 +1,18 @@
 package app
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/fx"
 
 	"github.com/eventfx/eventfx/config"
+	"github.com/eventfx/eventfx/internal/kafka"
 	"github.com/eventfx/eventfx/internal/metrics"
+	"github.com/eventfx/eventfx/internal/transport"
 	"github.com/eventfx/eventfx/router"
 )
 
@@ -19,7 +21,7 @@ import (
 // HTTPModule serves it at /metrics, and an app without HTTP can gather it):
 //
 //   - per handler: messages received, handled by outcome, attempts,
-//     retries, attempt duration, in flight (a router.Observer);
+//     retries, attempt duration, in flight (an observer, after tracing's);
 //   - per topic: messages published by outcome and publish duration, for
 //     everything written through the transport's publisher — emitted
 //     events, Publisher calls, the gateway's events, poison writes (it
@@ -38,8 +40,8 @@ import (
 // every module that publishes. Include it once, at the top level of the app.
 var MetricsModule = fx.Options(
 	fx.Module("eventfx.metrics",
-		fx.Provide(NewRegistry, newConsumerLag),
-		fx.Provide(fx.Annotate(newMetricsObservers, fx.ResultTags(`group:"eventfx.observers,flatten"`))),
+		fx.Provide(newRegistry, newConsumerLag),
+		fx.Provide(fx.Annotate(newMetricsObserver, fx.ResultTags(`name:"eventfx.metrics"`))),
 	),
 	fx.Decorate(meterTransport),
 )
@@ -61,10 +63,13 @@ func newConsumerLag(p metricsParams) (*metrics.Lag, error) {
 	if p.Config.Observability.Metrics.Disabled {
 		return nil, nil
 	}
+	k := p.Config.Kafka
 	lag := metrics.NewLag(metrics.LagConfig{
-		Kafka:    p.Config.Kafka,
-		ClientID: p.Config.Service + "-metrics",
-		Logger:   p.Logger,
+		Kafka: k,
+		Connect: func(brokers []string) ([]kgo.Opt, error) {
+			return kafka.ClientOpts(brokers, k, p.Config.Service+"-metrics")
+		},
+		Logger: p.Logger,
 	})
 	if err := p.Registry.Register(lag); err != nil {
 		return nil, fmt.Errorf("register consumer lag: %w", err)
@@ -73,10 +78,10 @@ func newConsumerLag(p metricsParams) (*metrics.Lag, error) {
 	return lag, nil
 }
 
-// newMetricsObservers registers the message metrics and returns the
-// observer that records them (and tells lag the handlers' groups); none
+// newMetricsObserver registers the message metrics and returns the
+// observer that records them (and tells lag the handlers' groups); nil
 // when metrics are disabled.
-func newMetricsObservers(cfg config.Config, reg *prometheus.Registry, lag *metrics.Lag) ([]router.Observer, error) {
+func newMetricsObserver(cfg config.Config, reg *prometheus.Registry, lag *metrics.Lag) (router.Observer, error) {
 	if cfg.Observability.Metrics.Disabled {
 		return nil, nil
 	}
@@ -84,57 +89,48 @@ func newMetricsObservers(cfg config.Config, reg *prometheus.Registry, lag *metri
 	if err != nil {
 		return nil, err
 	}
-	return []router.Observer{metrics.NewObserver(m, lag)}, nil
+	return metrics.NewObserver(m, lag), nil
 }
 
-// meterTransport registers the publish metrics, returns t with an
-// instrumented publisher, and gives lag t's brokers.
-func meterTransport(cfg config.Config, reg *prometheus.Registry, lag *metrics.Lag, t Transport) (Transport, error) {
-	if cfg.Observability.Metrics.Disabled {
+// meterParams are what meterTransport needs.
+type meterParams struct {
+	fx.In
+	Config    config.Config
+	Registry  *prometheus.Registry
+	Lag       *metrics.Lag
+	Transport transport.Transport
+	// Kafka is KafkaModule's transport, whose key-mode subscribers have
+	// metrics of their own.
+	Kafka *kafka.Transport `optional:"true"`
+}
+
+// meterTransport registers the publish metrics (and the key-mode ones for
+// Kafka), returns the transport with an instrumented publisher, and gives
+// lag its brokers.
+func meterTransport(p meterParams) (transport.Transport, error) {
+	t := p.Transport
+	if p.Config.Observability.Metrics.Disabled {
 		return t, nil
 	}
-	p, err := metrics.NewPublishes(reg)
+	pubs, err := metrics.NewPublishes(p.Registry)
 	if err != nil {
 		return nil, err
 	}
-	lag.SetBrokers(t.Brokers)
-	if k, ok := unwrapTransport(t).(*Kafka); ok {
-		if err := reg.Register(metrics.NewKeyMode(k.KeyModeGroups)); err != nil {
+	p.Lag.SetBrokers(t.Brokers)
+	if p.Kafka != nil {
+		if err := p.Registry.Register(metrics.NewKeyMode(p.Kafka.KeyModeGroups)); err != nil {
 			return nil, fmt.Errorf("register key-mode metrics: %w", err)
 		}
 	}
-	return meteredTransport{Transport: t, pub: p.Wrap(t.Publisher())}, nil
+	return meteredTransport{Transport: t, pub: pubs.Wrap(t.Publisher())}, nil
 }
 
-// meteredTransport is a Transport whose publisher records the publish
-// metrics. It keeps the transport's readiness probe (Ping).
+// meteredTransport is a transport whose publisher records the publish
+// metrics. Every other capability of the transport (transport.Transport)
+// is the embedded one's.
 type meteredTransport struct {
-	Transport
+	transport.Transport
 	pub message.Publisher
 }
 
 func (t meteredTransport) Publisher() message.Publisher { return t.pub }
-
-// Unwrap returns the transport it meters, for code that asks what kind of
-// transport it has.
-func (t meteredTransport) Unwrap() Transport { return t.Transport }
-
-// Ping reports whether a broker answers, as the wrapped transport does;
-// nil when it has no brokers to ask.
-func (t meteredTransport) Ping(ctx context.Context) error {
-	if p, ok := t.Transport.(interface{ Ping(context.Context) error }); ok {
-		return p.Ping(ctx)
-	}
-	return nil
-}
-
-// unwrapTransport returns the transport under its decorators.
-func unwrapTransport(t Transport) Transport {
-	for {
-		u, ok := t.(interface{ Unwrap() Transport })
-		if !ok {
-			return t
-		}
-		t = u.Unwrap()
-	}
-}

@@ -25,6 +25,7 @@ import (
 	"github.com/eventfx/eventfx/internal/broker"
 	"github.com/eventfx/eventfx/internal/gateway"
 	"github.com/eventfx/eventfx/internal/kafkatest"
+	"github.com/eventfx/eventfx/internal/routing"
 	"github.com/eventfx/eventfx/router"
 )
 
@@ -32,7 +33,7 @@ import (
 var metricsModule = fx.Options() // app.Core includes app.MetricsModule
 
 // scrape returns the samples of /metrics, "name{labels}" → value.
-func scrape(t *testing.T, ops *app.Ops) map[string]float64 {
+func scrape(t *testing.T, ops *app.HTTPServer) map[string]float64 {
 	t.Helper()
 	code, body := get(t, "http://"+ops.Addr()+"/metrics")
 	require.Equal(t, http.StatusOK, code, body)
@@ -105,7 +106,7 @@ func TestMetricsCountAFlowWithASuccessARetryAndAPoison(t *testing.T) {
 		}
 		return nil
 	})
-	var ops *app.Ops
+	var ops *app.HTTPServer
 	a := fxtest.New(t, app.Core(cfg), app.KafkaModule, app.SubscriberModule, app.HTTPModule, metricsModule,
 		handlers.Register(metered), fx.Populate(&ops))
 	a.RequireStart()
@@ -116,7 +117,7 @@ func TestMetricsCountAFlowWithASuccessARetryAndAPoison(t *testing.T) {
 		record(topic, "m-flaky", "", `{"id":"flaky"}`),
 		record(topic, "m-bad", "", `{"id":"bad"}`))
 	kafkatest.Read(t, addr, cfg.Poison.Topic, 1, waitFor)
-	group := router.ConsumerGroup(cfg, "metered")
+	group := routing.ConsumerGroup(cfg, "metered")
 	kafkatest.Eventually(t, waitFor, func() bool { return kafkatest.Committed(t, addr, group, topic) == 3 },
 		func() string { return "the three messages were not all committed" })
 
@@ -160,12 +161,12 @@ func TestConsumerLagCountsMessagesTheGroupHasNotCommitted(t *testing.T) {
 			return ctx.Err()
 		}
 	})
-	var ops *app.Ops
+	var ops *app.HTTPServer
 	a := fxtest.New(t, app.Core(cfg), app.KafkaModule, app.SubscriberModule, app.HTTPModule, metricsModule,
 		handlers.Register(blocked), fx.Populate(&ops))
 	a.RequireStart()
 	defer a.RequireStop()
-	group := router.ConsumerGroup(cfg, "blocked")
+	group := routing.ConsumerGroup(cfg, "blocked")
 
 	assert.Equal(t, 0.0, lagOf(scrape(t, ops), group, topic), "lag before anything is produced")
 
@@ -259,10 +260,11 @@ func TestMetricsDisabledLeaveOnlyGoAndProcessMetrics(t *testing.T) {
 			topic := kafkatest.Unique("orders")
 			handled := make(chan struct{})
 			var pub *app.Publisher
-			var ops *app.Ops
+			var ops *app.HTTPServer
+			var reg *prometheus.Registry
 			a := fxtest.New(t, app.Core(cfg), app.MemoryModule, app.SubscriberModule, app.PublisherModule, app.HTTPModule, metricsModule,
 				handlers.Register(handlers.New("noop", topic, func(context.Context, Order) error { close(handled); return nil })),
-				fx.Populate(&pub, &ops))
+				fx.Populate(&pub, &ops, &reg))
 			a.RequireStart()
 			defer a.RequireStop()
 
@@ -274,7 +276,7 @@ func TestMetricsDisabledLeaveOnlyGoAndProcessMetrics(t *testing.T) {
 				t.Fatal("handler not called")
 			}
 
-			assert.Equal(t, tt.want, families(t, ops.Registry))
+			assert.Equal(t, tt.want, families(t, reg))
 			_, body := get(t, "http://"+ops.Addr()+"/metrics")
 			assert.Contains(t, body, "go_goroutines")
 		})
@@ -291,7 +293,7 @@ func TestMetricsModuleStartsAndStopsWithEachTransportAndService(t *testing.T) {
 		modules fx.Option
 	}{
 		{"no transport", kafkatest.Config(addr), fx.Invoke(func(*prometheus.Registry) {})},
-		{"observers without a transport", kafkatest.Config(addr), fx.Invoke(fx.Annotate(func([]router.Observer) {}, fx.ParamTags(`group:"eventfx.observers"`)))},
+		{"observers without a transport", kafkatest.Config(addr), fx.Invoke(fx.Annotate(func(router.Observer) {}, fx.ParamTags(`name:"eventfx.metrics"`)))},
 		{"kafka transport", kafkatest.Config(addr), app.KafkaModule},
 		{"memory transport", config.Config{}.WithDefaults(), app.MemoryModule},
 		{"kafka subscriber with HTTP", withHTTP(kafkatest.Config(addr)), fx.Options(app.KafkaModule, app.SubscriberModule, app.HTTPModule, handlers.Register(noop))},
@@ -311,7 +313,7 @@ func TestMeteredKafkaTransportKeepsItsReadinessProbe(t *testing.T) {
 	defer b.Close()
 	cfg := kafkatest.Config(b.Addr())
 	cfg.HTTP.Addr = "127.0.0.1:0"
-	var ops *app.Ops
+	var ops *app.HTTPServer
 	a := fxtest.New(t, app.Core(cfg), app.KafkaModule, app.HTTPModule, metricsModule, fx.Populate(&ops))
 	a.RequireStart()
 	defer a.RequireStop()
@@ -350,7 +352,7 @@ func TestKeyModeMetricsShowMessagesHeldBehindAnUnhandledOne(t *testing.T) {
 
 	onePartition(t, addr, ordersBehind(topic, "stuck", 5)...)
 
-	group := `group="` + router.ConsumerGroup(cfg, "billing") + `"`
+	group := `group="` + routing.ConsumerGroup(cfg, "billing") + `"`
 	part := `{` + group + `,partition="0",topic="` + topic + `"}`
 	kafkatest.Eventually(t, 30*time.Second, func() bool {
 		return handled.Load() == 5 && samples(t, reg)["eventfx_key_mode_held"+part] == 5

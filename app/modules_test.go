@@ -15,7 +15,9 @@ import (
 	"github.com/eventfx/eventfx/app"
 	"github.com/eventfx/eventfx/config"
 	"github.com/eventfx/eventfx/handlers"
+	"github.com/eventfx/eventfx/internal/kafka"
 	"github.com/eventfx/eventfx/internal/kafkatest"
+	"github.com/eventfx/eventfx/internal/transport"
 )
 
 func TestModulesStartAndStop(t *testing.T) {
@@ -60,7 +62,7 @@ func TestPublisherPutsIDKeyAndCorrelationIDOnTheWire(t *testing.T) {
 	a.RequireStart()
 	defer a.RequireStop()
 	topic := kafkatest.Unique("orders")
-	ctx := handlers.WithCorrelationID(context.Background(), "corr-from-ctx")
+	ctx := handlers.ContextWithCorrelationID(context.Background(), "corr-from-ctx")
 
 	_, err := pub.Publish(ctx, topic, []byte(`{"id":"o1"}`), app.WithKey("customer-1"), app.WithID("id-1"))
 	require.NoError(t, err)
@@ -121,7 +123,7 @@ func TestPublishMessagesIsOneBatchAndNamesEachMessageNotWritten(t *testing.T) {
 	assert.Equal(t, 1, pe.Failed[0].Index)
 	assert.Equal(t, "huge", pe.Failed[0].ID)
 	assert.Equal(t, 3, pe.Total)
-	assert.True(t, app.TooLarge(err))
+	assert.True(t, kafka.TooLarge(err))
 	assert.ErrorContains(t, err, "1 of 3 message(s) not written to "+other+"; huge: ")
 	ids := map[string]bool{}
 	for _, r := range kafkatest.Read(t, addr, other, 2, 10*time.Second) {
@@ -131,14 +133,14 @@ func TestPublishMessagesIsOneBatchAndNamesEachMessageNotWritten(t *testing.T) {
 }
 
 func TestRouterDyingInBackgroundShutsTheAppDownWithAnError(t *testing.T) {
-	var transport app.Transport
+	var tr transport.Transport
 	noop := handlers.New("noop", "events", func(context.Context, Order) error { return nil })
 	a := fxtest.New(t, app.Core(config.Config{}.WithDefaults()), app.MemoryModule, app.SubscriberModule,
-		handlers.Register(noop), fx.Populate(&transport))
+		handlers.Register(noop), fx.Populate(&tr))
 	a.RequireStart()
 	defer a.RequireStop()
 
-	require.NoError(t, transport.Close()) // every subscription ends: the router stops by itself
+	require.NoError(t, tr.Close()) // every subscription ends: the router stops by itself
 
 	select {
 	case sig := <-a.Wait():

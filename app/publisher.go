@@ -10,13 +10,15 @@ import (
 	"github.com/eventfx/eventfx/config"
 	"github.com/eventfx/eventfx/handlers"
 	"github.com/eventfx/eventfx/internal/ids"
+	"github.com/eventfx/eventfx/internal/kafka"
 	"github.com/eventfx/eventfx/internal/meta"
 	"github.com/eventfx/eventfx/internal/tracing"
+	"github.com/eventfx/eventfx/internal/transport"
 )
 
 // Publisher is what a publisher service publishes with. Every message it
 // sends has an ID, a correlation ID (from the options, else from ctx — a
-// handler's or handlers.WithCorrelationID's — else a new one) and, when
+// handler's or handlers.ContextWithCorrelationID's — else a new one) and, when
 // given, a partition key. Publish returns once the broker acknowledged the
 // write. It is safe for concurrent use.
 type Publisher struct {
@@ -26,28 +28,19 @@ type Publisher struct {
 	producer tracing.Producer
 }
 
-// NewPublisher returns a Publisher over a transport's publisher.
-func NewPublisher(cfg config.Config, t Transport, opts ...PublisherOption) *Publisher {
+// buildPublisher returns a Publisher over t's publisher. With a tracer
+// provider tp (the service's, from TracingModule), a publish from a
+// context without a span starts a trace; without one, a publish is traced
+// by the provider of the span in its context, and one from a context
+// without a span is not.
+func buildPublisher(cfg config.Config, t transport.Transport, tp trace.TracerProvider) *Publisher {
+	cfg = cfg.WithDefaults()
 	p := &Publisher{pub: t.Publisher(), codec: handlers.JSON{}, poison: cfg.Poison.Topic}
-	// Kafka, however decorated, unless it is the in-memory transport.
-	if _, ok := unwrapTransport(t).(*Memory); !ok {
-		p.producer.System = "kafka"
-	}
-	for _, o := range opts {
-		o(p)
+	p.producer.System = t.System()
+	if tp != nil {
+		p.producer.Tracer = tp.Tracer(tracing.ScopeName)
 	}
 	return p
-}
-
-// PublisherOption configures a Publisher.
-type PublisherOption func(*Publisher)
-
-// WithTracerProvider traces the Publisher's publishes with tp (the
-// service's, from TracingModule), so a publish from a context without a
-// span starts a trace. Without it, a publish is traced by the provider of
-// the span in its context, and one from a context without a span is not.
-func WithTracerProvider(tp trace.TracerProvider) PublisherOption {
-	return func(p *Publisher) { p.producer.Tracer = tp.Tracer(tracing.ScopeName) }
 }
 
 // PublishOption sets a field of a published message.
@@ -101,7 +94,7 @@ func (p *Publisher) Publish(ctx context.Context, topic string, payload []byte, o
 // PublishEvent encodes event with the JSON codec (adding content_type and,
 // if the event is handlers.Keyed, its key) and publishes it.
 func (p *Publisher) PublishEvent(ctx context.Context, topic string, event any, opts ...PublishOption) (*message.Message, error) {
-	m, err := handlers.Encode(ctx, p.codec, event)
+	m, err := meta.Encode(ctx, p.codec, event)
 	if err != nil {
 		return nil, fmt.Errorf("encode %T: %w", event, err)
 	}
@@ -115,7 +108,8 @@ func (p *Publisher) PublishEvent(ctx context.Context, topic string, event any, o
 }
 
 // PublishMessages publishes ready messages, stamping a missing ID or
-// correlation ID and the trace context of ctx (handlers.Inherit). Each
+// correlation ID and what they inherit from ctx: the correlation ID and
+// trace context of the message being handled, if any. Each
 // message is sent in a PRODUCER span "send <topic>", child of the trace
 // context the message carries (ctx's span, unless it came with its own),
 // and carries that span's traceparent on the wire. It refuses the poison
@@ -130,7 +124,7 @@ func (p *Publisher) PublishMessages(ctx context.Context, topic string, msgs ...*
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("publish to %s: %w", topic, err)
 	}
-	handlers.Inherit(ctx, msgs...)
+	meta.Inherit(ctx, msgs...)
 	var generated string
 	for _, m := range msgs {
 		if m.UUID == "" {
@@ -163,3 +157,10 @@ func (p *Publisher) PublishMessages(ctx context.Context, topic string, msgs ...*
 		return fmt.Errorf("publish to %s: no acknowledgement yet (the write may still land): %w", topic, ctx.Err())
 	}
 }
+
+// PublishError is the error of a Publish call in which some messages were
+// not written: each one with its cause.
+type PublishError = kafka.PublishError
+
+// FailedMessage is a message a Publish call did not write, and why.
+type FailedMessage = kafka.FailedMessage

@@ -13,7 +13,7 @@ import (
 	"go.uber.org/fx"
 
 	"github.com/eventfx/eventfx/config"
-	"github.com/eventfx/eventfx/router"
+	"github.com/eventfx/eventfx/internal/routing"
 )
 
 // ExitError is returned by Run when the app asked to exit with a non-zero
@@ -64,7 +64,7 @@ func Run(args []string, build func(config.Config) fx.Option) error {
 		return describe(err)
 	}
 	sig := <-a.Wait()
-	stopCtx, cancelStop := context.WithTimeout(context.Background(), cfg.ShutdownTimeout+router.CloseGrace+5*time.Second)
+	stopCtx, cancelStop := context.WithTimeout(context.Background(), cfg.ShutdownTimeout+routing.CloseGrace+5*time.Second)
 	defer cancelStop()
 	stopErr := describe(a.Stop(stopCtx))
 	if sig.ExitCode != 0 {

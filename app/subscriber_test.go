@@ -23,7 +23,7 @@ import (
 	"github.com/eventfx/eventfx/config"
 	"github.com/eventfx/eventfx/handlers"
 	"github.com/eventfx/eventfx/internal/kafkatest"
-	"github.com/eventfx/eventfx/router"
+	"github.com/eventfx/eventfx/internal/routing"
 )
 
 const waitFor = 20 * time.Second
@@ -99,7 +99,7 @@ func TestHandlerFailingTwiceThenSucceedingIsCalledThreeTimes(t *testing.T) {
 	case <-time.After(waitFor):
 		t.Fatalf("handler did not succeed; calls so far: %d", c.get("m1"))
 	}
-	kafkatest.Eventually(t, waitFor, func() bool { return kafkatest.Committed(t, addr, router.ConsumerGroup(cfg, "flaky"), topic) == 1 },
+	kafkatest.Eventually(t, waitFor, func() bool { return kafkatest.Committed(t, addr, routing.ConsumerGroup(cfg, "flaky"), topic) == 1 },
 		func() string { return "offset of the handled message not committed" })
 	assert.Equal(t, 3, c.get("m1"), "calls")
 	assert.Zero(t, kafkatest.Count(t, addr, cfg.Poison.Topic), "records on the poison topic")
@@ -125,7 +125,7 @@ func TestAlwaysFailingHandlerIsPoisonedAfterMaxRetriesAndCommitted(t *testing.T)
 	assert.Equal(t, cfg.Retry.MaxRetries+1, c.get("m-fail"), "calls: max_retries + 1")
 	assert.Equal(t, `{"id":"o7","amount":5}`, string(poisoned.Value), "payload")
 	h := kafkatest.Headers(poisoned)
-	group := router.ConsumerGroup(cfg, "always-fails")
+	group := routing.ConsumerGroup(cfg, "always-fails")
 	assert.Equal(t, "m-fail", h["_watermill_message_uuid"])
 	assert.Equal(t, "corr-1", h["correlation_id"])
 	assert.Equal(t, "payment gateway down for order o7", h["reason_poisoned"])
@@ -302,7 +302,7 @@ func TestGracefulStopWaitsForInFlightHandlerAndCommits(t *testing.T) {
 	close(release)
 	require.NoError(t, <-stopErr)
 	assert.True(t, !stopped.Before(finished), "stop returned before the in-flight handler finished")
-	assert.Equal(t, int64(1), kafkatest.Committed(t, addr, router.ConsumerGroup(cfg, "slow"), topic), "in-flight message committed at stop")
+	assert.Equal(t, int64(1), kafkatest.Committed(t, addr, routing.ConsumerGroup(cfg, "slow"), topic), "in-flight message committed at stop")
 	assert.Zero(t, kafkatest.Count(t, addr, cfg.Poison.Topic), "nothing poisoned by shutdown")
 	assert.Equal(t, 1, c.get("m1"))
 }
@@ -341,7 +341,7 @@ func TestMessageInterruptedByShutdownIsRedeliveredNotPoisoned(t *testing.T) {
 	a.RequireStop() // the drain gives up after 300ms; the retry is cancelled
 
 	assert.Zero(t, kafkatest.Count(t, addr, cfg.Poison.Topic), "a message interrupted by shutdown must not be poisoned")
-	assert.Zero(t, kafkatest.Committed(t, addr, router.ConsumerGroup(cfg, "stuck"), topic), "offset of the interrupted message must not be committed")
+	assert.Zero(t, kafkatest.Committed(t, addr, routing.ConsumerGroup(cfg, "stuck"), topic), "offset of the interrupted message must not be committed")
 
 	again := make(chan string, 1)
 	startSubscriber(t, cfg, handlers.New("stuck", topic, func(ctx context.Context, o Order) error {
@@ -370,7 +370,7 @@ func TestRetryAttemptTimeoutThenSuccess(t *testing.T) {
 		return ctx.Err() // a retry must start with a live context
 	}, handlers.WithRetry(config.Retry{AttemptTimeout: 50 * time.Millisecond})))
 	kafkatest.Produce(t, addr, record(topic, "m1", "", `{"id":"o1"}`))
-	kafkatest.Eventually(t, waitFor, func() bool { return kafkatest.Committed(t, addr, router.ConsumerGroup(cfg, "slow-first"), topic) == 1 },
+	kafkatest.Eventually(t, waitFor, func() bool { return kafkatest.Committed(t, addr, routing.ConsumerGroup(cfg, "slow-first"), topic) == 1 },
 		func() string { return "message not handled" })
 	assert.Equal(t, []int{1, 2}, []int{<-attempts, <-attempts})
 	assert.Zero(t, kafkatest.Count(t, addr, cfg.Poison.Topic))
@@ -434,7 +434,9 @@ func TestLogLinesAboutARetriedMessageCarryTheFiveKeys(t *testing.T) {
 	var c calls
 	done := make(chan struct{})
 	a := fxtest.New(t, app.Core(cfg), app.KafkaModule, app.SubscriberModule,
-		fx.Decorate(func() *slog.Logger { return app.NewLogger(cfg.Observability.Log, &buf) }),
+		fx.Decorate(func() *slog.Logger {
+			return slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		}),
 		handlers.Register(handlers.New("flaky", topic, func(ctx context.Context, o Order) error {
 			if c.add(handlers.MessageID(ctx)) == 1 {
 				return errors.New("first try fails")

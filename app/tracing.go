@@ -9,7 +9,7 @@ import (
 
 	"github.com/eventfx/eventfx/config"
 	"github.com/eventfx/eventfx/internal/tracing"
-	"github.com/eventfx/eventfx/router"
+	"github.com/eventfx/eventfx/internal/transport"
 )
 
 // TracingModule traces the service with OpenTelemetry. It provides:
@@ -23,8 +23,9 @@ import (
 //     everything started later (the router's drain, the HTTP server) has
 //     stopped. An sdktrace.SpanExporter in the graph replaces the
 //     configured exporter (tests supply a tracetest.InMemoryExporter);
-//   - a router.Observer (group "eventfx.observers") that makes each
-//     handler attempt a CONSUMER span, child of the message's traceparent.
+//   - the first observer of every handler's chain (see package router),
+//     which makes each attempt a CONSUMER span, child of the message's
+//     traceparent.
 //
 // The gateway (its requests), the Publisher (its publishes) and webhook
 // handlers (their calls) use the provider or, for webhooks, the provider of
@@ -32,7 +33,7 @@ import (
 // Place it before HTTPModule, so the provider stops after the server.
 var TracingModule = fx.Module("eventfx.tracing",
 	fx.Provide(newTracerProvider),
-	fx.Provide(fx.Annotate(tracing.Observer, fx.ResultTags(`group:"`+router.ObserversGroup+`"`))),
+	fx.Provide(fx.Annotate(tracing.Observer, fx.ResultTags(`name:"eventfx.tracing"`))),
 	// Built first, so that its stop hook runs last.
 	fx.Invoke(func(trace.TracerProvider) {}),
 )
@@ -66,16 +67,13 @@ func newTracerProvider(p tracingParams) (trace.TracerProvider, error) {
 type publisherParams struct {
 	fx.In
 	Config    config.Config
-	Transport Transport
+	Transport transport.Transport
 	// TracerProvider is TracingModule's, when the app has it.
 	TracerProvider trace.TracerProvider `optional:"true"`
 }
 
-// newPublisher is NewPublisher for fx: the Publisher traces with the app's
-// TracerProvider when it has one (WithTracerProvider).
+// newPublisher returns the app's Publisher; it traces with the app's
+// TracerProvider when it has one.
 func newPublisher(p publisherParams) *Publisher {
-	if p.TracerProvider == nil {
-		return NewPublisher(p.Config, p.Transport)
-	}
-	return NewPublisher(p.Config, p.Transport, WithTracerProvider(p.TracerProvider))
+	return buildPublisher(p.Config, p.Transport, p.TracerProvider)
 }

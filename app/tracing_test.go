@@ -24,6 +24,7 @@ import (
 	"github.com/eventfx/eventfx/handlers"
 	"github.com/eventfx/eventfx/internal/gateway"
 	"github.com/eventfx/eventfx/internal/kafkatest"
+	"github.com/eventfx/eventfx/internal/webhook"
 	"github.com/eventfx/eventfx/router"
 )
 
@@ -44,12 +45,12 @@ func TestTracingModuleStartsAndStops(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			// Metrics off: only the tracing observer is in the group.
+			// Metrics off: the tracing observer alone.
 			cfg := config.Config{Observability: config.Observability{Tracing: tt.tracing, Metrics: config.Metrics{Disabled: true}}}.WithDefaults()
 			var tp trace.TracerProvider
 			var observers []router.Observer
 			a := fxtest.New(t, app.Core(cfg), fx.Populate(&tp),
-				fx.Invoke(fx.Annotate(func(os []router.Observer) { observers = os }, fx.ParamTags(`group:"eventfx.observers"`))))
+				fx.Invoke(fx.Annotate(func(o router.Observer) { observers = append(observers, o) }, fx.ParamTags(`name:"eventfx.tracing"`))))
 			a.RequireStart().RequireStop()
 			assert.NotNil(t, tp)
 			require.Len(t, observers, 1)
@@ -70,7 +71,7 @@ func TestTracingModuleStartsAndStops(t *testing.T) {
 // "billing-hook" relays payments to a webhook.
 type relay struct {
 	orders, payments string
-	ops              *app.Ops
+	ops              *app.HTTPServer
 	hook             chan http.Header
 }
 
@@ -82,7 +83,7 @@ func startRelay(t *testing.T, cfg config.Config, extra ...fx.Option) relay {
 		w.WriteHeader(http.StatusNoContent)
 	}))
 	t.Cleanup(hook.Close)
-	wh, err := handlers.Webhook(config.Route{Name: "billing-hook", Topic: r.payments, Webhook: config.Webhook{URL: hook.URL + "/hook"}}, nil)
+	wh, err := webhook.New(config.Route{Name: "billing-hook", Topic: r.payments, Webhook: config.Webhook{URL: hook.URL + "/hook"}}, nil)
 	require.NoError(t, err)
 	enrich := handlers.NewEmitting("enrich", r.orders, r.payments, func(ctx context.Context, o Order) ([]Payment, error) {
 		return []Payment{{OrderID: o.ID}}, nil

@@ -39,7 +39,7 @@ import (
 	"github.com/eventfx/eventfx/internal/broker"
 	"github.com/eventfx/eventfx/internal/meta"
 	"github.com/eventfx/eventfx/internal/poison"
-	"github.com/eventfx/eventfx/router"
+	"github.com/eventfx/eventfx/internal/transport"
 )
 
 // DefaultTimeout bounds every wait unless Timeout says otherwise.
@@ -47,14 +47,14 @@ const DefaultTimeout = 20 * time.Second
 
 // Env is one running app under test.
 type Env struct {
-	t         testing.TB
-	cfg       config.Config
-	app       *fx.App
-	transport app.Transport
-	pub       *app.Publisher
-	broker    string
-	timeout   time.Duration
-	stopped   atomic.Bool
+	t       testing.TB
+	cfg     config.Config
+	app     *fx.App
+	tr      transport.Transport
+	pub     *app.Publisher
+	broker  string
+	timeout time.Duration
+	stopped atomic.Bool
 	// poison records the in-memory poison topic; nil on the broker.
 	poison *poisonLog
 }
@@ -121,10 +121,10 @@ func New(t testing.TB, opts ...Option) *Env {
 		ShutdownTimeout: 10 * time.Second,
 	}
 	e := &Env{t: t, timeout: o.timeout}
-	transport := app.KafkaModule
+	module := app.KafkaModule
 	if o.memory {
 		e.poison = &poisonLog{}
-		transport = fx.Provide(func(lc fx.Lifecycle, l *slog.Logger) app.Transport { return newMemoryTransport(lc, l, e.poison) })
+		module = fx.Provide(func(lc fx.Lifecycle, l *slog.Logger) transport.Transport { return newMemoryTransport(lc, l, e.poison) })
 	} else {
 		b, err := broker.Start(broker.Config{Partitions: 4})
 		if err != nil {
@@ -144,8 +144,8 @@ func New(t testing.TB, opts ...Option) *Env {
 	e.app = fx.New(
 		app.Core(e.cfg),
 		fx.Decorate(func() *slog.Logger { return o.logger }),
-		transport, app.PublisherModule, app.SubscriberModule,
-		fx.Populate(&e.transport, &e.pub),
+		module, app.PublisherModule, app.SubscriberModule,
+		fx.Populate(&e.tr, &e.pub),
 		fx.Options(o.modules...),
 	)
 	if err := e.app.Err(); err != nil {
@@ -291,7 +291,7 @@ func (e *Env) read(ctx context.Context, topic string, n int) ([]*message.Message
 }
 
 func (e *Env) readMemory(ctx context.Context, topic string, n int) ([]*message.Message, error) {
-	sub, err := e.transport.Subscriber(router.SubscriberSpec{ConsumerGroup: unique("eventfxtest"), Consume: config.ConsumePartition})
+	sub, err := e.tr.Subscriber(transport.Spec{ConsumerGroup: unique("eventfxtest"), Consume: config.ConsumePartition})
 	if err != nil {
 		return nil, fmt.Errorf("subscribe to %q: %w", topic, err)
 	}
@@ -492,21 +492,17 @@ func parsePoisoned(m *message.Message) Poisoned {
 // what it publishes to the poison topic: the in-memory topics are gone once
 // the app stops, and NoPoison is often called after Stop.
 type memoryTransport struct {
-	app.Transport
+	transport.Transport
 	pub message.Publisher
 }
 
-func newMemoryTransport(lc fx.Lifecycle, l *slog.Logger, log *poisonLog) app.Transport {
-	m := app.NewMemory(l)
+func newMemoryTransport(lc fx.Lifecycle, l *slog.Logger, log *poisonLog) transport.Transport {
+	m := transport.NewMemory(l)
 	lc.Append(fx.Hook{OnStop: func(context.Context) error { return m.Close() }})
 	return memoryTransport{Transport: m, pub: recordingPublisher{Publisher: m.Publisher(), log: log}}
 }
 
 func (t memoryTransport) Publisher() message.Publisher { return t.pub }
-
-// Unwrap returns the in-memory transport, for the app's code that asks
-// which transport it has.
-func (t memoryTransport) Unwrap() app.Transport { return t.Transport }
 
 type recordingPublisher struct {
 	message.Publisher

@@ -5,17 +5,9 @@ import (
 	"log/slog"
 
 	"github.com/ThreeDotsLabs/watermill/message"
-	"go.opentelemetry.io/otel/propagation"
-	"go.opentelemetry.io/otel/trace"
 
 	"github.com/eventfx/eventfx/internal/meta"
 )
-
-// WithMessage records the message being handled in ctx, so the accessors
-// below work; the router's chain does it for every message.
-func WithMessage(ctx context.Context, msg *message.Message) context.Context {
-	return meta.WithMessage(ctx, msg)
-}
 
 // MessageFromContext returns the message being handled, if ctx belongs to a
 // handler.
@@ -32,58 +24,17 @@ func MessageID(ctx context.Context) string {
 }
 
 // CorrelationID returns the correlation ID of the message being handled, or
-// the one set with WithCorrelationID, or "". A message that arrived without
+// the one set with ContextWithCorrelationID, or "". A message that arrived without
 // one starts a conversation: its correlation ID is its own message ID,
 // which is not written into its metadata, so read it here rather than from
 // the correlation_id header.
-func CorrelationID(ctx context.Context) string {
-	if msg, ok := MessageFromContext(ctx); ok {
-		if id := meta.Correlation(msg); id != "" {
-			return id
-		}
-	}
-	return meta.CorrelationIDFrom(ctx)
-}
+func CorrelationID(ctx context.Context) string { return meta.CorrelationOf(ctx) }
 
-// WithCorrelationID returns ctx carrying a correlation ID, for code outside
-// a handler (an HTTP request, a job) that publishes events.
-func WithCorrelationID(ctx context.Context, id string) context.Context {
+// ContextWithCorrelationID returns ctx carrying a correlation ID, for code
+// outside a handler (an HTTP request, a job) that publishes events: what
+// they publish from ctx carries it.
+func ContextWithCorrelationID(ctx context.Context, id string) context.Context {
 	return meta.WithCorrelationID(ctx, id)
-}
-
-// Inherit stamps msgs, about to be published from ctx, with what they
-// inherit from the message being handled (or from ctx outside a handler):
-// its correlation ID and W3C trace context (traceparent, tracestate). The
-// trace context is that of ctx's span when ctx has one — inside a traced
-// handler its attempt span, so what it emits is that span's child — else
-// the handled message's, copied as it came. Values a message already has
-// are kept (a message with a traceparent keeps its trace context whole).
-func Inherit(ctx context.Context, msgs ...*message.Message) {
-	cid := CorrelationID(ctx)
-	traced := trace.SpanContextFromContext(ctx).IsValid()
-	in, _ := MessageFromContext(ctx)
-	for _, m := range msgs {
-		if cid != "" && m.Metadata.Get(meta.CorrelationID) == "" {
-			m.Metadata.Set(meta.CorrelationID, cid)
-		}
-		if m.Metadata.Get(meta.Traceparent) != "" {
-			continue // its own trace context, kept whole
-		}
-		switch {
-		case traced:
-			own := m.Metadata.Get(meta.Tracestate)
-			propagation.TraceContext{}.Inject(ctx, propagation.MapCarrier(m.Metadata))
-			if own != "" {
-				m.Metadata.Set(meta.Tracestate, own)
-			}
-		case in != nil:
-			for _, h := range []string{meta.Traceparent, meta.Tracestate} {
-				if v := in.Metadata.Get(h); v != "" && m.Metadata.Get(h) == "" {
-					m.Metadata.Set(h, v)
-				}
-			}
-		}
-	}
 }
 
 // Key returns the partition key of the message being handled, or "".

@@ -38,20 +38,11 @@ func (e retryAfterError) RetryAfter() time.Duration { return e.delay }
 
 // RetryAfter marks err as transient and asks for the next attempt after
 // delay (as HTTP's Retry-After does); the retry policy caps the delay at its
-// max_interval. RetryAfter(nil, d) is nil.
+// max_interval. RetryAfter(nil, d) is nil. Any error in the chain with a
+// RetryAfter() time.Duration method asks the same.
 func RetryAfter(err error, delay time.Duration) error {
 	if err == nil {
 		return nil
 	}
 	return retryAfterError{err: err, delay: delay}
-}
-
-// RetryAfterHint returns the delay requested with RetryAfter anywhere in
-// err's chain.
-func RetryAfterHint(err error) (time.Duration, bool) {
-	var r retryAfterError
-	if errors.As(err, &r) {
-		return r.delay, true
-	}
-	return 0, false
 }

@@ -2,16 +2,16 @@ package handlers
 
 import "go.uber.org/fx"
 
-// Group is the fx value group handlers are registered in.
-const Group = "eventfx.handlers"
+// group is the fx value group handlers are registered in.
+const group = "eventfx.handlers"
 
 // Register adds handlers to the service's value group.
 //
-//	fx.New(app.Subscriber, handlers.Register(handlers.New("billing", "orders", bill)))
+//	fx.New(app.Core(cfg), app.KafkaModule, app.SubscriberModule, handlers.Register(handlers.New("billing", "orders", bill)))
 func Register(hs ...Handler) fx.Option {
 	opts := make([]fx.Option, 0, len(hs))
 	for _, h := range hs {
-		opts = append(opts, fx.Supply(fx.Annotated{Group: Group, Target: h}))
+		opts = append(opts, fx.Supply(fx.Annotated{Group: group, Target: h}))
 	}
 	return fx.Options(opts...)
 }
@@ -22,5 +22,5 @@ func Register(hs ...Handler) fx.Option {
 //
 //	fx.Provide(handlers.AsHandler(func(db *sql.DB) handlers.Handler { ... }))
 func AsHandler(constructor any) any {
-	return fx.Annotate(constructor, fx.ResultTags(`group:"`+Group+`"`))
+	return fx.Annotate(constructor, fx.ResultTags(`group:"`+group+`"`))
 }

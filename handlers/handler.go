@@ -6,13 +6,11 @@ package handlers
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/eventfx/eventfx/config"
-	"github.com/eventfx/eventfx/internal/ids"
 	"github.com/eventfx/eventfx/internal/meta"
 )
 
@@ -137,7 +135,7 @@ func NewEmitting[In, Out any](name, topic, publishTopic string, fn func(ctx cont
 			}
 			msgs := make([]*message.Message, 0, len(outs))
 			for _, out := range outs {
-				m, err := Encode(ctx, o.codec, out)
+				m, err := meta.Encode(ctx, o.codec, out)
 				if err != nil {
 					return nil, Permanent(fmt.Errorf("encode %T: %w", out, err))
 				}
@@ -148,28 +146,11 @@ func NewEmitting[In, Out any](name, topic, publishTopic string, fn func(ctx cont
 	}
 }
 
-// Encode builds a message from a typed event: a new ID, the codec's
-// content type, the correlation ID and trace context inherited from ctx
-// (see Inherit) and the event's key if it is Keyed.
-func Encode(ctx context.Context, c Codec, v any) (*message.Message, error) {
-	payload, err := c.Marshal(v)
-	if err != nil {
-		return nil, err
-	}
-	m := message.NewMessage(ids.New(), payload)
-	m.Metadata.Set(meta.ContentType, c.ContentType())
-	Inherit(ctx, m)
-	if k, ok := v.(Keyed); ok && k.EventKey() != "" {
-		m.Metadata.Set(meta.Key, k.EventKey())
-	}
-	return m, nil
-}
-
 // decode turns msg into a T and the context the typed function gets.
 func decode[T any](msg *message.Message, c Codec) (context.Context, T, error) {
 	ctx := msg.Context()
 	if m, ok := MessageFromContext(ctx); !ok || m != msg {
-		ctx = WithMessage(ctx, msg) // outside the router's chain
+		ctx = meta.WithMessage(ctx, msg) // outside the router's chain
 	}
 	var e T
 	if err := c.Unmarshal(msg.Payload, &e); err != nil {
@@ -185,61 +166,4 @@ func decode[T any](msg *message.Message, c Codec) (context.Context, T, error) {
 		}
 	}
 	return ctx, e, nil
-}
-
-// Check reports every wiring mistake in hs at once, one line each: missing
-// or malformed names (see ValidName), names used twice, missing topics,
-// handlers without a function.
-func Check(hs []Handler) error {
-	var errs []error
-	first := make(map[string]Handler, len(hs))
-	for i, h := range hs {
-		if h.Name == "" {
-			errs = append(errs, fmt.Errorf("handler #%d (topic %q): name is required", i, h.Topic))
-		} else if err := ValidName(h.Name); err != nil {
-			errs = append(errs, fmt.Errorf("handler %q: %w", h.Name, err))
-		} else if prev, dup := first[h.Name]; dup {
-			errs = append(errs, fmt.Errorf("handler name %q is used twice: on topic %q and on topic %q; handler names must be unique in a service", h.Name, prev.Topic, h.Topic))
-		} else {
-			first[h.Name] = h
-		}
-		if h.Topic == "" {
-			errs = append(errs, fmt.Errorf("handler %q: topic is required", h.Name))
-		} else if err := config.ValidTopicName(h.Topic); err != nil {
-			errs = append(errs, fmt.Errorf("handler %q: topic: %w", h.Name, err))
-		}
-		if h.PublishTopic != "" {
-			if err := config.ValidTopicName(h.PublishTopic); err != nil {
-				errs = append(errs, fmt.Errorf("handler %q: publish topic: %w", h.Name, err))
-			}
-		}
-		if h.Func == nil {
-			errs = append(errs, fmt.Errorf("handler %q: Func is nil", h.Name))
-		}
-		if h.Consume != "" && h.Consume != config.ConsumePartition && h.Consume != config.ConsumeKey {
-			errs = append(errs, fmt.Errorf("handler %q: Consume must be %q or %q, got %q", h.Name, config.ConsumePartition, config.ConsumeKey, h.Consume))
-		}
-		if h.MaxInFlight < 0 {
-			errs = append(errs, fmt.Errorf("handler %q: MaxInFlight must be positive, got %d", h.Name, h.MaxInFlight))
-		}
-	}
-	return errors.Join(errs...)
-}
-
-// maxNameLen bounds a handler's name, which is part of its consumer group's.
-const maxNameLen = 200
-
-// ValidName reports whether name can name a handler: 1 to 200 letters,
-// digits, '.', '_' or '-' (it ends the handler's consumer group name, and
-// tables and metrics labels show it).
-func ValidName(name string) error {
-	if name == "" || len(name) > maxNameLen {
-		return fmt.Errorf("name must be 1 to %d characters, got %d", maxNameLen, len(name))
-	}
-	for _, r := range name {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
-			return fmt.Errorf("name may hold only letters, digits, '.', '_' and '-', got %q", r)
-		}
-	}
-	return nil
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"testing"
 	"time"
 
@@ -13,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/eventfx/eventfx/handlers"
+	"github.com/eventfx/eventfx/internal/meta"
 )
 
 type Shipment struct {
@@ -71,7 +71,7 @@ func TestContextAccessors(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, []string{"m1", "c1", "k1"}, []string{id, cid, key})
 
-	ctx := handlers.WithCorrelationID(context.Background(), "outside")
+	ctx := handlers.ContextWithCorrelationID(context.Background(), "outside")
 	assert.Equal(t, "outside", handlers.CorrelationID(ctx))
 	assert.Zero(t, handlers.Attempt(ctx))
 }
@@ -92,37 +92,12 @@ func TestEmittingHandlerEncodesEventsWithKeyAndCorrelation(t *testing.T) {
 	assert.NotEqual(t, out[0].UUID, out[1].UUID)
 }
 
-func TestCheckReportsEveryWiringMistake(t *testing.T) {
-	noop := func(context.Context, Shipment) error { return nil }
-	err := handlers.Check([]handlers.Handler{
-		handlers.New("a", "orders", noop),
-		handlers.New("a", "refunds", noop),
-		handlers.New("", "orders", noop),
-		handlers.New("bill ing", "orders", noop),
-		handlers.New("b", "bad topic", noop),
-		{Name: "c", Topic: "orders"},
-	})
-	require.Error(t, err)
-	for _, want := range []string{`handler name "a" is used twice: on topic "orders" and on topic "refunds"`, `handler "bill ing": name may hold only letters, digits, '.', '_' and '-', got ' '`, "name is required", `handler "b": topic`, `handler "c": Func is nil`} {
-		assert.Contains(t, err.Error(), want)
-	}
-}
-
 func TestErrorMarkers(t *testing.T) {
 	base := errors.New("x")
 	assert.Nil(t, handlers.Permanent(nil))
 	assert.True(t, handlers.IsPermanent(fmt.Errorf("wrapped: %w", handlers.Permanent(base))))
 	assert.ErrorIs(t, handlers.Permanent(base), base)
-	d, ok := handlers.RetryAfterHint(fmt.Errorf("w: %w", handlers.RetryAfter(base, time.Second)))
+	d, ok := meta.RetryAfterOf(fmt.Errorf("w: %w", handlers.RetryAfter(base, time.Second)))
 	assert.True(t, ok)
 	assert.Equal(t, time.Second, d)
-}
-
-func TestValidName(t *testing.T) {
-	for _, ok := range []string{"billing", "billing-v2", "orders.shipping_1", strings.Repeat("a", 200)} {
-		assert.NoError(t, handlers.ValidName(ok), ok)
-	}
-	for _, bad := range []string{"", "bill ing", "billing/eu", "rêve", strings.Repeat("a", 201), "a\tb"} {
-		assert.Error(t, handlers.ValidName(bad), bad)
-	}
 }

@@ -1,264 +1,110 @@
-// Package router builds eventfx's Watermill router: each registered
-// handlers.Handler in its own consumer group, behind the standard
-// middleware chain, taking its messages through one Watermill handler per
-// processor (see intakes), with a graceful drain at shutdown.
+// Package router is the extension point of the router an eventfx
+// subscriber runs (app.SubscriberModule): observers, which see every
+// delivery of every handler, as the service's tracing and metrics do.
+//
+// # The chain
+//
+// Each message a handler consumes goes through these steps, in this
+// order. The order is a contract: it decides how often a message is tried,
+// what is poisoned and what an observer sees.
+//
+//  1. Targeted replay: a message replayed from the poison queue for
+//     another consumer group (header eventfx_replay_for) is acknowledged
+//     without running anything else, observers included.
+//  2. Correlation ID: the incoming correlation_id, or, for a message
+//     without one, its own message ID (it starts a conversation). The
+//     delivery's context carries the message, its correlation ID and the
+//     handler's logger (the accessors of package handlers).
+//  3. Observers' Received, in order.
+//  4. Retry: the first attempt, then retries with exponential backoff and
+//     jitter while the error is not permanent (retry.*). For each attempt:
+//     a. observers' AttemptStarted, in order (a span starts here);
+//     b. the per-attempt timeout (retry.attempt_timeout), a fresh one for
+//     each attempt;
+//     c. the panic recoverer: a panic is an error like any other, its
+//     stack goes to the log;
+//     d. the handler, then the publish of what it emits (to its publish
+//     topic, through the observers' Publish): a failed publish fails the
+//     attempt;
+//     e. observers' AttemptEnded, in reverse order.
+//  5. At debug level, one log line of the handling's result.
+//  6. Poison queue: a message whose handling finally failed is written to
+//     poison.topic with the poison headers and acknowledged; one whose
+//     delivery was cancelled by shutdown is nacked instead (delivered
+//     again after the restart), as is one the poison topic could not take.
+//  7. Observers' Delivered, in reverse order, with the outcome.
+//
+// # Observers
+//
+// The service's observers run in this order: tracing (app.TracingModule),
+// metrics (app.MetricsModule), then the ones registered with app.Observe,
+// in the order given there.
 package router
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"log/slog"
-	"runtime"
-	"sync"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
-
-	"github.com/eventfx/eventfx/config"
-	"github.com/eventfx/eventfx/handlers"
-	"github.com/eventfx/eventfx/internal/intake"
-	"github.com/eventfx/eventfx/internal/wmlog"
 )
-
-// Drainer is implemented by subscribers that can stop taking new messages
-// and wait until every message they delivered was acknowledged and its
-// offset marked for commit. Drain returns ctx's error if ctx ends first.
-type Drainer interface {
-	Drain(ctx context.Context) error
-}
 
 // HandlerInfo describes a handler to its observers.
 type HandlerInfo struct {
-	Name, Topic, PublishTopic, ConsumerGroup string
-}
-
-// SubscriberSpec says how one handler consumes.
-type SubscriberSpec struct {
+	// Name is the handler's name, Topic the topic it consumes and
+	// PublishTopic the one it emits to ("" if none).
+	Name, Topic, PublishTopic string
 	// ConsumerGroup is the handler's consumer group.
 	ConsumerGroup string
-	// Consume is config.ConsumePartition or config.ConsumeKey; empty means
-	// the transport's config (kafka.consume).
-	Consume string
-	// MaxInFlight bounds the messages in flight in key mode; 0 means the
-	// transport's config (kafka.max_in_flight).
-	MaxInFlight int
 }
 
-// Spec is the SubscriberSpec of handler h in a service configured by cfg:
-// its consumer group and its own overrides; the transport fills in the
-// rest from its config.
-func Spec(cfg config.Config, h handlers.Handler) SubscriberSpec {
-	return SubscriberSpec{ConsumerGroup: ConsumerGroup(cfg, h.Name), Consume: h.Consume, MaxInFlight: h.MaxInFlight}
+// Outcome is how a delivery ended.
+type Outcome int
+
+const (
+	// Succeeded: the handler succeeded (after retries, maybe); acknowledged.
+	Succeeded Outcome = iota
+	// Poisoned: the handling finally failed and the message went to the
+	// poison queue; acknowledged.
+	Poisoned
+	// Failed: the handling failed and the poison queue could not be
+	// written; nacked, delivered again.
+	Failed
+	// Interrupted: shutdown cancelled the delivery; nacked, delivered
+	// again after the restart.
+	Interrupted
+)
+
+// Hooks are what an observer does for one handler. Any may be nil. They run
+// on the message's goroutine, at the chain's steps (see the package doc),
+// and return before the next step: nothing of theirs is on the stack while
+// the handler runs.
+type Hooks struct {
+	// Received is called when a delivery starts (step 3).
+	Received func(msg *message.Message)
+	// Delivered is called with the delivery's final outcome and the number
+	// of attempts made (step 7).
+	Delivered func(msg *message.Message, outcome Outcome, attempts int)
+	// AttemptStarted is called before each attempt, with handlers.Attempt
+	// in msg's context. It may replace msg's context, e.g. with a span's:
+	// the handler gets it, AttemptEnded sees it, then the chain restores
+	// the delivery's.
+	AttemptStarted func(msg *message.Message, attempt int)
+	// AttemptEnded is called after each attempt with its duration and
+	// error.
+	AttemptEnded func(msg *message.Message, attempt int, took time.Duration, err error)
+	// Publish wraps the publisher of the handler's emitted events (not the
+	// poison queue's); observers wrap in order, the first innermost.
+	Publish func(message.Publisher) message.Publisher
+	// Context derives, from msg, values for its delivery context (e.g.
+	// the trace context of its headers). It is called lazily: the first
+	// time anyone asks the delivery context for a value the chain does not
+	// hold itself, if ever. When several observers set it, each derives
+	// from the previous one's context, in order.
+	Context func(ctx context.Context, msg *message.Message) context.Context
 }
 
-// NewSubscriberFunc creates the subscriber of one handler.
-type NewSubscriberFunc func(SubscriberSpec) (message.Subscriber, error)
-
-// Params are what New needs.
-type Params struct {
-	// Config must have its defaults applied (config.Config.WithDefaults).
-	Config   config.Config
-	Logger   *slog.Logger
-	Handlers []handlers.Handler
-	// NewSubscriber creates each handler's subscriber.
-	NewSubscriber NewSubscriberFunc
-	// Publisher publishes emitted events and poisoned messages. The router
-	// never closes it.
-	Publisher message.Publisher
-	// Observers instrument every handler, in order.
-	Observers []Observer
-}
-
-// CloseGrace bounds closing the router after the drain: cancelled handlers
-// return, consumers commit their offsets and leave their groups.
-const CloseGrace = 10 * time.Second
-
-// Router runs the handlers. Run it once; stop it with Shutdown.
-type Router struct {
-	router   *message.Router
-	subs     []message.Subscriber
-	logger   *slog.Logger
-	shutdown time.Duration
-	stopping chan struct{}
-	stopOnce sync.Once
-}
-
-// ConsumerGroup is the consumer group of a handler:
-// "<kafka.consumer_group or service>.<handler>".
-func ConsumerGroup(cfg config.Config, handler string) string {
-	prefix := cfg.Kafka.ConsumerGroup
-	if prefix == "" {
-		prefix = cfg.Service
-	}
-	return prefix + "." + handler
-}
-
-// New builds the router. It reports every wiring mistake (duplicate or
-// missing handler names, bad topics) as an error, and does no I/O.
-func New(p Params) (*Router, error) {
-	if err := handlers.Check(p.Handlers); err != nil {
-		return nil, err
-	}
-	if err := checkLoops(p.Handlers, p.Config.Poison.Topic); err != nil {
-		return nil, err
-	}
-	if p.Logger == nil {
-		p.Logger = slog.Default()
-	}
-	wr, err := message.NewRouter(message.RouterConfig{CloseTimeout: CloseGrace}, wmlog.New(p.Logger))
-	if err != nil {
-		return nil, fmt.Errorf("create router: %w", err)
-	}
-	r := &Router{router: wr, logger: p.Logger, shutdown: p.Config.ShutdownTimeout, stopping: make(chan struct{})}
-	pub := unclosable{p.Publisher}
-	// Watermill's handler names must be unique: a handler's extra intakes
-	// get "#2", "#3"..., which no handler's name can hold (handlers.ValidName).
-	for _, h := range p.Handlers {
-		spec := Spec(p.Config, h)
-		group := spec.ConsumerGroup
-		sub, err := p.NewSubscriber(spec)
-		if err != nil {
-			return nil, fmt.Errorf("handler %q: subscriber: %w", h.Name, err)
-		}
-		r.subs = append(r.subs, sub)
-		// The chain returns no messages (it publishes what the handler
-		// emits itself), so Watermill's publisher is never used; AddHandler,
-		// not AddConsumerHandler, saves a wrapper per message.
-		fn := Chain(p.Config, h, group, pub, p.Logger, p.Observers...)(h.Func)
-		for i, in := range intakes(sub) {
-			name := h.Name
-			if i > 0 {
-				name = fmt.Sprintf("%s#%d", h.Name, i+1)
-			}
-			wr.AddHandler(name, h.Topic, in, "", noPublisher{}, fn)
-		}
-	}
-	return r, nil
-}
-
-// checkLoops reports every handler that emits to its own topic or to the
-// poison topic: each of its events would come back to it, or go where
-// only failures belong.
-func checkLoops(hs []handlers.Handler, poisonTopic string) error {
-	var errs []error
-	for _, h := range hs {
-		switch h.PublishTopic {
-		case "":
-		case h.Topic:
-			errs = append(errs, fmt.Errorf("handler %q emits to %q, the topic it consumes: every event it emits would come back to it", h.Name, h.Topic))
-		case poisonTopic:
-			errs = append(errs, fmt.Errorf("handler %q emits to %q, the poison topic (poison.topic): only failed messages go there", h.Name, poisonTopic))
-		}
-	}
-	return errors.Join(errs...)
-}
-
-// intakes are the subscribers of a handler's Watermill handlers, one per
-// processor (at most maxIntakes), all sharing sub's one subscription and
-// its channel.
-//
-// Watermill's router takes a handler's messages on one goroutine, which
-// adds the handler's context values and passes each message to another
-// that starts a goroutine per message: every message of the handler goes
-// through that pair, one at a time, and the pair hands over to each other
-// on one core while the others idle. With a Watermill handler per
-// processor receiving from the same channel, the intake runs on every
-// core. It changes no ordering: Watermill runs each message on a goroutine
-// of its own anyway, and the subscribers that keep an order (a partition's
-// or a key's) send the next message only once the previous one is acked.
-func intakes(sub message.Subscriber) []message.Subscriber {
-	return intake.Share(sub, min(max(runtime.GOMAXPROCS(0), 1), maxIntakes))
-}
-
-// maxIntakes bounds a handler's intakes: each is three idle goroutines
-// between messages, and eight take several hundred thousand messages a
-// second, beyond what a handler's chain does on as many cores.
-const maxIntakes = 8
-
-// Joined reports every handler whose subscriber can tell (the Kafka one)
-// and has not joined its consumer group yet.
-func (r *Router) Joined() error {
-	var errs []error
-	for _, s := range r.subs {
-		if j, ok := s.(interface{ Joined() error }); ok {
-			errs = append(errs, j.Joined())
-		}
-	}
-	return errors.Join(errs...)
-}
-
-// Run runs the handlers until Shutdown; it returns once they all stopped.
-// An error, or a return before Shutdown was called, means the router died.
-func (r *Router) Run(ctx context.Context) error {
-	return r.router.Run(ctx)
-}
-
-// Running is closed once every handler is subscribed.
-func (r *Router) Running() <-chan struct{} { return r.router.Running() }
-
-// Stopping is closed when Shutdown starts.
-func (r *Router) Stopping() <-chan struct{} { return r.stopping }
-
-// Shutdown stops the handlers gracefully: subscribers stop taking new
-// messages, in-flight handlers finish and their offsets are marked (up to
-// the config's shutdown_timeout, or ctx's deadline if sooner), then the
-// router closes, which commits (up to CloseGrace more). Messages still in flight when the time is
-// up are cancelled and nacked — never poisoned — and delivered again after
-// the restart.
-func (r *Router) Shutdown(ctx context.Context) error {
-	r.stopOnce.Do(func() { close(r.stopping) })
-	if r.shutdown > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, r.shutdown)
-		defer cancel()
-	}
-	var wg sync.WaitGroup
-	errs := make([]error, len(r.subs))
-	for i, s := range r.subs {
-		d, ok := s.(Drainer)
-		if !ok {
-			continue
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = d.Drain(ctx)
-		}()
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		r.logger.Warn("drain incomplete: in-flight messages will be cancelled and redelivered after restart", "error", err)
-	}
-	err := r.router.Close()
-	if err != nil {
-		err = fmt.Errorf("close router: %w", err)
-	}
-	// Watermill closes a handler's subscriber only if the handler's
-	// closing goroutine sees the router close before its context's
-	// cancellation (a select between the two); the subscribers close on
-	// that cancellation too, but their clients are released for sure here.
-	// Close is idempotent on every eventfx subscriber.
-	for _, s := range r.subs {
-		if cerr := s.Close(); cerr != nil {
-			err = errors.Join(err, fmt.Errorf("close subscriber: %w", cerr))
-		}
-	}
-	return err
-}
-
-// noPublisher is Watermill's publisher of every handler: Emit publishes
-// inside the chain and leaves nothing for it.
-type noPublisher struct{}
-
-func (noPublisher) Publish(topic string, msgs ...*message.Message) error {
-	return fmt.Errorf("eventfx: %d message(s) left for Watermill to publish to %q (Emit publishes them)", len(msgs), topic)
-}
-
-func (noPublisher) Close() error { return nil }
-
-// unclosable shields the shared publisher from the router, which closes a
-// handler's publisher when the handler stops; its owner closes it once, last.
-type unclosable struct{ message.Publisher }
-
-func (unclosable) Close() error { return nil }
+// Observer instruments handlers (metrics, tracing): it returns its hooks
+// for one handler, once, when the router is built. Observers run in order:
+// the first one's Received and AttemptStarted first, its Delivered and
+// AttemptEnded last, as middleware nesting would.
+type Observer func(HandlerInfo) Hooks

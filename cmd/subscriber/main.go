@@ -1,7 +1,7 @@
 // Command subscriber is eventfx's Kafka → HTTP webhook relay: each route of
 // subscriber.routes in the config is a handler, named after the route, that
 // consumes the route's topic in its own consumer group and POSTs every
-// message to the route's webhook (see handlers.Webhook for the headers,
+// message to the route's webhook (see internal/webhook for the headers,
 // signatures and how answers are classified). It serves /healthz, /readyz
 // and /metrics on http.addr.
 //
@@ -22,6 +22,7 @@ import (
 	"github.com/eventfx/eventfx/app"
 	"github.com/eventfx/eventfx/config"
 	"github.com/eventfx/eventfx/handlers"
+	"github.com/eventfx/eventfx/internal/webhook"
 )
 
 func main() {
@@ -40,11 +41,11 @@ func build(cfg config.Config) fx.Option {
 	if len(cfg.Subscriber.Routes) == 0 {
 		return fail(errNoRoutes)
 	}
-	client := handlers.NewWebhookClient()
+	client := webhook.NewClient()
 	hs := make([]handlers.Handler, 0, len(cfg.Subscriber.Routes))
 	var errs []error
 	for i, r := range cfg.Subscriber.Routes {
-		h, err := handlers.Webhook(r, client)
+		h, err := webhook.New(r, client)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("subscriber.routes[%d]: %w", i, err))
 			continue

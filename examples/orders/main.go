@@ -25,6 +25,7 @@ import (
 	"github.com/eventfx/eventfx/app"
 	"github.com/eventfx/eventfx/config"
 	"github.com/eventfx/eventfx/handlers"
+	"github.com/eventfx/eventfx/internal/kafka"
 )
 
 // errNotStarted: a service did not start. fx.App.Start's error is logged by
@@ -140,7 +141,7 @@ func run(out io.Writer, timeout time.Duration) error {
 
 	s := &story{out: out, shipped: map[string]string{}, changed: make(chan struct{}, 1)}
 	var pub *app.Publisher
-	var transport app.Transport
+	var transport *kafka.Transport
 	apps := []*fx.App{
 		fx.New(app.Core(service("orders")), app.KafkaModule, app.PublisherModule, fx.Populate(&pub, &transport)),
 		fx.New(app.Core(service("billing")), app.KafkaModule, app.SubscriberModule,

@@ -98,7 +98,7 @@ func run(out io.Writer, keep bool, timeout time.Duration) error {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(out, "Published message: event_%d id=%s correlation_id=%s\n", i, m.UUID, handlers.CorrelationID(handlers.WithMessage(ctx, m)))
+		fmt.Fprintf(out, "Published message: event_%d id=%s correlation_id=%s\n", i, m.UUID, m.Metadata.Get("correlation_id"))
 	}
 
 	all := make(chan struct{})

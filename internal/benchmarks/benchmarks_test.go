@@ -26,10 +26,10 @@ import (
 	"github.com/eventfx/eventfx/internal/broker"
 	"github.com/eventfx/eventfx/internal/ids"
 	"github.com/eventfx/eventfx/internal/intake"
-	"github.com/eventfx/eventfx/internal/kafkaconn"
+	efxkafka "github.com/eventfx/eventfx/internal/kafka"
 	"github.com/eventfx/eventfx/internal/kafkatest"
 	"github.com/eventfx/eventfx/internal/meta"
-	"github.com/eventfx/eventfx/router"
+	"github.com/eventfx/eventfx/internal/transport"
 )
 
 // payloadSize is the size of every benchmark message's payload.
@@ -194,7 +194,7 @@ func BenchmarkRouterOverhead(b *testing.B) {
 		b.ReportAllocs()
 		b.ResetTimer()
 		startApp(b,
-			app.Core(benchConfig()), fx.Supply(fx.Annotate(readyTransport{sub}, fx.As(new(app.Transport)))), app.SubscriberModule,
+			app.Core(benchConfig()), fx.Supply(fx.Annotate(readyTransport{sub}, fx.As(new(transport.Transport)))), app.SubscriberModule,
 			handlers.Register(handlers.Handler{Name: "bench", Topic: "bench", Func: func(m *message.Message) ([]*message.Message, error) {
 				return nil, c.handle(m)
 			}}),
@@ -244,15 +244,19 @@ func (ready) Close() error { return nil }
 // discards.
 type readyTransport struct{ sub ready }
 
-var _ app.Transport = readyTransport{}
+var _ transport.Transport = readyTransport{}
 
-func (t readyTransport) Subscriber(router.SubscriberSpec) (message.Subscriber, error) {
-	return t.sub, nil
+// Subscriber gates ready, which cannot drain by itself, as the router's
+// subscribers are.
+func (t readyTransport) Subscriber(transport.Spec) (transport.Subscriber, error) {
+	return transport.Gate(t.sub), nil
 }
 func (readyTransport) Publisher() message.Publisher { return discard{} }
 func (readyTransport) Brokers() []string            { return nil }
 func (readyTransport) Start(context.Context) error  { return nil }
 func (readyTransport) Close() error                 { return nil }
+func (readyTransport) Ping(context.Context) error   { return nil }
+func (readyTransport) System() string               { return "" }
 
 type discard struct{}
 
@@ -266,7 +270,7 @@ func produce(b *testing.B, n, keys int) string {
 	b.Helper()
 	topic := kafkatest.Unique("bench")
 	cl := kafkatest.Client(b, brokerAddr, kgo.AllowAutoTopicCreation(), kgo.ProducerLinger(5*time.Millisecond),
-		kafkaconn.Partitioner())
+		efxkafka.Partitioner())
 	var wg sync.WaitGroup
 	var failed atomic.Pointer[error]
 	for i := range n {

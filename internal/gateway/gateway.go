@@ -32,6 +32,7 @@ import (
 	"github.com/eventfx/eventfx/app"
 	"github.com/eventfx/eventfx/config"
 	"github.com/eventfx/eventfx/internal/ids"
+	"github.com/eventfx/eventfx/internal/kafka"
 	"github.com/eventfx/eventfx/internal/meta"
 	"github.com/eventfx/eventfx/internal/tracing"
 )
@@ -313,7 +314,7 @@ func (g *Gateway) handle(w http.ResponseWriter, r *http.Request) response {
 	}
 
 	if err := g.publish(r.Context(), topic, body, opts); err != nil {
-		if app.TooLarge(err) {
+		if kafka.TooLarge(err) {
 			// The event will never fit: not a 503.
 			res := fail(http.StatusRequestEntityTooLarge, "event too large for the broker")
 			res.attrs = attrs

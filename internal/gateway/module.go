@@ -6,6 +6,8 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/fx"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/eventfx/eventfx/app"
 	"github.com/eventfx/eventfx/config"
 )
@@ -23,7 +25,8 @@ type MountParams struct {
 	Config    config.Config
 	Logger    *slog.Logger
 	Publisher *app.Publisher
-	Ops       *app.Ops
+	HTTP      *app.HTTPServer
+	Registry  *prometheus.Registry
 	// TracerProvider traces requests; without it none are recorded (the
 	// caller's trace context still continues on the event).
 	TracerProvider trace.TracerProvider `optional:"true"`
@@ -34,10 +37,10 @@ type MountParams struct {
 func Mount(p MountParams) error {
 	cfg := FromConfig(p.Config)
 	cfg.TracerProvider = p.TracerProvider
-	g, err := New(cfg, p.Publisher, p.Logger, p.Ops.Registry)
+	g, err := New(cfg, p.Publisher, p.Logger, p.Registry)
 	if err != nil {
 		return err
 	}
-	g.Mount(p.Ops.Mux)
+	g.Mount(p.HTTP.Mux)
 	return nil
 }

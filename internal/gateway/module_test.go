@@ -17,7 +17,7 @@ import (
 	"github.com/eventfx/eventfx/config"
 	"github.com/eventfx/eventfx/internal/gateway"
 	"github.com/eventfx/eventfx/internal/meta"
-	"github.com/eventfx/eventfx/router"
+	"github.com/eventfx/eventfx/internal/transport"
 )
 
 // TestModuleStartsServesAndStops runs the gateway in an fx app over the
@@ -25,8 +25,8 @@ import (
 func TestModuleStartsServesAndStops(t *testing.T) {
 	cfg := config.Config{HTTP: config.HTTP{Addr: "127.0.0.1:0"}}
 	var (
-		ops       *app.Ops
-		transport app.Transport
+		ops *app.HTTPServer
+		tr  transport.Transport
 	)
 	a := fxtest.New(t,
 		app.Core(cfg),
@@ -34,12 +34,12 @@ func TestModuleStartsServesAndStops(t *testing.T) {
 		app.PublisherModule,
 		app.HTTPModule,
 		gateway.Module,
-		fx.Populate(&ops, &transport),
+		fx.Populate(&ops, &tr),
 	)
 	a.RequireStart()
 	defer a.RequireStop()
 
-	sub, err := transport.Subscriber(router.SubscriberSpec{ConsumerGroup: "test"})
+	sub, err := tr.Subscriber(transport.Spec{ConsumerGroup: "test"})
 	require.NoError(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

@@ -5,8 +5,10 @@ package meta
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync/atomic"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -251,4 +253,15 @@ func WithCorrelationID(ctx context.Context, id string) context.Context {
 func CorrelationIDFrom(ctx context.Context) string {
 	id, _ := ctx.Value(correlationKey).(string)
 	return id
+}
+
+// RetryAfterOf returns the delay an error in err's chain asks the retry
+// policy to wait at least (handlers.RetryAfter): any error with a
+// RetryAfter() time.Duration method.
+func RetryAfterOf(err error) (time.Duration, bool) {
+	var r interface{ RetryAfter() time.Duration }
+	if errors.As(err, &r) {
+		return r.RetryAfter(), true
+	}
+	return 0, false
 }

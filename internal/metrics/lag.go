@@ -17,7 +17,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/eventfx/eventfx/config"
-	"github.com/eventfx/eventfx/internal/kafkaconn"
 )
 
 // DefaultLagTimeout bounds one collection of the consumer lag.
@@ -30,11 +29,13 @@ type LagConfig struct {
 	// started); while it is nil or returns none (the in-memory transport),
 	// nothing is collected.
 	Brokers func() []string
-	// Kafka gives the TLS and SASL settings (as for the transport) and
-	// InitialOffset (where a group without a committed offset starts).
+	// Kafka gives InitialOffset (where a group without a committed offset
+	// starts).
 	Kafka config.Kafka
-	// ClientID names the collector's connections. Default "eventfx-metrics".
-	ClientID string
+	// Connect returns the options of a client of brokers: client ID, TLS
+	// and SASL, as for the transport (kafka.ClientOpts). Default: the
+	// brokers alone, client ID "eventfx-metrics".
+	Connect func(brokers []string) ([]kgo.Opt, error)
 	// Timeout bounds one collection. Default DefaultLagTimeout.
 	Timeout time.Duration
 	// Logger gets a debug line when a collection fails. Default: discard.
@@ -69,7 +70,11 @@ type target struct{ group, topic string }
 // NewLag returns a Lag collector; register it on a prometheus.Registerer.
 // It does no I/O.
 func NewLag(cfg LagConfig) *Lag {
-	cfg.ClientID = cmp.Or(cfg.ClientID, "eventfx-metrics")
+	if cfg.Connect == nil {
+		cfg.Connect = func(brokers []string) ([]kgo.Opt, error) {
+			return []kgo.Opt{kgo.SeedBrokers(brokers...), kgo.ClientID("eventfx-metrics")}, nil
+		}
+	}
 	cfg.Timeout = cmp.Or(cfg.Timeout, DefaultLagTimeout)
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -266,19 +271,12 @@ func (l *Lag) Close() {
 	}
 }
 
-// clientOpts are the options of the collector's client: short timeouts (a
-// scrape must not hang), TLS and SASL as the transport has them.
+// clientOpts are the options of the collector's client: the connection
+// (LagConfig.Connect) and short timeouts (a scrape must not hang).
 func clientOpts(brokers []string, c LagConfig) ([]kgo.Opt, error) {
-	opts := []kgo.Opt{
-		kgo.SeedBrokers(brokers...),
-		kgo.ClientID(c.ClientID),
-		kgo.DialTimeout(c.Timeout),
-		kgo.RetryTimeout(c.Timeout),
-	}
-	k := c.Kafka
-	sec, err := kafkaconn.Security(k)
+	opts, err := c.Connect(brokers)
 	if err != nil {
 		return nil, err
 	}
-	return append(opts, sec...), nil
+	return append(opts, kgo.DialTimeout(c.Timeout), kgo.RetryTimeout(c.Timeout)), nil
 }

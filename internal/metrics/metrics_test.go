@@ -20,6 +20,7 @@ import (
 	"github.com/eventfx/eventfx/config"
 	"github.com/eventfx/eventfx/handlers"
 	"github.com/eventfx/eventfx/internal/metrics"
+	"github.com/eventfx/eventfx/internal/routing"
 	"github.com/eventfx/eventfx/router"
 )
 
@@ -34,7 +35,7 @@ func testConfig() config.Config {
 // middleware chain with the observers, as the router runs it.
 func chain(fn message.HandlerFunc, poison message.Publisher, observers ...router.Observer) message.HandlerFunc {
 	h := handlers.Handler{Name: "billing", Topic: "orders", Func: fn}
-	return router.Chain(testConfig(), h, "svc.billing", poison, slog.New(slog.DiscardHandler), observers...)(fn)
+	return routing.Chain(testConfig(), h, "svc.billing", poison, slog.New(slog.DiscardHandler), observers...)(fn)
 }
 
 // poisonTopic records what is poisoned, or fails when down.

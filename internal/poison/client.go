@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -12,8 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/eventfx/eventfx/config"
-	"github.com/eventfx/eventfx/internal/kafkaconn"
-	"github.com/eventfx/eventfx/internal/meta"
+	"github.com/eventfx/eventfx/internal/kafka"
 )
 
 // Time limits that keep every operation from hanging on an absent or stuck
@@ -85,7 +83,7 @@ func Dial(ctx context.Context, brokers []string, k config.Kafka, opts ...Option)
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		return nil, noBrokerError(brokers, k, err)
+		return nil, kafka.Unreachable(brokers, k, err)
 	}
 	return c, nil
 }
@@ -121,41 +119,16 @@ func (c *Client) EndOffsets(ctx context.Context, topic string) (map[int32]int64,
 //   - acks from all in-sync replicas with the idempotent producer (kgo's
 //     defaults) whatever kafka.acks says: replays wait for durable writes.
 func clientOpts(brokers []string, k config.Kafka) ([]kgo.Opt, error) {
-	opts := []kgo.Opt{
-		kgo.SeedBrokers(brokers...),
-		kgo.ClientID(clientID),
+	opts, err := kafka.ClientOpts(brokers, k, clientID)
+	if err != nil {
+		return nil, err
+	}
+	return append(opts,
 		kgo.DialTimeout(dialTimeout),
 		kgo.RetryTimeout(requestTimeout),
 		kgo.RequestRetries(5),
 		kgo.RecordDeliveryTimeout(deliveryTimeout),
-		kafkaconn.Partitioner(),
-	}
-	sec, err := kafkaconn.Security(k)
-	if err != nil {
-		return nil, err
-	}
-	return append(opts, sec...), nil
-}
-
-// noBrokerError says, on one line, that no broker answered, where, and the
-// likely causes. It never shows a password.
-func noBrokerError(brokers []string, k config.Kafka, err error) error {
-	at := strings.Join(brokers, ",")
-	cause := meta.OneLine(err.Error())
-	if errors.Is(err, kerr.SaslAuthenticationFailed) {
-		return fmt.Errorf("the Kafka broker at %s refused SASL %s authentication as user %q (%s)", at, k.SASL.Mechanism, k.SASL.Username, cause)
-	}
-	var hints []string
-	if k.SASL.Mechanism != "" {
-		hints = append(hints, fmt.Sprintf("with SASL %s as user %q, wrong credentials (a broker may close the connection when authentication fails)", k.SASL.Mechanism, k.SASL.Username))
-	}
-	if k.TLS.Enabled {
-		hints = append(hints, "with TLS, a certificate the broker or eventfx does not trust (kafka.tls.ca_file, cert_file, key_file)")
-	}
-	if len(hints) == 0 {
-		return fmt.Errorf("no Kafka broker answered at %s (%s)", at, cause)
-	}
-	return fmt.Errorf("no Kafka broker answered at %s (%s); likely causes: %s", at, cause, strings.Join(hints, "; "))
+	), nil
 }
 
 // offsets returns the start or end offset of each partition of topic, or

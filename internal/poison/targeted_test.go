@@ -18,7 +18,7 @@ import (
 	"github.com/eventfx/eventfx/internal/kafkatest"
 	"github.com/eventfx/eventfx/internal/meta"
 	"github.com/eventfx/eventfx/internal/poison"
-	"github.com/eventfx/eventfx/router"
+	"github.com/eventfx/eventfx/internal/routing"
 )
 
 // seen counts a handler's calls per message ID.
@@ -89,7 +89,7 @@ func TestReplayReachesOnlyTheHandlerThatFailed(t *testing.T) {
 
 	kafkatest.Produce(t, addr, keyed(record(topic, "m-1", `{"id":"bad"}`), "customer-1"))
 	p := poison.Parse(kafkatest.Read(t, addr, billing.Poison.Topic, 1, testTimeout)[0])
-	assert.Equal(t, router.ConsumerGroup(billing, "bill"), p.ConsumerGroup)
+	assert.Equal(t, routing.ConsumerGroup(billing, "bill"), p.ConsumerGroup)
 	assert.Equal(t, billing.Service, p.Service, "eventfx_service names the service")
 	kafkatest.Eventually(t, testTimeout, func() bool { return shipped.get("m-1") == 1 && audited.get("m-1") == 1 },
 		func() string {
@@ -163,7 +163,7 @@ func TestReplayForARenamedConsumerGroup(t *testing.T) {
 		meta.ConsumerGroup, "before-the-rename.bill")})
 
 	_, err := dial(t, addr).Replay(testContext(t), poison.ReplayOptions{
-		Topic: cfg.Poison.Topic, Handler: "bill", ConsumerGroup: router.ConsumerGroup(cfg, "bill")})
+		Topic: cfg.Poison.Topic, Handler: "bill", ConsumerGroup: routing.ConsumerGroup(cfg, "bill")})
 
 	require.NoError(t, err)
 	kafkatest.Eventually(t, testTimeout, func() bool { return billed.get("r-1") == 1 },

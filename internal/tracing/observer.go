@@ -34,7 +34,7 @@ const (
 // the message and eventfx.handler, eventfx.attempt and
 // eventfx.correlation_id. A failed attempt's span records the error and has
 // status Error. The span is in the handler's context (msg.Context()), so
-// what the handler publishes or calls — events it emits (handlers.Inherit),
+// what the handler publishes or calls — events it emits (meta.Inherit),
 // webhook calls — are its children. With a no-op provider nothing is
 // recorded and the message's trace context is what the handler's context
 // carries, unchanged.

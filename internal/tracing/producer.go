@@ -39,7 +39,7 @@ func (p Producer) Send(ctx context.Context, topic string, msgs []*message.Messag
 // Start starts the spans of a publish of msgs to topic, one per message,
 // and returns the function that ends them with the publish's error. A
 // span's parent is the trace context its message carries
-// (handlers.Inherit stamps the publisher's), else ctx's span; the span's
+// (meta.Inherit stamps the publisher's), else ctx's span; the span's
 // own context then replaces the message's traceparent and tracestate, so
 // the consumer's span is the child of the producer's.
 func (p Producer) Start(ctx context.Context, topic string, msgs []*message.Message) (end func(error)) {

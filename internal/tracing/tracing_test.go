@@ -24,6 +24,7 @@ import (
 	"github.com/eventfx/eventfx/config"
 	"github.com/eventfx/eventfx/handlers"
 	"github.com/eventfx/eventfx/internal/meta"
+	"github.com/eventfx/eventfx/internal/routing"
 	"github.com/eventfx/eventfx/internal/tracing"
 	"github.com/eventfx/eventfx/router"
 )
@@ -88,7 +89,7 @@ func (e *emitter) handle(msg *message.Message) ([]*message.Message, error) {
 		return nil, e.err[n-1]
 	}
 	out := message.NewMessage("out-1", []byte(`{}`))
-	handlers.Inherit(handlers.WithMessage(msg.Context(), msg), out)
+	meta.Inherit(meta.WithMessage(msg.Context(), msg), out)
 	return []*message.Message{out}, nil
 }
 
@@ -107,7 +108,7 @@ func chain(fn message.HandlerFunc, o router.Observer) message.HandlerFunc {
 		return hooks
 	}
 	pub := &capture{}
-	handle := router.Chain(cfg, h, "svc.billing", pub, slog.New(slog.DiscardHandler), attempts)(fn)
+	handle := routing.Chain(cfg, h, "svc.billing", pub, slog.New(slog.DiscardHandler), attempts)(fn)
 	return func(msg *message.Message) ([]*message.Message, error) {
 		pub.msgs = nil
 		_, err := handle(msg)
@@ -255,7 +256,7 @@ func TestProducerWithoutTracerUsesTheProviderOfTheContextsSpan(t *testing.T) {
 	r := newRecorder(t)
 	ctx, parent := r.Tracer("test").Start(context.Background(), "request")
 	msg := message.NewMessage("m2", nil)
-	handlers.Inherit(ctx, msg)
+	meta.Inherit(ctx, msg)
 	require.NoError(t, tracing.Producer{}.Send(ctx, "payments", []*message.Message{msg}, func() error { return nil }))
 	parent.End()
 
@@ -381,7 +382,7 @@ func BenchmarkTracing(b *testing.B) {
 	b.Cleanup(func() { _ = on.Shutdown(context.Background()) })
 	handle := func(msg *message.Message) ([]*message.Message, error) {
 		out := message.NewMessage("out", nil)
-		handlers.Inherit(handlers.WithMessage(msg.Context(), msg), out)
+		meta.Inherit(meta.WithMessage(msg.Context(), msg), out)
 		return []*message.Message{out}, nil
 	}
 	nothing := func(router.HandlerInfo) router.Hooks { return router.Hooks{} }

@@ -1,0 +1,186 @@
+package kafka
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
+	xscram "github.com/xdg-go/scram"
+
+	"github.com/eventfx/eventfx/config"
+)
+
+// connection is how every eventfx client reaches the brokers, read once
+// from the config: the one path from config.Kafka to the settings of both
+// client libraries. Its two renderers, franz and sarama, turn it into
+// franz-go options (the producer, key mode, the CLI, the poison tools, the
+// lag collector) and into the Sarama configuration of watermill-kafka's
+// subscriber.
+type connection struct {
+	clientID string
+	// tls is nil without kafka.tls.enabled; it verifies the brokers'
+	// certificates against ca_file when given, else the system roots.
+	tls *tls.Config
+	// mechanism is kafka.sasl.mechanism ("" without SASL).
+	mechanism, user, password string
+}
+
+// connectionOf reads the connection settings of k for a client naming
+// itself clientID. It fails on a TLS file it cannot read or an unknown
+// SASL mechanism (config.Validate reports both first).
+func connectionOf(k config.Kafka, clientID string) (connection, error) {
+	c := connection{clientID: clientID, mechanism: k.SASL.Mechanism, user: k.SASL.Username, password: k.SASL.Password}
+	switch c.mechanism {
+	case "", config.SASLPlain, config.SASLScramSHA256, config.SASLScramSHA512:
+	default:
+		return connection{}, fmt.Errorf("kafka.sasl.mechanism: unsupported %q", c.mechanism)
+	}
+	if k.TLS.Enabled {
+		tc, err := k.TLS.ClientConfig()
+		if err != nil {
+			return connection{}, err
+		}
+		c.tls = tc
+	}
+	return c, nil
+}
+
+// franz is the connection as franz-go options: seed brokers, client ID,
+// TLS, SASL, and the partitioner every eventfx producer shares.
+func (c connection) franz(brokers []string) []kgo.Opt {
+	opts := []kgo.Opt{kgo.SeedBrokers(brokers...), kgo.ClientID(c.clientID), partitioner()}
+	if c.tls != nil {
+		opts = append(opts, kgo.DialTLSConfig(c.tls))
+	}
+	switch c.mechanism {
+	case config.SASLPlain:
+		opts = append(opts, kgo.SASL(plain.Auth{User: c.user, Pass: c.password}.AsMechanism()))
+	case config.SASLScramSHA256:
+		opts = append(opts, kgo.SASL(scram.Auth{User: c.user, Pass: c.password}.AsSha256Mechanism()))
+	case config.SASLScramSHA512:
+		opts = append(opts, kgo.SASL(scram.Auth{User: c.user, Pass: c.password}.AsSha512Mechanism()))
+	}
+	return opts
+}
+
+// sarama is the connection in a Sarama configuration: client ID, TLS and
+// SASL (PLAIN, SCRAM-SHA-256/512 through xdg-go/scram, as franz-go).
+func (c connection) sarama(sc *sarama.Config) {
+	sc.ClientID = c.clientID
+	if c.tls != nil {
+		sc.Net.TLS.Enable = true
+		sc.Net.TLS.Config = c.tls
+	}
+	switch c.mechanism {
+	case "":
+		return
+	case config.SASLPlain:
+		sc.Net.SASL.Mechanism = sarama.SASLTypePlaintext
+	case config.SASLScramSHA256:
+		sc.Net.SASL.Mechanism = sarama.SASLTypeSCRAMSHA256
+		sc.Net.SASL.SCRAMClientGeneratorFunc = func() sarama.SCRAMClient { return &scramClient{hash: xscram.SHA256} }
+	case config.SASLScramSHA512:
+		sc.Net.SASL.Mechanism = sarama.SASLTypeSCRAMSHA512
+		sc.Net.SASL.SCRAMClientGeneratorFunc = func() sarama.SCRAMClient { return &scramClient{hash: xscram.SHA512} }
+	}
+	sc.Net.SASL.Enable = true
+	sc.Net.SASL.Handshake = true
+	sc.Net.SASL.User = c.user
+	sc.Net.SASL.Password = c.password
+}
+
+// ClientOpts are the franz-go options of a client of eventfx's own (the
+// CLI, the poison tools, the lag collector) for k: the brokers, clientID,
+// TLS and SASL from kafka.tls and kafka.sasl, and eventfx's partitioner.
+// Callers add their timeouts.
+func ClientOpts(brokers []string, k config.Kafka, clientID string) ([]kgo.Opt, error) {
+	c, err := connectionOf(k, clientID)
+	if err != nil {
+		return nil, err
+	}
+	return c.franz(brokers), nil
+}
+
+// partitioner is how every eventfx producer partitions records: a keyed
+// record by Sarama's hash partitioner (FNV-1a), as eventfx has always
+// written them (watermill-kafka), so a key stays on its partition whoever
+// writes it; an unkeyed one sticks to a partition per batch. (Java clients
+// and librdkafka hash keys with murmur2 and CRC32.)
+func partitioner() kgo.Opt {
+	return kgo.RecordPartitioner(kgo.StickyKeyPartitioner(kgo.SaramaCompatHasher(fnv32a)))
+}
+
+// Partitioner is eventfx's partitioner as a franz-go option, for clients
+// that do not take ClientOpts (benchmarks).
+func Partitioner() kgo.Opt { return partitioner() }
+
+func fnv32a(b []byte) uint32 {
+	h := fnv.New32a()
+	_, _ = h.Write(b)
+	return h.Sum32()
+}
+
+// saramaConfig is the Sarama configuration of the partition-mode
+// subscriber (watermill-kafka) for cfg. The choices, against Sarama's
+// defaults:
+//   - initial offset from kafka.initial_offset (Sarama: newest);
+//   - offsets auto-committed every kafka.commit_interval and flushed when
+//     a session ends (rebalance, graceful stop), so a crash redelivers at
+//     most one interval of handled messages;
+//   - session/heartbeat/rebalance timeouts from config;
+//   - fetches: Sarama's defaults (ChannelBufferSize 1024, Fetch.Default
+//     8 MB and MaxProcessingTime 1 s were benchmarked in
+//     internal/benchmarks and did not move the rate);
+//   - the connection (client ID, TLS, SASL).
+func saramaConfig(cfg config.Config, c connection) (*sarama.Config, error) {
+	sc := sarama.NewConfig()
+	c.sarama(sc)
+	sc.Version = sarama.V2_8_0_0
+	sc.Metadata.Retry.Backoff = 100 * time.Millisecond
+	sc.Metadata.Retry.Max = 10
+
+	sc.Consumer.Return.Errors = true
+	sc.Consumer.Offsets.Initial = sarama.OffsetOldest
+	if cfg.Kafka.InitialOffset == config.OffsetNewest {
+		sc.Consumer.Offsets.Initial = sarama.OffsetNewest
+	}
+	sc.Consumer.Offsets.AutoCommit.Enable = true
+	sc.Consumer.Offsets.AutoCommit.Interval = cfg.Kafka.CommitInterval
+	sc.Consumer.Group.Session.Timeout = cfg.Kafka.SessionTimeout
+	sc.Consumer.Group.Heartbeat.Interval = cfg.Kafka.HeartbeatInterval
+	sc.Consumer.Group.Rebalance.Timeout = cfg.Kafka.RebalanceTimeout
+	if err := sc.Validate(); err != nil {
+		return nil, fmt.Errorf("sarama config: %w", err)
+	}
+	return sc, nil
+}
+
+// scramClient adapts xdg-go/scram to Sarama's SCRAMClient.
+type scramClient struct {
+	hash xscram.HashGeneratorFcn
+	conv *xscram.ClientConversation
+}
+
+func (c *scramClient) Begin(user, password, authzID string) error {
+	client, err := c.hash.NewClient(user, password, authzID)
+	if err != nil {
+		return err
+	}
+	c.conv = client.NewConversation()
+	return nil
+}
+
+func (c *scramClient) Step(challenge string) (string, error) {
+	if c.conv == nil {
+		return "", errors.New("scram: Step before Begin")
+	}
+	return c.conv.Step(challenge)
+}
+
+func (c *scramClient) Done() bool { return c.conv != nil && c.conv.Done() }
