@@ -430,7 +430,7 @@ func TestLogLinesAboutARetriedMessageCarryTheFiveKeys(t *testing.T) {
 	cfg := kafkatest.Config(addr)
 	cfg.Observability.Log = config.Log{Level: config.LogDebug, Format: config.LogJSON}
 	topic := kafkatest.Unique("orders")
-	var buf syncBuffer
+	var buf kafkatest.Buffer
 	var c calls
 	done := make(chan struct{})
 	a := fxtest.New(t, app.Core(cfg), app.KafkaModule, app.SubscriberModule,
@@ -471,21 +471,4 @@ func TestLogLinesAboutARetriedMessageCarryTheFiveKeys(t *testing.T) {
 	}
 	assert.True(t, msgs["handler failed, retrying"], "the retry is logged: %v", msgs)
 	assert.True(t, msgs["message handled"], "the result is logged: %v", msgs)
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

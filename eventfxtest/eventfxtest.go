@@ -36,7 +36,7 @@ import (
 
 	"github.com/eventfx/eventfx/app"
 	"github.com/eventfx/eventfx/config"
-	"github.com/eventfx/eventfx/internal/broker"
+	"github.com/eventfx/eventfx/internal/kafkatest"
 	"github.com/eventfx/eventfx/internal/meta"
 	"github.com/eventfx/eventfx/internal/poison"
 	"github.com/eventfx/eventfx/internal/transport"
@@ -91,12 +91,6 @@ func Timeout(d time.Duration) Option { return func(o *options) { o.timeout = d }
 // the app's logs).
 func Logger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
 
-var seq atomic.Int64
-
-func unique(prefix string) string {
-	return fmt.Sprintf("%s-%d-%d", prefix, time.Now().UnixNano()%1e9, seq.Add(1))
-}
-
 // New starts an app with the subscriber and publisher modules and the given
 // options, and stops it at the end of the test. If the app cannot be built
 // or started (a duplicate handler name, a missing dependency, an OnStart
@@ -108,31 +102,18 @@ func New(t testing.TB, opts ...Option) *Env {
 	for _, opt := range opts {
 		opt(&o)
 	}
-	cfg := config.Config{
-		Service: unique("test"),
-		Kafka: config.Kafka{
-			SessionTimeout:    2 * time.Second,
-			HeartbeatInterval: 200 * time.Millisecond,
-			RebalanceTimeout:  2 * time.Second,
-			CommitInterval:    100 * time.Millisecond,
-		},
-		Retry:           config.Retry{InitialInterval: 5 * time.Millisecond, MaxInterval: 50 * time.Millisecond},
-		Poison:          config.Poison{Topic: unique("poison")},
-		ShutdownTimeout: 10 * time.Second,
-	}
+	cfg := kafkatest.Tune(config.Config{
+		Service: kafkatest.Unique("test"),
+		Retry:   config.Retry{InitialInterval: 5 * time.Millisecond, MaxInterval: 50 * time.Millisecond},
+	})
 	e := &Env{t: t, timeout: o.timeout}
 	module := app.KafkaModule
 	if o.memory {
 		e.poison = &poisonLog{}
 		module = fx.Provide(func(lc fx.Lifecycle, l *slog.Logger) transport.Transport { return newMemoryTransport(lc, l, e.poison) })
 	} else {
-		b, err := broker.Start(broker.Config{Partitions: 4})
-		if err != nil {
-			t.Fatalf("eventfxtest: New: start the embedded broker: %v", err)
-		}
-		t.Cleanup(b.Close)
-		e.broker = b.Addr()
-		cfg.Kafka.Brokers = []string{b.Addr()}
+		e.broker = kafkatest.Broker(t)
+		cfg.Kafka.Brokers = []string{e.broker}
 	}
 	if o.config != nil {
 		o.config(&cfg)
@@ -291,7 +272,7 @@ func (e *Env) read(ctx context.Context, topic string, n int) ([]*message.Message
 }
 
 func (e *Env) readMemory(ctx context.Context, topic string, n int) ([]*message.Message, error) {
-	sub, err := e.tr.Subscriber(transport.Spec{ConsumerGroup: unique("eventfxtest"), Consume: config.ConsumePartition})
+	sub, err := e.tr.Subscriber(transport.Spec{ConsumerGroup: kafkatest.Unique("eventfxtest"), Consume: config.ConsumePartition})
 	if err != nil {
 		return nil, fmt.Errorf("subscribe to %q: %w", topic, err)
 	}

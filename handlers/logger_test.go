@@ -1,12 +1,10 @@
 package handlers_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -15,28 +13,11 @@ import (
 	"github.com/eventfx/eventfx/app"
 	"github.com/eventfx/eventfx/eventfxtest"
 	"github.com/eventfx/eventfx/handlers"
+	"github.com/eventfx/eventfx/internal/kafkatest"
 )
 
-// syncBuffer is a bytes.Buffer for a logger written from several goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestLoggerIsTheServicesWithTheMessagesFields(t *testing.T) {
-	var out syncBuffer
+	var out kafkatest.Buffer
 	service := slog.New(slog.NewJSONHandler(&out, nil)).With("service", "billing")
 	logged := make(chan struct{}, 1)
 	h := handlers.New("bill", "orders", func(ctx context.Context, o Shipment) error {

@@ -2,8 +2,6 @@ package main_test
 
 import (
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -24,7 +22,7 @@ func TestPublisherAnswersBadInputWithAClearErrorAndKeepsRunning(t *testing.T) {
 	t.Parallel()
 	_, broker := proctest.Broker(t, "")
 	topic, poison := kafkatest.Unique("orders"), kafkatest.Unique("poison")
-	g := startGateway(t, broker, nil, "--config", writeConfig(t,
+	g := startGateway(t, broker, nil, "--config", proctest.WriteConfig(t,
 		"poison:\n  topic: "+poison+"\n"+
 			"publisher:\n  max_body_bytes: 64\n"))
 
@@ -86,17 +84,17 @@ func TestPublisherRefusesToStartOnBadSettings(t *testing.T) {
 	}{
 		{
 			name: "config key typo",
-			args: []string{"--config", writeConfig(t, "publisher:\n  allowed_topic: [orders]\n")},
+			args: []string{"--config", proctest.WriteConfig(t, "publisher:\n  allowed_topic: [orders]\n")},
 			want: "publisher.allowed_topic: unknown key",
 		},
 		{
 			name: "number given as a word",
-			args: []string{"--config", writeConfig(t, "retry:\n  max_retries: lots\n")},
+			args: []string{"--config", proctest.WriteConfig(t, "retry:\n  max_retries: lots\n")},
 			want: `retry.max_retries: must be a whole number, got "lots"`,
 		},
 		{
 			name: "duration without a unit",
-			args: []string{"--config", writeConfig(t, "shutdown_timeout: soon\n")},
+			args: []string{"--config", proctest.WriteConfig(t, "shutdown_timeout: soon\n")},
 			want: `shutdown_timeout: must be a duration with a unit, such as "30s", got "soon"`,
 		},
 		{
@@ -120,12 +118,4 @@ func TestPublisherRefusesToStartOnBadSettings(t *testing.T) {
 			assert.Contains(t, out, tt.want)
 		})
 	}
-}
-
-// writeConfig writes a YAML config file and returns its path.
-func writeConfig(t *testing.T, yaml string) string {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "publisher.yaml")
-	require.NoError(t, os.WriteFile(path, []byte(yaml), 0o600))
-	return path
 }

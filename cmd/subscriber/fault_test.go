@@ -83,7 +83,7 @@ func faultSetup(t *testing.T, addr string, n int, sinkURL, mode string) (cfgPath
 	}
 	kafkatest.Produce(t, addr, recs...)
 	httpAddr = proctest.FreeAddr(t)
-	cfgPath = writeConfig(t, fmt.Sprintf(`
+	cfgPath = proctest.WriteConfig(t, fmt.Sprintf(`
 service: %s
 kafka: {brokers: [%s], consume: %s, session_timeout: 3s, heartbeat_interval: 300ms, rebalance_timeout: 3s, commit_interval: 100ms}
 retry: {initial_interval: 10ms, max_interval: 50ms}
@@ -232,7 +232,7 @@ func TestScaleOutAndIn(t *testing.T) {
 
 func TestBrokerAbsentAtStartIsAClearErrorWithinSeconds(t *testing.T) {
 	nowhere := proctest.FreeAddr(t) // nothing listens there
-	cfg := writeConfig(t, fmt.Sprintf(`
+	cfg := proctest.WriteConfig(t, fmt.Sprintf(`
 kafka: {brokers: [%s]}
 http: {addr: %s}
 subscriber:
@@ -273,7 +273,7 @@ func TestHandlerSlowerThanTheSessionTimeoutCausesNoRebalanceStorm(t *testing.T) 
 		kafkatest.Produce(t, addr, r)
 	}
 	httpAddr := proctest.FreeAddr(t)
-	cfg := writeConfig(t, fmt.Sprintf(`
+	cfg := proctest.WriteConfig(t, fmt.Sprintf(`
 service: %s
 kafka: {brokers: [%s], session_timeout: 2s, heartbeat_interval: 200ms, commit_interval: 100ms}
 http: {addr: %s}

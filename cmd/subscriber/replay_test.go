@@ -32,7 +32,7 @@ func TestPoisonReplayAfterTheTargetIsFixed(t *testing.T) {
 	})
 	topic, poisonTopic := kafkatest.Unique("orders"), kafkatest.Unique("poison")
 	httpAddr := proctest.FreeAddr(t)
-	cfg := writeConfig(t, fmt.Sprintf(`
+	cfg := proctest.WriteConfig(t, fmt.Sprintf(`
 service: %s
 kafka: {brokers: [%s], session_timeout: 2s, heartbeat_interval: 200ms, commit_interval: 100ms}
 retry: {max_retries: 2, initial_interval: 10ms, max_interval: 50ms}

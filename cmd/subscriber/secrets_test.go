@@ -92,7 +92,7 @@ func TestSubscriberNeverShowsItsSecrets(t *testing.T) {
 	service, poison := kafkatest.Unique("secrets"), kafkatest.Unique("poison")
 	okTopic, rejectTopic := kafkatest.Unique("ok"), kafkatest.Unique("reject")
 	httpAddr := proctest.FreeAddr(t)
-	cfg := writeConfig(t, fmt.Sprintf(`
+	cfg := proctest.WriteConfig(t, fmt.Sprintf(`
 service: %[1]s
 kafka:
   brokers: [%[2]s]
@@ -180,7 +180,7 @@ func TestSubscriberWithAWrongSASLPasswordDoesNotShowIt(t *testing.T) {
 	const user = "relay"
 	right, wrong := secret(t, "right-"), secret(t, "wrong-")
 	broker, addr := saslBroker(t, user, right)
-	cfg := writeConfig(t, fmt.Sprintf(`
+	cfg := proctest.WriteConfig(t, fmt.Sprintf(`
 service: %s
 kafka:
   brokers: [%s]

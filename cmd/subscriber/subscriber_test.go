@@ -9,8 +9,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -113,14 +111,6 @@ func record(topic, id, correlationID, payload string, headers ...kgo.RecordHeade
 	return r
 }
 
-// writeConfig writes a subscriber config tuned for tests and returns its path.
-func writeConfig(t *testing.T, yaml string) string {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "subscriber.yaml")
-	require.NoError(t, os.WriteFile(path, []byte(yaml), 0o600))
-	return path
-}
-
 // waitReady waits until the process's /readyz answers 200.
 func waitReady(t *testing.T, p *proctest.Proc, httpAddr string) {
 	t.Helper()
@@ -198,7 +188,7 @@ func TestSubscriberRelaysTopicsToWebhooks(t *testing.T) {
 		)
 
 		httpAddr := proctest.FreeAddr(t)
-		cfg := writeConfig(t, fmt.Sprintf(`
+		cfg := proctest.WriteConfig(t, fmt.Sprintf(`
 service: %[1]s
 kafka:
   brokers: [%[2]s]
@@ -310,7 +300,7 @@ subscriber:
 }
 
 func TestSubscriberWithoutRoutesRefusesToStart(t *testing.T) {
-	cfg := writeConfig(t, fmt.Sprintf("service: %s\nkafka: {brokers: [127.0.0.1:1]}\nhttp: {addr: %s}\n",
+	cfg := proctest.WriteConfig(t, fmt.Sprintf("service: %s\nkafka: {brokers: [127.0.0.1:1]}\nhttp: {addr: %s}\n",
 		kafkatest.Unique("relay"), proctest.FreeAddr(t)))
 
 	out, code := proctest.Run(t, waitFor, nil, nil, proctest.Build(t, pkg), "--config", cfg)

@@ -15,7 +15,6 @@ import (
 	"github.com/eventfx/eventfx/config"
 	"github.com/eventfx/eventfx/internal/kafka"
 	"github.com/eventfx/eventfx/internal/kafkatest"
-	"github.com/eventfx/eventfx/internal/meta"
 	"github.com/eventfx/eventfx/internal/transport"
 )
 
@@ -93,10 +92,10 @@ func TestConformance(t *testing.T) {
 				ForceShort:                       !long,
 			},
 			pubSub: func(t *testing.T) (message.Publisher, message.Subscriber) {
-				return kafkaPubSub(t, addr, testGroup(t), config.ConsumePartition, keyByPayload)
+				return kafkaPubSub(t, addr, testGroup(t), config.ConsumePartition, kafkatest.KeyByPayload)
 			},
 			groupPubSub: func(t *testing.T, group string) (message.Publisher, message.Subscriber) {
-				return kafkaPubSub(t, addr, group, config.ConsumePartition, keyByPayload)
+				return kafkaPubSub(t, addr, group, config.ConsumePartition, kafkatest.KeyByPayload)
 			},
 		},
 		{
@@ -115,10 +114,10 @@ func TestConformance(t *testing.T) {
 				ForceShort:                       !long,
 			},
 			pubSub: func(t *testing.T) (message.Publisher, message.Subscriber) {
-				return kafkaPubSub(t, addr, testGroup(t), config.ConsumeKey, keyByPayload)
+				return kafkaPubSub(t, addr, testGroup(t), config.ConsumeKey, kafkatest.KeyByPayload)
 			},
 			groupPubSub: func(t *testing.T, group string) (message.Publisher, message.Subscriber) {
-				return kafkaPubSub(t, addr, group, config.ConsumeKey, keyByPayload)
+				return kafkaPubSub(t, addr, group, config.ConsumeKey, kafkatest.KeyByPayload)
 			},
 		},
 		{
@@ -252,14 +251,6 @@ func (p transportPublisher) Publish(topic string, msgs ...*message.Message) erro
 }
 
 func (p transportPublisher) Close() error { return p.close() }
-
-// keyByPayload returns a copy of m keyed by its payload (where the suite's
-// order test puts the message's "type"), as app.WithKey would key it.
-func keyByPayload(m *message.Message) *message.Message {
-	c := m.Copy()
-	c.Metadata.Set(meta.Key, string(c.Payload))
-	return c
-}
 
 // skipKnownBugs skips the suite's tests named in bugs (test name → the bug
 // that fails it) and runs the others on newPubSub. The suite calls the

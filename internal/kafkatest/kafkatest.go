@@ -4,18 +4,23 @@
 package kafkatest
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/eventfx/eventfx/config"
 	"github.com/eventfx/eventfx/internal/broker"
+	"github.com/eventfx/eventfx/internal/meta"
 )
 
 // Broker starts an embedded broker for the test and closes it at cleanup.
@@ -39,24 +44,15 @@ func Unique(prefix string) string {
 // Config is a config for tests on the broker at addr: a fresh service name
 // and poison topic, short group timings and retry delays.
 func Config(addr string) config.Config {
-	return config.Config{
-		Service: Unique("svc"),
-		Kafka: config.Kafka{
-			Brokers:           []string{addr},
-			SessionTimeout:    2 * time.Second,
-			HeartbeatInterval: 200 * time.Millisecond,
-			RebalanceTimeout:  2 * time.Second,
-			CommitInterval:    100 * time.Millisecond,
-		},
+	return Tune(config.Config{
+		Kafka: config.Kafka{Brokers: []string{addr}},
 		Retry: config.Retry{
 			MaxRetries:      3,
 			InitialInterval: 5 * time.Millisecond,
 			MaxInterval:     20 * time.Millisecond,
 			AttemptTimeout:  5 * time.Second,
 		},
-		Poison:          config.Poison{Topic: Unique("poison")},
-		ShutdownTimeout: 10 * time.Second,
-	}.WithDefaults()
+	}).WithDefaults()
 }
 
 // Client returns a franz-go client of addr, closed at cleanup.
@@ -166,4 +162,47 @@ func Eventually(t testing.TB, timeout time.Duration, cond func() bool, msg func(
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// Tune gives cfg the short timings of tests where it has none: consumer
+// group session, heartbeat, rebalance and commit intervals, the shutdown
+// timeout, and a fresh service name and poison topic. eventfxtest's Env
+// and eventfx's own tests run on these.
+func Tune(cfg config.Config) config.Config {
+	k := &cfg.Kafka
+	k.SessionTimeout = cmp.Or(k.SessionTimeout, 2*time.Second)
+	k.HeartbeatInterval = cmp.Or(k.HeartbeatInterval, 200*time.Millisecond)
+	k.RebalanceTimeout = cmp.Or(k.RebalanceTimeout, 2*time.Second)
+	k.CommitInterval = cmp.Or(k.CommitInterval, 100*time.Millisecond)
+	cfg.ShutdownTimeout = cmp.Or(cfg.ShutdownTimeout, 10*time.Second)
+	cfg.Service = cmp.Or(cfg.Service, Unique("svc"))
+	cfg.Poison.Topic = cmp.Or(cfg.Poison.Topic, Unique("poison"))
+	return cfg
+}
+
+// KeyByPayload returns a copy of m keyed by its payload, as app.WithKey
+// would key it (Watermill's conformance suite puts the order test's
+// "type" there).
+func KeyByPayload(m *message.Message) *message.Message {
+	c := m.Copy()
+	c.Metadata.Set(meta.Key, string(c.Payload))
+	return c
+}
+
+// Buffer is a bytes.Buffer that loggers on several goroutines can share.
+type Buffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *Buffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *Buffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -8,7 +8,6 @@ import (
 	"github.com/ThreeDotsLabs/watermill/pubsub/tests"
 
 	"github.com/eventfx/eventfx/internal/kafkatest"
-	"github.com/eventfx/eventfx/internal/meta"
 )
 
 // TestConformance runs Watermill's universal Pub/Sub suite (pubsub/tests),
@@ -73,7 +72,7 @@ func TestConformance(t *testing.T) {
 			ForceShort:        true,
 		}
 		newPubSub := func(t *testing.T) (message.Publisher, message.Subscriber) {
-			return pubSub(t, addr, testGroup(t), keyByPayload)
+			return pubSub(t, addr, testGroup(t), kafkatest.KeyByPayload)
 		}
 		t.Run("TestPublishSubscribeInOrder", func(t *testing.T) {
 			t.Parallel()
@@ -136,11 +135,4 @@ func (p preparingPublisher) Publish(topic string, msgs ...*message.Message) erro
 		prepared[i] = p.prepare(m)
 	}
 	return p.testPublisher.Publish(topic, prepared...)
-}
-
-// keyByPayload returns a copy of m keyed by its payload.
-func keyByPayload(m *message.Message) *message.Message {
-	c := m.Copy()
-	c.Metadata.Set(meta.Key, string(c.Payload))
-	return c
 }

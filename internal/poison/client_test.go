@@ -2,7 +2,6 @@ package poison_test
 
 import (
 	"context"
-	"net"
 	"testing"
 	"time"
 
@@ -13,6 +12,7 @@ import (
 	"github.com/eventfx/eventfx/config"
 	"github.com/eventfx/eventfx/internal/kafkatest"
 	"github.com/eventfx/eventfx/internal/poison"
+	"github.com/eventfx/eventfx/internal/proctest"
 )
 
 // testTimeout bounds each operation of a test on the embedded broker.
@@ -34,19 +34,9 @@ func dial(t *testing.T, addr string, opts ...poison.Option) *poison.Client {
 	return c
 }
 
-// freeAddr returns an address nothing listens on.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := l.Addr().String()
-	require.NoError(t, l.Close())
-	return addr
-}
-
 func TestDialWithoutBrokerIsAOneLineErrorNamingTheAddress(t *testing.T) {
 	t.Parallel()
-	addr := freeAddr(t)
+	addr := proctest.FreeAddr(t)
 
 	c, err := poison.Dial(testContext(t), []string{addr}, config.Kafka{})
 
@@ -58,7 +48,7 @@ func TestDialWithoutBrokerIsAOneLineErrorNamingTheAddress(t *testing.T) {
 
 func TestDialNamesTheLikelyCauses(t *testing.T) {
 	t.Parallel()
-	addr := freeAddr(t)
+	addr := proctest.FreeAddr(t)
 	k := config.Kafka{SASL: config.SASL{Mechanism: config.SASLScramSHA256, Username: "alice", Password: "s3cret-pw"}}
 
 	_, err := poison.Dial(testContext(t), []string{addr}, k)

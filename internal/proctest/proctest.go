@@ -268,3 +268,14 @@ func Env(kv ...string) []string {
 	}
 	return out
 }
+
+// WriteConfig writes a YAML config file for a service under test and
+// returns its path.
+func WriteConfig(t testing.TB, yaml string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		t.Fatalf("write config: %v", err)
+	}
+	return path
+}
