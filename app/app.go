@@ -14,8 +14,6 @@ package app
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -170,47 +168,14 @@ func newRouter(p subscriberParams) (*routing.Router, error) {
 	if err != nil {
 		return nil, err
 	}
-	runErr := make(chan error, 1)
 	p.Lifecycle.Append(fx.Hook{
 		OnStart: func(ctx context.Context) error {
-			go func() {
-				err := r.Run(context.Background())
-				select {
-				case <-r.Stopping():
-					runErr <- err
-					return
-				default:
-				}
-				if err == nil {
-					err = errors.New("all handlers stopped")
-				}
-				select {
-				case <-r.Running():
-				default:
-					runErr <- err // OnStart reports it
-					return
-				}
+			return r.Start(ctx, func(err error) {
 				p.Logger.Error("router stopped unexpectedly; shutting down", "error", err)
-				runErr <- err
 				_ = p.Shutdowner.Shutdown(fx.ExitCode(1))
-			}()
-			select {
-			case <-r.Running():
-				return nil
-			case err := <-runErr:
-				return fmt.Errorf("start router: %w", err)
-			case <-ctx.Done():
-				return fmt.Errorf("start router: %w", ctx.Err())
-			}
+			})
 		},
-		OnStop: func(ctx context.Context) error {
-			p.Logger.Info("stopping: draining in-flight messages", "timeout", p.Config.ShutdownTimeout)
-			if err := r.Shutdown(ctx); err != nil {
-				return err
-			}
-			p.Logger.Info("stopped: offsets committed")
-			return nil
-		},
+		OnStop: r.Stop,
 	})
 	return r, nil
 }

@@ -3,6 +3,7 @@ package eventfxtest_test
 import (
 	"context"
 	"errors"
+	"flag"
 	"sync/atomic"
 	"testing"
 
@@ -83,4 +84,16 @@ func TestPoisonedAttemptsIsZeroWithoutAReadableHeader(t *testing.T) {
 	poisoned := env.Poisoned(2)
 	assert.Equal(t, 0, poisoned[0].Attempts)
 	assert.Equal(t, 0, poisoned[1].Attempts)
+}
+
+// runTest runs test as go test runs a Test function, and reports whether
+// it passed; for examples, whose output must not hold go test -v's lines.
+func runTest(test func(*testing.T)) bool {
+	if v := flag.Lookup("test.v"); v != nil {
+		old := v.Value.String()
+		_ = v.Value.Set("false")
+		defer func() { _ = v.Value.Set(old) }()
+	}
+	return testing.RunTests(func(string, string) (bool, error) { return true, nil },
+		[]testing.InternalTest{{Name: "Test", F: test}})
 }

@@ -213,6 +213,50 @@ func (r *Router) Shutdown(ctx context.Context) error {
 	return err
 }
 
+// Start runs the router in the background and returns once every handler
+// is subscribed, or with the error that kept it from starting. A router
+// that dies after it started (an error, or every handler stopped, before
+// Stop) calls died with why.
+func (r *Router) Start(ctx context.Context, died func(error)) error {
+	runErr := make(chan error, 1)
+	go func() {
+		err := r.Run(context.Background())
+		select {
+		case <-r.Stopping():
+			return
+		default:
+		}
+		if err == nil {
+			err = errors.New("all handlers stopped")
+		}
+		select {
+		case <-r.Running():
+			died(err)
+		default:
+			runErr <- err // Start reports it
+		}
+	}()
+	select {
+	case <-r.Running():
+		return nil
+	case err := <-runErr:
+		return fmt.Errorf("start router: %w", err)
+	case <-ctx.Done():
+		return fmt.Errorf("start router: %w", ctx.Err())
+	}
+}
+
+// Stop is Shutdown, logged: the drain's start and, when every offset was
+// committed, its end.
+func (r *Router) Stop(ctx context.Context) error {
+	r.logger.Info("stopping: draining in-flight messages", "timeout", r.shutdown)
+	if err := r.Shutdown(ctx); err != nil {
+		return err
+	}
+	r.logger.Info("stopped: offsets committed")
+	return nil
+}
+
 // noPublisher is Watermill's publisher of every handler: Emit publishes
 // inside the chain and leaves nothing for it.
 type noPublisher struct{}
