@@ -69,7 +69,7 @@ type Kafka struct {
 	// Consume is how every handler consumes, unless it says otherwise:
 	// "partition" (default; watermill-kafka, one message in flight per
 	// partition) or "key" (keys of one partition in parallel, in order per
-	// key; see the README).
+	// key; see docs/configuration.md).
 	Consume string `koanf:"consume"`
 	// MaxInFlight bounds the messages in flight per handler in key mode.
 	// Default 256.

@@ -68,7 +68,7 @@ func WithRetry(r config.Retry) Option { return func(o *options) { o.retry = r } 
 // ConsumeByKey consumes this handler's topic in key mode, whatever
 // kafka.consume says: messages of different keys of one partition are
 // handled in parallel (up to maxInFlight at once; 0: kafka.max_in_flight),
-// each key's in order. For I/O-bound handlers; see the README.
+// each key's in order. For I/O-bound handlers; see docs/consumption.md.
 func ConsumeByKey(maxInFlight int) Option {
 	return func(o *options) { o.consume, o.maxInFlight = config.ConsumeKey, maxInFlight }
 }

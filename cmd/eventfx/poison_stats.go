@@ -68,7 +68,7 @@ first_seen and last_seen (RFC 3339; "" when unknown).`,
 	return cmd
 }
 
-// statsGroup is the --json form of a group (the CLI contract in the README: "group", "topic",
+// statsGroup is the --json form of a group (the CLI contract in docs/cli.md: "group", "topic",
 // "handler", "reason", "count", "first_seen", "last_seen" at least).
 type statsGroup struct {
 	Group string `json:"group"`

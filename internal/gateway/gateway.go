@@ -1,7 +1,7 @@
 // Package gateway is the HTTP → Kafka event gateway of cmd/publisher:
 // POST /v1/events/{topic} publishes the request body as one event and
 // answers 202 once the broker acknowledged the write (the contract is in
-// the README, "cmd/publisher").
+// docs/services.md).
 package gateway
 
 import (
@@ -45,7 +45,7 @@ const Pattern = "POST /v1/events/{topic...}"
 // route is the route's label in metrics.
 const route = "/v1/events/{topic}"
 
-// Request headers of the API (the README's gateway contract).
+// Request headers of the API (the gateway contract of docs/services.md).
 const (
 	HeaderCorrelationID = "X-Correlation-ID"
 	HeaderKey           = "X-Event-Key"

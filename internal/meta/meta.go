@@ -1,6 +1,6 @@
 // Package meta names the message metadata (Kafka headers) and context keys
 // that eventfx's packages share. The header names are part of the wire
-// contract stated in the README.
+// contract of docs/guarantees.md.
 package meta
 
 import (

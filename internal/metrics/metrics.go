@@ -10,7 +10,7 @@
 //     prometheus.Collector computed at scrape time.
 //
 // The metric names and labels are a contract for dashboards and alerts
-// (README, "Observability"). Every label value is bounded: handler names
+// (docs/observability.md). Every label value is bounded: handler names
 // and topics come from the service's wiring, the published topics are
 // capped (MaxTopics).
 //

@@ -10,7 +10,7 @@
 // `eventfx poison replay` do, for any program.
 //
 // The header names are those of the wire contract (internal/meta and
-// the README, "Middleware order and guarantees").
+// docs/guarantees.md).
 package poison
 
 import (

@@ -9,7 +9,7 @@ import (
 )
 
 // Propagator is the W3C trace context propagator (traceparent,
-// tracestate): the wire format stated in the README. It is stateless.
+// tracestate): the wire format of docs/guarantees.md. It is stateless.
 var Propagator propagation.TextMapPropagator = propagation.TraceContext{}
 
 // Extract returns ctx carrying the trace context in md (as a remote

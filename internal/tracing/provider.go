@@ -4,7 +4,7 @@
 // attempt, and producer spans for publishes.
 //
 // The trace context (header traceparent, and tracestate) is propagated
-// whatever the exporter (the wire format stated in the README): with exporter none the
+// whatever the exporter (the wire format of docs/guarantees.md): with exporter none the
 // provider records nothing, and a span it starts carries its parent's
 // context unchanged, so an incoming traceparent flows through as it came.
 //
