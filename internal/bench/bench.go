@@ -6,8 +6,6 @@ package bench
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -25,7 +23,6 @@ import (
 	"github.com/eventfx/eventfx/config"
 	"github.com/eventfx/eventfx/handlers"
 	"github.com/eventfx/eventfx/internal/broker"
-	"github.com/eventfx/eventfx/internal/loadgen"
 	"github.com/eventfx/eventfx/internal/meta"
 	"github.com/eventfx/eventfx/internal/poison"
 )
@@ -44,123 +41,6 @@ const (
 	// handlerName is the bench handler's name (its consumer group's suffix).
 	handlerName = "bench"
 )
-
-// Options are what a run measures. Zero values are not defaults: the
-// command sets every field (see Defaults).
-type Options struct {
-	// Messages to publish and consume; Size of each payload in bytes;
-	// Batch messages per PublishMessages call; Keys distinct partition keys
-	// used in turn (0: unkeyed).
-	Messages, Size, Batch, Keys int
-	// Partitions of the topic the run creates.
-	Partitions int
-	// Topic to use; "" creates eventfx.bench.<random>.
-	Topic string
-	// Acks overrides kafka.acks when not empty.
-	Acks string
-	// Timeout bounds the whole run, setup included.
-	Timeout time.Duration
-	// Brokers to measure; empty starts an embedded broker in the process.
-	Brokers []string
-	// Config is the service's config (kafka.* settings: TLS, SASL, consume
-	// mode, timeouts); Brokers replaces its kafka.brokers.
-	Config config.Config
-}
-
-// Defaults are the command's defaults.
-func Defaults() Options {
-	return Options{Messages: 100000, Size: 256, Batch: 1000, Partitions: broker.DefaultPartitions, Timeout: 2 * time.Minute}
-}
-
-// Validate reports every bad field, naming the command's flags, on one line.
-func (o Options) Validate() error {
-	var errs []error
-	for _, x := range []struct {
-		flag     string
-		val, min int
-	}{{"--messages", o.Messages, 1}, {"--size", o.Size, 1}, {"--batch", o.Batch, 1}, {"--partitions", o.Partitions, 1}, {"--keys", o.Keys, 0}} {
-		if x.val < x.min {
-			errs = append(errs, fmt.Errorf("%s must be at least %d, got %d", x.flag, x.min, x.val))
-		}
-	}
-	if o.Timeout <= 0 {
-		errs = append(errs, fmt.Errorf("--timeout must be positive, got %s", o.Timeout))
-	}
-	if o.Topic != "" {
-		if err := config.ValidTopicName(o.Topic); err != nil {
-			errs = append(errs, fmt.Errorf("--topic: %w", err))
-		}
-	}
-	if o.Acks != "" && o.Acks != config.AcksAll && o.Acks != config.AcksLeader {
-		errs = append(errs, fmt.Errorf("--acks must be %s or %s, got %q", config.AcksAll, config.AcksLeader, o.Acks))
-	}
-	return JoinOneLine(errs)
-}
-
-// JoinOneLine joins errors with "; ", keeping the CLI's errors on one line.
-func JoinOneLine(errs []error) error {
-	if len(errs) == 0 {
-		return nil
-	}
-	msgs := make([]string, len(errs))
-	for i, err := range errs {
-		msgs[i] = err.Error()
-	}
-	return errors.New(strings.Join(msgs, "; "))
-}
-
-// RandomSuffix is 12 random hex digits.
-func RandomSuffix() string {
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
-// Result is what bench prints (--json: as is).
-type Result struct {
-	// Summary is the latency histogram's summary, which Latency gives in
-	// milliseconds.
-	Summary loadgen.Summary `json:"-"`
-
-	Config  Setup   `json:"config"`
-	Publish Publish `json:"publish"`
-	Consume Consume `json:"consume"`
-	Latency Latency `json:"latency_ms"`
-}
-
-type Setup struct {
-	Brokers    []string `json:"brokers"`
-	Embedded   bool     `json:"embedded"`
-	Topic      string   `json:"topic"`
-	Partitions int      `json:"partitions"`
-	Messages   int      `json:"messages"`
-	Size       int      `json:"size"`
-	Batch      int      `json:"batch"`
-	Keys       int      `json:"keys"`
-	Acks       string   `json:"acks"`
-	Consume    string   `json:"consume"`
-}
-
-type Publish struct {
-	Messages  int     `json:"messages"`
-	Seconds   float64 `json:"seconds"`
-	MsgPerSec float64 `json:"msg_per_sec"`
-	MBPerSec  float64 `json:"mb_per_sec"`
-}
-
-type Consume struct {
-	Messages   int     `json:"messages"`
-	Duplicates int     `json:"duplicates"`
-	Seconds    float64 `json:"seconds"`
-	MsgPerSec  float64 `json:"msg_per_sec"`
-}
-
-type Latency struct {
-	P50 float64 `json:"p50"`
-	P90 float64 `json:"p90"`
-	P99 float64 `json:"p99"`
-	Max float64 `json:"max"`
-}
 
 // Run measures one run: it prints its progress to status and returns what
 // it measured. Its errors are one line each, saying so when the cause is
@@ -425,34 +305,4 @@ func (o Options) publish(ctx context.Context, pub *app.Publisher, rec *recorder,
 		p.published.Add(int64(len(batch)))
 	}
 	return nil
-}
-
-// Payload is a JSON value of exactly size bytes (the handler decodes
-// it, as a typed handler would): a string of 'x's, or "0" for size 1.
-func Payload(size int) []byte {
-	if size == 1 {
-		return []byte("0")
-	}
-	b := make([]byte, size)
-	for i := range b {
-		b[i] = 'x'
-	}
-	b[0], b[size-1] = '"', '"'
-	return b
-}
-
-// PerSec is n per second of d.
-func PerSec(n int, d time.Duration) float64 {
-	if d <= 0 {
-		return 0
-	}
-	return float64(n) / d.Seconds()
-}
-
-// Millis is d in milliseconds.
-func Millis(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-
-// LatencyOf is s in milliseconds.
-func LatencyOf(s loadgen.Summary) Latency {
-	return Latency{P50: Millis(s.P50), P90: Millis(s.P90), P99: Millis(s.P99), Max: Millis(s.Max)}
 }

@@ -26,6 +26,7 @@ import (
 // frames of ten middleware layers made every one of them grow its stack
 // (copystack was a fifth of the router's CPU).
 func Chain(cfg config.Config, h handlers.Handler, group string, pub message.Publisher, logger *slog.Logger, observers ...router.Observer) message.HandlerMiddleware {
+	cfg = cfg.WithDefaults()
 	info := router.HandlerInfo{Name: h.Name, Topic: h.Topic, PublishTopic: h.PublishTopic, ConsumerGroup: group}
 	p := &pipeline{
 		name:   h.Name,
@@ -36,7 +37,7 @@ func Chain(cfg config.Config, h handlers.Handler, group string, pub message.Publ
 		debug:  logger.Enabled(context.Background(), slog.LevelDebug),
 		// The handler's logger: the service's, with the handler's name.
 		handlerLogger: logger.With("handler", h.Name),
-		timeout:       cfg.Retry.Override(h.Retry).WithDefaults().AttemptTimeout,
+		timeout:       cfg.Retry.Override(h.Retry).AttemptTimeout,
 	}
 	emitPub := pub
 	for _, o := range observers {

@@ -31,7 +31,12 @@ type Subscriber interface {
 	// Drain stops taking new messages and waits until every message
 	// delivered was acknowledged and its offset marked for commit (or
 	// nacked); it returns ctx's error if ctx ends first. Closing the
-	// subscriber afterwards commits exactly what was handled.
+	// subscriber afterwards commits exactly what was handled. The router
+	// drains every subscriber this one way; what is counted is the
+	// consumption mode's: records handed and marked per claimed partition
+	// (internal/kafka, by partition), messages outstanding per key
+	// (internal/keyorder), messages forwarded and not yet acked (Gate, for
+	// subscribers that cannot count by themselves).
 	Drain(ctx context.Context) error
 	// Joined is nil once the subscriber consumes: for Kafka, once its
 	// consumer group was joined and partitions assigned (not during a
