@@ -37,7 +37,7 @@ import (
 //
 // It is an fx.Options rather than an fx.Module: a decoration inside a
 // module reaches that module only, and the Transport decoration must reach
-// every module that publishes. Include it once, at the top level of the app.
+// every module that publishes. app.Core includes it: an app never adds it.
 var MetricsModule = fx.Options(
 	fx.Module("eventfx.metrics",
 		fx.Provide(newRegistry, newConsumerLag),

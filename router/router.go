@@ -39,6 +39,12 @@
 // The service's observers run in this order: tracing (app.TracingModule),
 // metrics (app.MetricsModule), then the ones registered with app.Observe,
 // in the order given there.
+//
+// An observer is the one hook inside the chain: its Context derives each
+// delivery's context, its Publish wraps what the handler emits, and the
+// others see each step. Behaviour of your own around a handler (an
+// authorization check, a cache) belongs in the function you give
+// handlers.New, which runs at step 4d with retries and poisoning around it.
 package router
 
 import (
