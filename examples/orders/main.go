@@ -3,8 +3,11 @@
 // handles that. One payment gateway call is flaky and succeeds after
 // retries; one order has a negative amount and is poisoned with its reason;
 // one order goes to a region shipping does not serve yet, is poisoned, and
-// is replayed from the poison queue once shipping is "fixed". Everything runs
-// in one process on the embedded Kafka broker.
+// is replayed from the poison queue once shipping is "fixed". A fourth
+// service, ops, watches the poison queue (its handler poison-desk consumes
+// the poison topic) and does the replay with its publisher. Everything runs
+// in one process on the embedded Kafka broker, with eventfx's public API
+// only.
 //
 //	go run ./examples/orders
 package main
@@ -25,7 +28,6 @@ import (
 	"github.com/eventfx/eventfx/app"
 	"github.com/eventfx/eventfx/config"
 	"github.com/eventfx/eventfx/handlers"
-	"github.com/eventfx/eventfx/internal/kafka"
 )
 
 // errNotStarted: a service did not start. fx.App.Start's error is logged by
@@ -125,7 +127,11 @@ func (s *story) shipping(ctx context.Context, p PaymentCaptured) error {
 		s.printf("[shipping] %s: no carrier for region %q correlation_id=%s", p.OrderID, p.Region, handlers.CorrelationID(ctx))
 		return handlers.Permanent(fmt.Errorf("no carrier for region %q", p.Region))
 	}
-	s.printf("[shipping] %s shipped to %s correlation_id=%s", p.OrderID, p.Region, handlers.CorrelationID(ctx))
+	replay := ""
+	if n := handlers.Header(ctx, headerReplayed); n != "" {
+		replay = fmt.Sprintf(" (replay %s of message %s)", n, handlers.MessageID(ctx))
+	}
+	s.printf("[shipping] %s shipped to %s correlation_id=%s%s", p.OrderID, p.Region, handlers.CorrelationID(ctx), replay)
 	s.ship(p.OrderID, handlers.CorrelationID(ctx))
 	return nil
 }
@@ -140,14 +146,16 @@ func run(out io.Writer, timeout time.Duration) error {
 	service := func(name string) config.Config { c := cfg; c.Service = name; return c }
 
 	s := &story{out: out, shipped: map[string]string{}, changed: make(chan struct{}, 1)}
-	var pub *app.Publisher
-	var transport *kafka.Transport
+	ops := newDesk(cfg.Poison.Topic)
+	var pub, opsPub *app.Publisher
 	apps := []*fx.App{
-		fx.New(app.Core(service("orders")), app.KafkaModule, app.PublisherModule, fx.Populate(&pub, &transport)),
+		fx.New(app.Core(service("orders")), app.KafkaModule, app.PublisherModule, fx.Populate(&pub)),
 		fx.New(app.Core(service("billing")), app.KafkaModule, app.SubscriberModule,
 			handlers.Register(handlers.NewEmitting("billing", ordersTopic, paymentsTopic, s.billing))),
 		fx.New(app.Core(service("shipping")), app.KafkaModule, app.SubscriberModule,
 			handlers.Register(handlers.New("shipping", paymentsTopic, s.shipping))),
+		fx.New(app.Core(service("ops")), app.KafkaModule, app.SubscriberModule, app.PublisherModule,
+			handlers.Register(ops.handler()), fx.Populate(&opsPub)),
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
@@ -183,8 +191,8 @@ func run(out io.Writer, timeout time.Duration) error {
 		return err
 	}
 
-	s.printf("== 3. The poison queue (eventfx poison list)")
-	poisoned, err := waitPoisoned(ctx, cfg, transport.Brokers(), 2)
+	s.printf("== 3. The poison queue, as the ops service's poison-desk received it (eventfx poison list)")
+	poisoned, err := ops.wait(ctx, 2)
 	if err != nil {
 		return err
 	}
@@ -192,9 +200,9 @@ func run(out io.Writer, timeout time.Duration) error {
 		s.printf("[poison]   %s", p)
 	}
 
-	s.printf("== 4. Shipping learns to reach the moon; replay its poisoned messages (eventfx poison replay --handler shipping)")
+	s.printf("== 4. Shipping learns to reach the moon; ops replays its poisoned messages (eventfx poison replay --handler shipping)")
 	s.fixed.Store(true)
-	summary, err := replay(ctx, cfg, transport.Brokers(), "shipping")
+	summary, err := ops.replay(ctx, opsPub, "shipping")
 	if err != nil {
 		return err
 	}
@@ -214,6 +222,5 @@ func stopAll(apps []*fx.App) {
 	defer cancel()
 	for i := len(apps) - 1; i >= 0; i-- {
 		_ = apps[i].Stop(ctx) // app.Core's logger reports a failed stop
-
 	}
 }
