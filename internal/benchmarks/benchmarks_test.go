@@ -256,8 +256,8 @@ func (t readyTransport) Subscriber(transport.Spec) (transport.Subscriber, error)
 // drained is a subscriber with nothing left in flight when it drains.
 type drained struct{ ready }
 
-func (drained) Drain(context.Context) error { return nil }
-func (drained) Joined() error               { return nil }
+func (drained) Drain(context.Context) error         { return nil }
+func (drained) Joined() error                       { return nil }
 func (readyTransport) Publisher() message.Publisher { return discard{} }
 func (readyTransport) Brokers() []string            { return nil }
 func (readyTransport) Start(context.Context) error  { return nil }
