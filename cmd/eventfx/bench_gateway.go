@@ -24,7 +24,8 @@ import (
 )
 
 // gatewayRequestTimeout bounds one request: above the gateway's own
-// publish timeout (10s), so that its 503 arrives rather than a timeout.
+// publish timeout (publisher.publish_timeout, default 3s), so that its 503
+// arrives rather than a timeout.
 const gatewayRequestTimeout = 30 * time.Second
 
 type benchGatewayOpts struct {
