@@ -7,6 +7,7 @@ package handlers
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
@@ -57,6 +58,8 @@ type options struct {
 	retry       config.Retry
 	consume     string
 	maxInFlight int
+	batchSize   int
+	batchWait   time.Duration
 }
 
 // WithCodec replaces the JSON codec.

@@ -100,6 +100,7 @@ const (
 	messageKey
 	handlerKey
 	loggerKey
+	emitKey
 )
 
 // Delivery is the context of a message during its handling: it carries the
@@ -111,6 +112,7 @@ type Delivery struct {
 	msg     *message.Message
 	handler string
 	logger  *slog.Logger
+	emit    func(context.Context, []*message.Message) error
 	attempt atomic.Int32
 
 	// lazy derives the values the parent lacks from the message (the trace
@@ -132,6 +134,10 @@ func (d *Delivery) Init(parent context.Context, msg *message.Message, handler st
 	d.Context, d.msg, d.handler, d.logger, d.lazy = parent, msg, handler, logger, lazy
 }
 
+// SetEmit records how the handler's emitted messages are published: to its
+// publish topic, through the observers (Emit).
+func (d *Delivery) SetEmit(emit func(context.Context, []*message.Message) error) { d.emit = emit }
+
 // SetAttempt records the 1-based number of the attempt starting.
 func (d *Delivery) SetAttempt(n int) { d.attempt.Store(int32(n)) }
 
@@ -148,6 +154,10 @@ func (d *Delivery) Value(key any) any {
 	case loggerKey:
 		if d.logger != nil {
 			return d.logger
+		}
+	case emitKey:
+		if d.emit != nil {
+			return d.emit
 		}
 	case attemptKey:
 		if n := d.attempt.Load(); n > 0 {
@@ -166,6 +176,17 @@ func (d *Delivery) Value(key any) any {
 		p = d.derived.Load()
 	}
 	return (*p).Value(key)
+}
+
+// Emit publishes msgs, emitted while handling the message of ctx, as the
+// router publishes what a handler returns: to the handler's publish topic,
+// through the observers, within the attempt. Outside a delivery it fails.
+func Emit(ctx context.Context, msgs []*message.Message) error {
+	emit, ok := ctx.Value(emitKey).(func(context.Context, []*message.Message) error)
+	if !ok {
+		return errors.New("emit: not within a handler's delivery")
+	}
+	return emit(ctx, msgs)
 }
 
 // HandlerName returns the name of the handler of the delivery ctx belongs

@@ -51,6 +51,7 @@ func Chain(cfg config.Config, h handlers.Handler, group string, pub message.Publ
 		}
 	}
 	p.emit = emitter{topic: h.PublishTopic, pub: emitPub}
+	p.emitted = p.emit.emit
 	return func(fn message.HandlerFunc) message.HandlerFunc {
 		q := *p
 		q.fn = fn
@@ -71,10 +72,13 @@ func chainContext(first, next func(context.Context, *message.Message) context.Co
 
 // pipeline is the chain of one handler.
 type pipeline struct {
-	name    string
-	group   string // the handler's consumer group
-	fn      message.HandlerFunc
-	emit    emitter
+	name  string
+	group string // the handler's consumer group
+	fn    message.HandlerFunc
+	emit  emitter
+	// emitted is emit.emit, made once: the delivery context carries it
+	// (meta.Emit) for handlers that publish within the attempt themselves.
+	emitted func(context.Context, []*message.Message) error
 	retry   retrier
 	poison  poisoner
 	timeout time.Duration
@@ -132,6 +136,7 @@ func (p *pipeline) handle(msg *message.Message) ([]*message.Message, error) {
 	orig := msg.Context()
 	d := &delivery{}
 	d.Init(orig, msg, p.name, p.handlerLogger, p.context)
+	d.SetEmit(p.emitted)
 	msg.SetContext(&d.Delivery)
 	// 2. Tracing and metrics of the delivery.
 	for _, f := range p.received {
