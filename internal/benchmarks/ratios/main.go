@@ -108,6 +108,7 @@ var ratios = []ratio{
 	{"consume, 1 ms handler: eventfx by key / watermill-kafka", "KafkaConsumeIO/eventfx-key", "KafkaConsumeIO/watermill-kafka", 20},
 	{"publish: eventfx batch / watermill-kafka sequential", "KafkaPublish/eventfx-batch", "KafkaPublish/watermill-kafka-sequential", 10},
 	{"publish: eventfx batch / raw franz-go", "KafkaPublish/eventfx-batch", "KafkaPublish/franz-go", 0.25},
+	{"batch handler / per-message handler, same resource", "BatchHandler/batch", "BatchHandler/per-message", 20},
 }
 
 func report(w io.Writer, runs map[string]samples) {
