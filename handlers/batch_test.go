@@ -321,3 +321,15 @@ func attr(s sdktrace.ReadOnlySpan, key string) int64 {
 	}
 	return -1
 }
+
+// The in-memory transport delivers one message at a time: each is a batch
+// of one, after BatchWait. Unit tests of a batch function work there too.
+func TestBatchHandlerRunsInMemory(t *testing.T) {
+	s := newStore()
+	h := handlers.NewBatch("rows", "rows", s.insert, handlers.BatchWait(time.Millisecond))
+	env := eventfxtest.New(t, eventfxtest.InMemory(), eventfxtest.Modules(handlers.Register(h)))
+	env.Publish("rows", Row{Key: "a", Seq: 1})
+	env.Publish("rows", Row{Key: "b", Seq: 1, Fail: "permanent"})
+	assert.Equal(t, "row b/1 violates a constraint", env.Poisoned(1)[0].Reason)
+	env.Eventually(func() bool { return s.storedCount() == 1 }, "row a stored")
+}

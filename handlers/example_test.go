@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
+	"time"
 
 	"go.uber.org/fx"
 
@@ -121,4 +123,37 @@ func ExampleRegister() {
 	}
 	<-done
 	// Output: ledger: o-3
+}
+
+// A batch handler gets the events in flight at once — here the four
+// orders, one per key — and settles each message from its result: a
+// handlers.BatchError names the events that failed (retried, or poisoned
+// at once when permanent); the others are acknowledged.
+func ExampleNewBatch() {
+	done := make(chan struct{})
+	var mu sync.Mutex // batches may run at once
+	var total int
+	store := func(ctx context.Context, orders []OrderPlaced) error {
+		mu.Lock()
+		defer mu.Unlock()
+		failed := handlers.BatchError{}
+		for i, o := range orders {
+			if o.Amount > 1_000_000 {
+				failed[i] = handlers.Permanent(errors.New("needs a manual review"))
+				continue
+			}
+			total += o.Amount
+		}
+		if total == 4200+1999+5 {
+			fmt.Println("stored 3 orders, total", total)
+			close(done)
+		}
+		if len(failed) > 0 {
+			return failed
+		}
+		return nil
+	}
+	run(done, "orders", []OrderPlaced{{ID: "o-1", Amount: 4200}, {ID: "o-2", Amount: 1999}, {ID: "o-3", Amount: 5_000_000}, {ID: "o-4", Amount: 5}},
+		handlers.NewBatch("store", "orders", store, handlers.ConsumeByKey(64), handlers.BatchWait(50*time.Millisecond)))
+	// Output: stored 3 orders, total 6204
 }
