@@ -16,6 +16,14 @@ const (
 	AcksAll    = "all"
 	AcksLeader = "leader"
 
+	// Partitioners place a keyed record on partition hash(key) mod n.
+	// PartitionerMurmur2 is Java's (and Kafka Streams', kafka-python's,
+	// KafkaJS's, franz-go's default); PartitionerFNV1a is Sarama's and
+	// watermill-kafka's; PartitionerCRC32 is librdkafka's "consistent".
+	PartitionerMurmur2 = "murmur2"
+	PartitionerFNV1a   = "fnv1a"
+	PartitionerCRC32   = "crc32"
+
 	ConsumePartition = "partition"
 	ConsumeKey       = "key"
 
@@ -66,6 +74,15 @@ type Kafka struct {
 	InitialOffset string `koanf:"initial_offset"`
 	// Acks is "all" (default; idempotent producer) or "leader".
 	Acks string `koanf:"acks"`
+	// Partitioner is how every eventfx producer places keyed records:
+	// "murmur2" (default; the partition Java clients pick for the key),
+	// "fnv1a" (Sarama's and watermill-kafka's) or "crc32" (librdkafka's
+	// consistent). Every producer of a topic must agree.
+	Partitioner string `koanf:"partitioner"`
+	// Partitioners override Partitioner for some topics, those whose other
+	// producers hash differently: a list rather than a map, as topic names
+	// hold dots.
+	Partitioners []TopicPartitioner `koanf:"partitioners"`
 	// Consume is how every handler consumes, unless it says otherwise:
 	// "partition" (default; watermill-kafka, one message in flight per
 	// partition) or "key" (keys of one partition in parallel, in order per
@@ -90,6 +107,23 @@ type Kafka struct {
 	TLS TLS `koanf:"tls"`
 	// SASL configures SASL authentication.
 	SASL SASL `koanf:"sasl"`
+}
+
+// TopicPartitioner is the partitioner of one topic (kafka.partitioners).
+type TopicPartitioner struct {
+	Topic       string `koanf:"topic"`
+	Partitioner string `koanf:"partitioner"`
+}
+
+// PartitionerOf is the partitioner of topic: its kafka.partitioners
+// entry's, else kafka.partitioner.
+func (k Kafka) PartitionerOf(topic string) string {
+	for _, tp := range k.Partitioners {
+		if tp.Topic == topic {
+			return tp.Partitioner
+		}
+	}
+	return k.Partitioner
 }
 
 // TLS configures TLS to Kafka. All fields are optional.

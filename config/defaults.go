@@ -11,6 +11,7 @@ const (
 	defaultService           = "eventfx"
 	defaultInitialOffset     = OffsetOldest
 	defaultAcks              = AcksAll
+	defaultPartitioner       = PartitionerMurmur2
 	defaultConsume           = ConsumePartition
 	defaultMaxInFlight       = 256
 	defaultSessionTimeout    = 10 * time.Second
@@ -46,6 +47,7 @@ func (c Config) WithDefaults() Config {
 	}
 	k.InitialOffset = cmp.Or(k.InitialOffset, defaultInitialOffset)
 	k.Acks = cmp.Or(k.Acks, defaultAcks)
+	k.Partitioner = cmp.Or(k.Partitioner, defaultPartitioner)
 	k.Consume = cmp.Or(k.Consume, defaultConsume)
 	k.MaxInFlight = cmp.Or(k.MaxInFlight, defaultMaxInFlight)
 	k.SessionTimeout = cmp.Or(k.SessionTimeout, defaultSessionTimeout)

@@ -17,6 +17,7 @@ func defaults() config.Config {
 			Brokers:           []string{config.Embedded},
 			InitialOffset:     config.OffsetOldest,
 			Acks:              config.AcksAll,
+			Partitioner:       config.PartitionerMurmur2,
 			Consume:           config.ConsumePartition,
 			MaxInFlight:       256,
 			SessionTimeout:    10 * time.Second,

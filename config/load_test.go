@@ -364,6 +364,11 @@ func TestLoadYAMLAcceptsConvenientForms(t *testing.T) {
 			func(c config.Config) any { return c.ShutdownTimeout }, 30 * time.Second},
 		{"null means default", "retry: {max_retries: ~}",
 			func(c config.Config) any { return c.Retry.MaxRetries }, 5},
+		{"per-topic partitioners, topics with dots", "kafka: {partitioners: [{topic: legacy.orders, partitioner: fnv1a}]}",
+			func(c config.Config) any {
+				return []string{c.Kafka.PartitionerOf("legacy.orders"), c.Kafka.PartitionerOf("orders")}
+			},
+			[]string{"fnv1a", "murmur2"}},
 		{"empty document", "",
 			func(c config.Config) any { return c }, defaults()},
 	}

@@ -131,6 +131,17 @@ func (p *problems) kafka(k Kafka, service string) {
 	}
 	p.oneOf("kafka.initial_offset", k.InitialOffset, OffsetOldest, OffsetNewest)
 	p.oneOf("kafka.acks", k.Acks, AcksAll, AcksLeader)
+	p.oneOf("kafka.partitioner", k.Partitioner, PartitionerMurmur2, PartitionerFNV1a, PartitionerCRC32)
+	seen := make(map[string]bool, len(k.Partitioners))
+	for i, tp := range k.Partitioners {
+		path := fmt.Sprintf("kafka.partitioners[%d]", i)
+		p.topic(path+".topic", tp.Topic)
+		if seen[tp.Topic] {
+			p.add(path+".topic", "%q is listed twice", tp.Topic)
+		}
+		seen[tp.Topic] = true
+		p.oneOf(path+".partitioner", tp.Partitioner, PartitionerMurmur2, PartitionerFNV1a, PartitionerCRC32)
+	}
 	p.oneOf("kafka.consume", k.Consume, ConsumePartition, ConsumeKey)
 	if k.MaxInFlight <= 0 {
 		p.add("kafka.max_in_flight", "must be positive, got %d", k.MaxInFlight)

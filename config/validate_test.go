@@ -69,6 +69,17 @@ func TestValidateReportsBadField(t *testing.T) {
 			config.FieldError{Path: "kafka.initial_offset", Msg: `must be "oldest" or "newest", got "latest"`}},
 		{"acks", func(c *config.Config) { c.Kafka.Acks = "1" },
 			config.FieldError{Path: "kafka.acks", Msg: `must be "all" or "leader", got "1"`}},
+		{"partitioner", func(c *config.Config) { c.Kafka.Partitioner = "sticky" },
+			config.FieldError{Path: "kafka.partitioner", Msg: `must be "murmur2", "fnv1a" or "crc32", got "sticky"`}},
+		{"topic partitioner", func(c *config.Config) {
+			c.Kafka.Partitioners = []config.TopicPartitioner{{Topic: "legacy.orders", Partitioner: "fnv1a"}, {Topic: "a", Partitioner: "java"}}
+		}, config.FieldError{Path: "kafka.partitioners[1].partitioner", Msg: `must be "murmur2", "fnv1a" or "crc32", got "java"`}},
+		{"topic partitioner's topic", func(c *config.Config) {
+			c.Kafka.Partitioners = []config.TopicPartitioner{{Topic: "a b", Partitioner: "fnv1a"}}
+		}, config.FieldError{Path: "kafka.partitioners[0].topic", Msg: `must contain only letters, digits, '.', '_' and '-', got "a b"`}},
+		{"topic partitioner twice", func(c *config.Config) {
+			c.Kafka.Partitioners = []config.TopicPartitioner{{Topic: "a", Partitioner: "fnv1a"}, {Topic: "a", Partitioner: "crc32"}}
+		}, config.FieldError{Path: "kafka.partitioners[1].topic", Msg: `"a" is listed twice`}},
 		{"log level", func(c *config.Config) { c.Observability.Log.Level = "verbose" },
 			config.FieldError{Path: "observability.log.level", Msg: `must be "debug", "info", "warn" or "error", got "verbose"`}},
 		{"otlp needs an endpoint", func(c *config.Config) { c.Observability.Tracing.Exporter = config.ExporterOTLP },

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/IBM/sarama"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -44,11 +43,10 @@ func TestPublishWritesEventfxWireFormat(t *testing.T) {
 	assert.Equal(t, strconv.Itoa(int(rec.Partition)), m[3], "printed partition")
 	assert.Equal(t, strconv.FormatInt(rec.Offset, 10), m[4], "printed offset")
 
-	// Same key, same partition as eventfx's services (Sarama's hash
-	// partitioner), on the broker's 8 partitions.
-	want, err := sarama.NewHashPartitioner(topic).Partition(&sarama.ProducerMessage{Key: sarama.StringEncoder("customer-7")}, 8)
-	require.NoError(t, err)
-	assert.Equal(t, want, rec.Partition, "partition of key customer-7")
+	// Same key, same partition as eventfx's services and Java clients
+	// (murmur2, kafka.partitioner's default), on the broker's 8 partitions.
+	want := kgo.StickyKeyPartitioner(nil).ForTopic(topic).Partition(&kgo.Record{Key: []byte("customer-7")}, 8)
+	assert.Equal(t, int32(want), rec.Partition, "partition of key customer-7")
 }
 
 func TestPublishStdinLinesThenTailThem(t *testing.T) {

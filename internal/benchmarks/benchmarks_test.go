@@ -277,7 +277,7 @@ func produce(b *testing.B, n, keys int) string {
 	b.Helper()
 	topic := kafkatest.Unique("bench")
 	cl := kafkatest.Client(b, brokerAddr, kgo.AllowAutoTopicCreation(), kgo.ProducerLinger(5*time.Millisecond),
-		efxkafka.Partitioner())
+		efxkafka.Partitioner(benchConfig().Kafka))
 	var wg sync.WaitGroup
 	var failed atomic.Pointer[error]
 	for i := range n {

@@ -41,7 +41,7 @@ const kafkaMaxMessageBytes = 1048588
 //     up while earlier requests are in flight;
 //   - batches up to Kafka's default max.message.bytes, or larger when
 //     publisher.max_body_bytes asks for more (the broker must allow it);
-//   - keys partitioned as eventfx always has (partitioner);
+//   - keys placed by kafka.partitioner / kafka.partitioners (partitioner);
 //   - a record fails after recordRetries tries (when the client can fail it
 //     safely: the idempotent producer never leaves a gap) or, at the
 //     latest, deliveryTimeout after it was published; a dead broker

@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"hash/fnv"
 	"time"
 
@@ -29,13 +30,16 @@ type connection struct {
 	tls *tls.Config
 	// mechanism is kafka.sasl.mechanism ("" without SASL).
 	mechanism, user, password string
+	// partitioner places the records the client produces
+	// (kafka.partitioner, kafka.partitioners).
+	partitioner kgo.Partitioner
 }
 
 // connectionOf reads the connection settings of k for a client naming
 // itself clientID. It fails on a TLS file it cannot read or an unknown
 // SASL mechanism (config.Validate reports both first).
 func connectionOf(k config.Kafka, clientID string) (connection, error) {
-	c := connection{clientID: clientID, mechanism: k.SASL.Mechanism, user: k.SASL.Username, password: k.SASL.Password}
+	c := connection{clientID: clientID, mechanism: k.SASL.Mechanism, user: k.SASL.Username, password: k.SASL.Password, partitioner: partitioner(k)}
 	switch c.mechanism {
 	case "", config.SASLPlain, config.SASLScramSHA256, config.SASLScramSHA512:
 	default:
@@ -54,7 +58,7 @@ func connectionOf(k config.Kafka, clientID string) (connection, error) {
 // franz is the connection as franz-go options: seed brokers, client ID,
 // TLS, SASL, and the partitioner every eventfx producer shares.
 func (c connection) franz(brokers []string) []kgo.Opt {
-	opts := []kgo.Opt{kgo.SeedBrokers(brokers...), kgo.ClientID(c.clientID), partitioner()}
+	opts := []kgo.Opt{kgo.SeedBrokers(brokers...), kgo.ClientID(c.clientID), kgo.RecordPartitioner(c.partitioner)}
 	if c.tls != nil {
 		opts = append(opts, kgo.DialTLSConfig(c.tls))
 	}
@@ -107,18 +111,58 @@ func ClientOpts(brokers []string, k config.Kafka, clientID string) ([]kgo.Opt, e
 	return c.franz(brokers), nil
 }
 
-// partitioner is how every eventfx producer partitions records: a keyed
-// record by Sarama's hash partitioner (FNV-1a), as eventfx has always
-// written them (watermill-kafka), so a key stays on its partition whoever
-// writes it; an unkeyed one sticks to a partition per batch. (Java clients
-// and librdkafka hash keys with murmur2 and CRC32.)
-func partitioner() kgo.Opt {
-	return kgo.RecordPartitioner(kgo.StickyKeyPartitioner(kgo.SaramaCompatHasher(fnv32a)))
+// partitioner is how every eventfx producer places records: a keyed record
+// on the partition its topic's partitioner picks for the key (see
+// config.Kafka.Partitioner: the same partition as a Java client's, by
+// default), an unkeyed one on a partition kept for a batch (sticky).
+func partitioner(k config.Kafka) kgo.Partitioner {
+	def := keyPartitioner(k.Partitioner)
+	if len(k.Partitioners) == 0 {
+		return def
+	}
+	p := byTopic{def: def, topics: make(map[string]kgo.Partitioner, len(k.Partitioners))}
+	for _, tp := range k.Partitioners {
+		p.topics[tp.Topic] = keyPartitioner(tp.Partitioner)
+	}
+	return p
 }
 
-// Partitioner is eventfx's partitioner as a franz-go option, for clients
-// that do not take ClientOpts (benchmarks).
-func Partitioner() kgo.Opt { return partitioner() }
+// keyPartitioner is the partitioner named name (config.Partitioner*).
+func keyPartitioner(name string) kgo.Partitioner {
+	switch name {
+	case config.PartitionerFNV1a:
+		// Sarama's hash partitioner: FNV-1a, negative hashes negated.
+		return kgo.StickyKeyPartitioner(kgo.SaramaCompatHasher(fnv32a))
+	case config.PartitionerCRC32:
+		return kgo.StickyKeyPartitioner(crc32Consistent)
+	default:
+		// Java's: (murmur2(key) & 0x7fffffff) mod n.
+		return kgo.StickyKeyPartitioner(nil)
+	}
+}
+
+// crc32Consistent is librdkafka's consistent partitioner: CRC-32 (IEEE) of
+// the key, unsigned, mod n.
+func crc32Consistent(key []byte, n int) int {
+	return int(crc32.ChecksumIEEE(key) % uint32(n))
+}
+
+// byTopic is a partitioner per topic, def for the others.
+type byTopic struct {
+	def    kgo.Partitioner
+	topics map[string]kgo.Partitioner
+}
+
+func (p byTopic) ForTopic(topic string) kgo.TopicPartitioner {
+	if tp, ok := p.topics[topic]; ok {
+		return tp.ForTopic(topic)
+	}
+	return p.def.ForTopic(topic)
+}
+
+// Partitioner is the partitioner of k as a franz-go option, for clients
+// that do not take ClientOpts (benchmarks, tests).
+func Partitioner(k config.Kafka) kgo.Opt { return kgo.RecordPartitioner(partitioner(k)) }
 
 func fnv32a(b []byte) uint32 {
 	h := fnv.New32a()

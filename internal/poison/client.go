@@ -62,8 +62,9 @@ func OnBadLedgerRecord(fn func(ledgerTopic string, err error)) Option {
 // ctx is done first, it is ctx.Err().
 //
 // Whatever k.Acks says, the Client's writes wait for all in-sync replicas
-// (idempotent producer). Keys are partitioned as eventfx's services
-// partition them (Sarama's FNV-1a hash, as watermill-kafka does).
+// (idempotent producer). Keys are placed by k's partitioner
+// (kafka.partitioner, kafka.partitioners), as eventfx's services place
+// them.
 func Dial(ctx context.Context, brokers []string, k config.Kafka, opts ...Option) (*Client, error) {
 	kopts, err := clientOpts(brokers, k)
 	if err != nil {
@@ -113,9 +114,9 @@ func (c *Client) EndOffsets(ctx context.Context, topic string) (map[int32]int64,
 // clientOpts are the kgo options shared by the clients of a Client:
 //   - timeouts that turn an absent broker into an error within seconds;
 //   - TLS and SASL from kafka.tls and kafka.sasl;
-//   - Sarama's hash partitioner (FNV-1a), as eventfx's services use
-//     (watermill-kafka), so a key goes to the same partition whoever
-//     writes it; unkeyed records stick to a partition per batch;
+//   - k's partitioner, as eventfx's services use, so a key goes to the
+//     same partition whoever writes it; unkeyed records stick to a
+//     partition per batch;
 //   - acks from all in-sync replicas with the idempotent producer (kgo's
 //     defaults) whatever kafka.acks says: replays wait for durable writes.
 func clientOpts(brokers []string, k config.Kafka) ([]kgo.Opt, error) {

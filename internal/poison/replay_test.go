@@ -3,6 +3,7 @@ package poison_test
 import (
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/eventfx/eventfx/config"
 	"github.com/eventfx/eventfx/internal/kafkatest"
 	"github.com/eventfx/eventfx/internal/meta"
 	"github.com/eventfx/eventfx/internal/poison"
@@ -465,5 +467,31 @@ func TestReplaySummaryString(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			assert.Equal(t, tt.want, tt.s.String())
 		})
+	}
+}
+
+// A replayed record goes to the partition its key maps to by the
+// partitioner of its topic (kafka.partitioners), as every eventfx
+// producer's records do.
+func TestReplayPlacesKeysByTheTopicsPartitioner(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	var recs []*kgo.Record
+	for i := range 30 {
+		recs = append(recs, poisonRecord(f.poisonTopic, fmt.Sprintf("k-%d", i), f.payments, "bill", fmt.Sprintf("customer-%d", i)))
+	}
+	kafkatest.Produce(t, f.addr, recs...)
+	k := config.Kafka{Partitioners: []config.TopicPartitioner{{Topic: f.payments, Partitioner: config.PartitionerCRC32}}}
+	c, err := poison.Dial(testContext(t), []string{f.addr}, k)
+	require.NoError(t, err)
+	t.Cleanup(c.Close)
+
+	_, _, err = replay(t, c, poison.ReplayOptions{Topic: f.poisonTopic})
+	require.NoError(t, err)
+	for _, r := range kafkatest.Read(t, f.addr, f.payments, 31, testTimeout) {
+		if len(r.Key) == 0 {
+			continue // id-3, unkeyed
+		}
+		assert.Equal(t, int32(crc32.ChecksumIEEE(r.Key)%4), r.Partition, "partition of key %s", r.Key)
 	}
 }
