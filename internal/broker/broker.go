@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // Config configures an embedded broker. Zero values take the defaults.
@@ -186,6 +187,7 @@ func Start(cfg Config) (*Broker, error) {
 		unlock()
 		return nil, fmt.Errorf("start embedded broker on %s: %w", cfg.Addr, err)
 	}
+	autoCreateForOldMetadata(c)
 	addrs := c.ListenAddrs()
 	if len(addrs) == 0 {
 		c.Close()
@@ -193,6 +195,20 @@ func Start(cfg Config) (*Broker, error) {
 		return nil, fmt.Errorf("start embedded broker on %s: no listener", cfg.Addr)
 	}
 	return &Broker{cluster: c, addr: addrs[0], unlock: sync.OnceFunc(unlock)}, nil
+}
+
+// autoCreateForOldMetadata makes Metadata requests v0 to v3, which have no
+// allow_auto_topic_creation field, create the topics they name, as real
+// Kafka does for them with auto.create.topics.enable on (its default):
+// without it, a client on those versions (kafka-python 2.0.2) waits
+// forever for a topic nothing creates.
+func autoCreateForOldMetadata(c *kfake.Cluster) {
+	c.ControlKey(int16(kmsg.Metadata), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
+		if req, ok := kreq.(*kmsg.MetadataRequest); ok && req.Version < 4 {
+			req.AllowAutoTopicCreation = true
+		}
+		return nil, nil, false // the cluster answers it
+	})
 }
 
 // Addr is the broker's host:port.
