@@ -267,6 +267,10 @@ func TestGatewayHandlerEmittedEventAndWebhookCallAreOneTrace(t *testing.T) {
 	}
 	assert.Equal(t, "kafka", attr(enrich, "messaging.system"))
 	assert.Equal(t, "kafka", attr(send, "messaging.system"))
+	// Where the message was consumed, in today's messaging names.
+	for _, k := range []attribute.Key{"messaging.destination.partition.id", "messaging.kafka.offset", "messaging.consumer.group.name", "messaging.operation.name", "messaging.operation.type"} {
+		assert.NotEmpty(t, attr(enrich, k), "consumer span attribute %s", k)
+	}
 }
 
 func TestExporterNonePropagatesTheCallersTraceparentUnchanged(t *testing.T) {

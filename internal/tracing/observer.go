@@ -2,6 +2,8 @@ package tracing
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"strconv"
 	"time"
 
@@ -122,15 +124,32 @@ func delivery(ctx context.Context, msg *message.Message) []attribute.KeyValue {
 		attrs = append(attrs, semconv.MessagingSystemKafka,
 			semconv.MessagingDestinationPartitionID(strconv.FormatInt(int64(pos.Partition), 10)),
 			semconv.MessagingKafkaOffset(int(pos.Offset)))
+		if key := msg.Metadata.Get(meta.Key); key != "" {
+			attrs = append(attrs, semconv.MessagingKafkaMessageKey(key))
+		}
 	}
 	return attrs
 }
 
-// End ends span, recording err (if any) as its error and status.
+// End ends span, recording err (if any) as its error, its status and its
+// error.type (the Go type of the error at the end of err's chain: a class,
+// not the message).
 func End(span trace.Span, err error) {
 	if err != nil {
 		span.RecordError(err)
 		span.SetStatus(codes.Error, err.Error())
+		span.SetAttributes(semconv.ErrorTypeKey.String(errorType(err)))
 	}
 	span.End()
+}
+
+// errorType is the type of the innermost error of err's chain.
+func errorType(err error) string {
+	for {
+		next := errors.Unwrap(err)
+		if next == nil {
+			return fmt.Sprintf("%T", err)
+		}
+		err = next
+	}
 }

@@ -79,6 +79,9 @@ func (p Producer) attributes(topic string, m *message.Message) []attribute.KeyVa
 	}
 	if p.System != "" {
 		attrs = append(attrs, semconv.MessagingSystemKey.String(p.System))
+		if key := m.Metadata.Get(meta.Key); key != "" && p.System == "kafka" {
+			attrs = append(attrs, semconv.MessagingKafkaMessageKey(key))
+		}
 	}
 	return attrs
 }

@@ -214,6 +214,7 @@ func TestProducerSpanIsChildOfTheMessagesContextAndReplacesIt(t *testing.T) {
 	r := newRecorder(t)
 	p := tracing.Producer{Tracer: r.Tracer(tracing.ScopeName), System: "kafka"}
 	msg := incoming()
+	msg.Metadata.Set(meta.Key, "customer-7")
 	err := p.Send(context.Background(), "payments", []*message.Message{msg}, func() error { return nil })
 	require.NoError(t, err)
 
@@ -228,6 +229,9 @@ func TestProducerSpanIsChildOfTheMessagesContextAndReplacesIt(t *testing.T) {
 	assert.Equal(t, "kafka", a["messaging.system"].AsString())
 	assert.Equal(t, "payments", a["messaging.destination.name"].AsString())
 	assert.Equal(t, "m1", a["messaging.message.id"].AsString())
+	assert.Equal(t, "customer-7", a["messaging.kafka.message.key"].AsString())
+	assert.Equal(t, "send", a["messaging.operation.name"].AsString())
+	assert.Equal(t, "send", a["messaging.operation.type"].AsString())
 	assert.Equal(t, "00-"+traceID+"-"+s.SpanContext.SpanID().String()+"-01", msg.Metadata.Get(meta.Traceparent),
 		"the consumer's parent is the producer's span")
 	assert.Equal(t, tracestate, msg.Metadata.Get(meta.Tracestate))
@@ -244,6 +248,7 @@ func TestProducerSpanRecordsThePublishError(t *testing.T) {
 	for _, s := range spans {
 		assert.Equal(t, codes.Error, s.Status.Code)
 		assert.Equal(t, "broker unavailable", s.Status.Description)
+		assert.Equal(t, "*errors.errorString", attrs(s.Attributes)["error.type"].AsString())
 	}
 }
 
