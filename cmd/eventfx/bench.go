@@ -17,7 +17,7 @@ func newBenchCmd(g *globals) *cobra.Command {
 	o := bench.Defaults()
 	json := false
 	cmd := &cobra.Command{
-		Use:   "bench [--brokers B] [--messages N] [--size BYTES] [--batch N] [--partitions N] [--keys N] [--json]",
+		Use:   "bench [--brokers B] [--messages N] [--rate N] [--size BYTES] [--batch N] [--partitions N] [--keys N] [--json]",
 		Short: "Measure eventfx publishing and consuming on a cluster (default: an embedded broker)",
 		Long: `Builds an eventfx service from its real modules (app.Core, KafkaModule,
 PublisherModule, SubscriberModule) with one handler, publishes --messages
@@ -26,6 +26,14 @@ call, and consumes them through the full middleware chain (correlation ID,
 metrics, poison queue, retry, timeout, recoverer) in a fresh consumer group.
 Each message carries its send time; the handler records the end-to-end
 latency, from the PublishMessages call to the handler.
+
+--rate N paces the publishing at N messages per second, the latency a
+service sees at an ordinary load rather than under a saturating one:
+message i is due i/N seconds after the first; the pacer sleeps until the
+next is due, then publishes every message due by then (at most --batch)
+in one PublishMessages call, without waiting for the acknowledgements of
+earlier calls (an open loop). --messages bounds the run: it lasts about
+--messages/N seconds, which must be less than --timeout.
 
 Brokers: --brokers, else kafka.brokers from --config/EVENTFX_*, else (or
 with --brokers embedded) an embedded broker started in this process, so
@@ -47,17 +55,32 @@ place on a terminal). Then it prints (MB are 10^6 bytes of payload):
   latency p50=… p90=… p99=… max=…
 publish: from the first PublishMessages call until the last returned
 (acknowledged by the broker); consume: from the first call until the last
-message was handled. --json prints the same as one JSON object (latencies
-in milliseconds).
+message was handled. With --rate, a line after config says what rate the
+run offered:
+  rate requested=… achieved=… max_behind=…
+achieved: the messages over the time from the first send to one interval
+(1/N) after the last, N when every call started on time; max_behind: the
+latest a call started after its first message was due (latencies are
+from each call's start, so a pacer that falls behind does not show in
+them: compare achieved with requested). --json prints the same as one
+JSON object (latencies in milliseconds; "rate" only with --rate).
 
 It stops by itself after --timeout (exit code 1, saying how many messages
 were consumed), or on Ctrl-C.`,
 		Example: `  eventfx bench
   eventfx bench --messages 1000000 --size 1024 --keys 100
+  eventfx bench --rate 1000 --messages 30000 --keys 1000
   eventfx bench --brokers kafka-1:9092,kafka-2:9092 --partitions 24 --json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			var errs []error
+			if cmd.Flags().Changed("rate") && o.Rate == 0 {
+				errs = append(errs, bench.RateError(o.Rate)) // 0 is unpaced only when --rate is not given
+			}
 			if err := o.Validate(); err != nil {
+				errs = append(errs, err)
+			}
+			if err := bench.JoinOneLine(errs); err != nil {
 				return err
 			}
 			brokers, cfg, err := g.benchBrokers()
@@ -77,6 +100,7 @@ were consumed), or on Ctrl-C.`,
 	}
 	f := cmd.Flags()
 	f.IntVar(&o.Messages, "messages", o.Messages, "messages to publish and consume")
+	f.IntVar(&o.Rate, "rate", 0, "publish at this many messages per second (default: as fast as the acknowledgements allow)")
 	f.IntVar(&o.Size, "size", o.Size, "payload size in bytes")
 	f.IntVar(&o.Batch, "batch", o.Batch, "messages per PublishMessages call")
 	f.IntVar(&o.Partitions, "partitions", o.Partitions, "partitions of the topic bench creates")
@@ -107,8 +131,8 @@ func (g *globals) benchBrokers() (brokers []string, cfg config.Config, err error
 	return brokers, cfg, nil
 }
 
-// printBench prints a run's result, a line each for its setup, publish,
-// consume and latency.
+// printBench prints a run's result, a line each for its setup, its rate
+// (paced runs only), publish, consume and latency.
 func printBench(w io.Writer, r bench.Result) error {
 	lat := r.Summary
 	c := r.Config
@@ -117,12 +141,18 @@ func printBench(w io.Writer, r bench.Result) error {
 			kv("topic", c.Topic).kv("partitions", strconv.Itoa(c.Partitions)).kv("messages", strconv.Itoa(c.Messages)).
 			kv("size", strconv.Itoa(c.Size)).kv("batch", strconv.Itoa(c.Batch)).kv("keys", strconv.Itoa(c.Keys)).
 			kv("acks", c.Acks).kv("consume", c.Consume),
+	}
+	if rt := r.Rate; rt != nil {
+		lines = append(lines, new(line).word("rate").kv("requested", strconv.Itoa(rt.Requested)).
+			kv("achieved", fmt.Sprintf("%.1f", rt.Achieved)).kv("max_behind", fmtDur(rt.MaxBehind)))
+	}
+	lines = append(lines,
 		new(line).word("publish").kv("messages", strconv.Itoa(r.Publish.Messages)).kv("seconds", fmt.Sprintf("%.3f", r.Publish.Seconds)).
 			kv("msg_per_sec", fmt.Sprintf("%.0f", r.Publish.MsgPerSec)).kv("mb_per_sec", fmt.Sprintf("%.2f", r.Publish.MBPerSec)),
 		new(line).word("consume").kv("messages", strconv.Itoa(r.Consume.Messages)).kv("duplicates", strconv.Itoa(r.Consume.Duplicates)).
 			kv("seconds", fmt.Sprintf("%.3f", r.Consume.Seconds)).kv("msg_per_sec", fmt.Sprintf("%.0f", r.Consume.MsgPerSec)),
 		new(line).word("latency").kv("p50", fmtDur(lat.P50)).kv("p90", fmtDur(lat.P90)).kv("p99", fmtDur(lat.P99)).kv("max", fmtDur(lat.Max)),
-	}
+	)
 	for _, l := range lines {
 		if err := l.writeTo(w); err != nil {
 			return err

@@ -28,6 +28,12 @@ type benchJSON struct {
 		Acks       string   `json:"acks"`
 		Consume    string   `json:"consume"`
 	} `json:"config"`
+	// Rate is there with --rate only.
+	Rate *struct {
+		Requested   int     `json:"requested_per_sec"`
+		Achieved    float64 `json:"achieved_per_sec"`
+		MaxBehindMs float64 `json:"max_behind_ms"`
+	} `json:"rate"`
 	Publish struct {
 		Messages  int     `json:"messages"`
 		Seconds   float64 `json:"seconds"`
@@ -71,6 +77,44 @@ func TestBenchOnTheEmbeddedBrokerConsumesEveryMessage(t *testing.T) {
 	assert.LessOrEqual(t, b.Latency.P90, b.Latency.P99)
 	assert.LessOrEqual(t, b.Latency.P99, b.Latency.Max)
 	assert.Contains(t, r.stderr, "(embedded, in this process)")
+	assert.Nil(t, b.Rate, "no --rate: no rate object")
+	assert.NotContains(t, r.stdout, `"rate"`)
+}
+
+func TestBenchAtARateReportsTheAchievedRate(t *testing.T) {
+	t.Parallel()
+
+	r := ok(t, nil, "bench", "--messages", "1000", "--rate", "2000", "--keys", "10", "--json")
+
+	var b benchJSON
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &b), "stdout is one JSON object\n%s", r)
+	require.NotNil(t, b.Rate, "a rate object\n%s", r)
+	assert.Equal(t, 2000, b.Rate.Requested)
+	assert.InDelta(t, 2000, b.Rate.Achieved, 300)
+	assert.GreaterOrEqual(t, b.Rate.MaxBehindMs, 0.0)
+	assert.Equal(t, 1000, b.Consume.Messages, "every message consumed")
+	assert.GreaterOrEqual(t, b.Publish.Seconds, 0.45, "paced over half a second")
+	assert.Positive(t, b.Latency.Max)
+	assert.LessOrEqual(t, b.Latency.P50, b.Latency.P99)
+	assert.Contains(t, r.stderr, "1000 messages of 256 B at 2000/s")
+}
+
+var benchRateLine = regexp.MustCompile(`^rate requested=2000 achieved=([0-9.]+) max_behind=(\S+)$`)
+
+func TestBenchAtARatePrintsARateLine(t *testing.T) {
+	t.Parallel()
+
+	r := ok(t, nil, "bench", "--messages", "500", "--rate", "2000")
+
+	out := lines(r.stdout)
+	require.Len(t, out, 5, "config, rate, publish, consume, latency\n%s", r)
+	assert.True(t, strings.HasPrefix(out[0], "config "), out[0])
+	m := benchRateLine.FindStringSubmatch(out[1])
+	require.NotNil(t, m, "rate line: %q", out[1])
+	assert.InDelta(t, 2000, number(t, m[1]), 300)
+	assert.Regexp(t, `^[0-9.]+(ns|µs|ms|s)$`, m[2], "a duration")
+	assert.True(t, strings.HasPrefix(out[2], "publish messages=500 "), out[2])
+	assert.Regexp(t, benchLatencyLine, out[4])
 }
 
 var (
@@ -138,6 +182,10 @@ func TestBenchErrorsAreOneLine(t *testing.T) {
 		{"several bad flags", []string{"bench", "--size", "0", "--batch", "-1", "--acks", "some"},
 			`^eventfx: --size must be at least 1, got 0; --batch must be at least 1, got -1; --acks must be all or leader, got "some"$`},
 		{"bad topic", []string{"bench", "--topic", "a b"}, `^eventfx: --topic: `},
+		{"zero rate", []string{"bench", "--rate", "0"}, `^eventfx: --rate must be positive \(messages per second\), got 0$`},
+		{"negative rate", []string{"bench", "--rate", "-10"}, `^eventfx: --rate must be positive \(messages per second\), got -10$`},
+		{"rate too slow for the timeout", []string{"bench", "--rate", "100", "--messages", "20000", "--timeout", "1m"},
+			`^eventfx: --messages 20000 at --rate 100 take 3m20s to publish, not less than --timeout 1m0s$`},
 		{"no broker", []string{"bench", "--brokers", noBroker}, `^eventfx: no Kafka broker answered at ` + noBroker + ` \(.*\)$`},
 		{"gateway without clients", []string{"bench", "gateway", "--clients", "0"}, `^eventfx: --clients must be at least 1, got 0$`},
 		{"gateway without a bound", []string{"bench", "gateway", "--requests", "0", "--duration", "0"}, `set at least one bound$`},

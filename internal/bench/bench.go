@@ -1,7 +1,9 @@
 // Package bench is the run logic of `eventfx bench`: a service built from
-// eventfx's real modules publishes messages in batches and consumes them
-// through the whole middleware chain, and the run reports the publish and
-// consume rates and the end-to-end latency.
+// eventfx's real modules publishes messages in batches, or at a steady
+// rate (Options.Rate), and consumes them through the whole middleware
+// chain, and the run reports the publish and consume rates and the
+// end-to-end latency: from just before each PublishMessages call to the
+// handler.
 package bench
 
 import (
@@ -11,6 +13,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -110,7 +113,11 @@ func Run(parent context.Context, o Options, status io.Writer) (Result, error) {
 	if embedded {
 		where += " (embedded, in this process)"
 	}
-	fmt.Fprintf(status, "eventfx: bench: %d messages of %d B to %s (%d partitions) on %s\n", o.Messages, o.Size, o.Topic, partitions, where)
+	paced := ""
+	if o.Rate > 0 {
+		paced = fmt.Sprintf(" at %d/s (about %s)", o.Rate, o.schedule().Round(100*time.Millisecond))
+	}
+	fmt.Fprintf(status, "eventfx: bench: %d messages of %d B%s to %s (%d partitions) on %s\n", o.Messages, o.Size, paced, o.Topic, partitions, where)
 
 	// Warm-up: one message through, so the clock starts with the consumer
 	// group joined and the topic's metadata known.
@@ -139,8 +146,14 @@ func Run(parent context.Context, o Options, status io.Writer) (Result, error) {
 	start := time.Now()
 	pubErr := make(chan error, 1)
 	var pubDone atomic.Int64 // UnixNano of the last PublishMessages return
+	var pace pacing          // the paced publishing's; read once pubErr was received
 	go func() {
-		err := o.publish(ctx, pub, rec, payload, progress)
+		var err error
+		if o.Rate > 0 {
+			err = o.publishPaced(ctx, pub, rec, payload, progress, start, &pace)
+		} else {
+			err = o.publish(ctx, pub, rec, payload, progress)
+		}
 		pubDone.Store(time.Now().UnixNano())
 		pubErr <- err
 	}()
@@ -197,6 +210,11 @@ func Run(parent context.Context, o Options, status io.Writer) (Result, error) {
 		MsgPerSec: PerSec(int(lat.Count), consElapsed)}
 	res.Latency = LatencyOf(lat)
 	res.Summary = lat
+	if o.Rate > 0 {
+		span := pace.last.Sub(start) + due(1, o.Rate)
+		res.Rate = &Rate{Requested: o.Rate, Achieved: PerSec(o.Messages, span),
+			MaxBehindMs: Millis(pace.maxBehind), MaxBehind: pace.maxBehind}
+	}
 	return res, nil
 }
 
@@ -305,4 +323,106 @@ func (o Options) publish(ctx context.Context, pub *app.Publisher, rec *recorder,
 		p.published.Add(int64(len(batch)))
 	}
 	return nil
+}
+
+// maxPacedCalls bounds the PublishMessages calls of a paced run in flight
+// at once. A call waits for its acknowledgements (about a millisecond on
+// an embedded broker), so a few are in flight at 10,000 messages a
+// second; a broker too slow for the rate fills them, and the pacer then
+// falls behind (Rate.Achieved, Rate.MaxBehind) rather than piling up
+// goroutines.
+const maxPacedCalls = 256
+
+// pacing is what a paced run's publishing did: when its last call
+// started, and the latest a call started after its first message was due.
+type pacing struct {
+	last      time.Time
+	maxBehind time.Duration
+}
+
+// publishPaced sends the messages at o.Rate per second from start, an
+// open loop: message i is due at start + i/o.Rate; the pacer sleeps until
+// the next message is due, then hands every message due by then (at most
+// o.Batch) to a PublishMessages call of its own, without waiting for the
+// acknowledgements of earlier calls (at most maxPacedCalls in flight).
+// Go's timers wake up to a millisecond late when the process is idle, so
+// at thousands a second a call carries a few messages. Each message's
+// send time is stamped just before its call. It returns once every call
+// returned: the first error, or ctx's when it ended the schedule.
+func (o Options) publishPaced(ctx context.Context, pub *app.Publisher, rec *recorder, payload []byte, p *progress, start time.Time, pace *pacing) error {
+	var (
+		wg      sync.WaitGroup
+		errOnce sync.Once
+		failed  = make(chan struct{})
+		callErr error
+	)
+	slots := make(chan struct{}, maxPacedCalls)
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for i := 0; i < o.Messages; {
+		if wait := time.Until(start.Add(due(i, o.Rate))); wait > 0 {
+			timer.Reset(wait)
+			select {
+			case <-timer.C:
+			case <-failed:
+			case <-ctx.Done():
+			}
+		}
+		select {
+		case slots <- struct{}{}:
+		case <-failed:
+		case <-ctx.Done():
+		}
+		select {
+		case <-failed:
+			wg.Wait()
+			return callErr
+		default:
+		}
+		if err := ctx.Err(); err != nil {
+			wg.Wait()
+			return err
+		}
+		// Every message due by now, at least message i.
+		now := time.Now()
+		n := int(float64(now.Sub(start))*float64(o.Rate)/float64(time.Second)) + 1
+		j := min(max(n, i+1), i+o.Batch, o.Messages)
+		batch := make([]*message.Message, 0, j-i)
+		for k := i; k < j; k++ {
+			key := ""
+			if o.Keys > 0 {
+				key = "key-" + strconv.Itoa(k%o.Keys)
+			}
+			batch = append(batch, rec.message(payload, strconv.Itoa(k), key))
+		}
+		sentAt := time.Now()
+		sent := strconv.FormatInt(sentAt.UnixNano(), 10)
+		for _, m := range batch {
+			m.Metadata.Set(sentHeader, sent)
+		}
+		pace.last = sentAt
+		pace.maxBehind = max(pace.maxBehind, sentAt.Sub(start.Add(due(i, o.Rate))))
+		wg.Add(1)
+		go func(first int) {
+			defer wg.Done()
+			defer func() { <-slots }()
+			// See awaitPublish for why ctx does not end the call.
+			if err := pub.PublishMessages(context.WithoutCancel(ctx), o.Topic, batch...); err != nil {
+				errOnce.Do(func() {
+					callErr = fmt.Errorf("publish messages %d-%d: %w", first, first+len(batch)-1, err)
+					close(failed)
+				})
+				return
+			}
+			p.published.Add(int64(len(batch)))
+		}(i)
+		i = j
+	}
+	wg.Wait()
+	select {
+	case <-failed:
+		return callErr
+	default:
+		return nil
+	}
 }

@@ -21,6 +21,10 @@ type Options struct {
 	Messages, Size, Batch, Keys int
 	// Partitions of the topic the run creates.
 	Partitions int
+	// Rate paces the publishing at Rate messages per second (an open
+	// loop: see Run); 0 publishes as fast as the acknowledgements allow,
+	// one PublishMessages call of Batch messages at a time.
+	Rate int
 	// Topic to use; "" creates eventfx.bench.<random>.
 	Topic string
 	// Acks overrides kafka.acks when not empty.
@@ -50,8 +54,14 @@ func (o Options) Validate() error {
 			errs = append(errs, fmt.Errorf("%s must be at least %d, got %d", x.flag, x.min, x.val))
 		}
 	}
+	if o.Rate < 0 {
+		errs = append(errs, RateError(o.Rate))
+	}
 	if o.Timeout <= 0 {
 		errs = append(errs, fmt.Errorf("--timeout must be positive, got %s", o.Timeout))
+	} else if o.Rate > 0 && o.Messages > 0 && o.schedule() >= o.Timeout {
+		errs = append(errs, fmt.Errorf("--messages %d at --rate %d take %s to publish, not less than --timeout %s",
+			o.Messages, o.Rate, o.schedule(), o.Timeout))
 	}
 	if o.Topic != "" {
 		if err := config.ValidTopicName(o.Topic); err != nil {
@@ -62,6 +72,26 @@ func (o Options) Validate() error {
 		errs = append(errs, fmt.Errorf("--acks must be %s or %s, got %q", config.AcksAll, config.AcksLeader, o.Acks))
 	}
 	return JoinOneLine(errs)
+}
+
+// RateError is the error of a --rate that is not positive (the command
+// reports --rate 0 too: 0 is the unpaced default only when --rate is not
+// given).
+func RateError(rate int) error {
+	return fmt.Errorf("--rate must be positive (messages per second), got %d", rate)
+}
+
+// schedule is how long a paced run's publishing lasts: the last message is
+// due (Messages-1)/Rate after the first, and one interval after it is
+// the end of the schedule.
+func (o Options) schedule() time.Duration {
+	return due(o.Messages, o.Rate)
+}
+
+// due is when message i of a run paced at rate per second is due, from
+// the first's send.
+func due(i, rate int) time.Duration {
+	return time.Duration(float64(i) * float64(time.Second) / float64(rate))
 }
 
 // JoinOneLine joins errors with "; ", keeping the CLI's errors on one line.

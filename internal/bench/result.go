@@ -12,7 +12,10 @@ type Result struct {
 	// milliseconds.
 	Summary loadgen.Summary `json:"-"`
 
-	Config  Setup   `json:"config"`
+	Config Setup `json:"config"`
+	// Rate is the paced run's rate, requested and achieved; nil unpaced
+	// (no --rate), when the object is left out of the JSON.
+	Rate    *Rate   `json:"rate,omitempty"`
 	Publish Publish `json:"publish"`
 	Consume Consume `json:"consume"`
 	Latency Latency `json:"latency_ms"`
@@ -43,6 +46,20 @@ type Consume struct {
 	Duplicates int     `json:"duplicates"`
 	Seconds    float64 `json:"seconds"`
 	MsgPerSec  float64 `json:"msg_per_sec"`
+}
+
+// Rate is what a paced run offered: Requested messages per second, and
+// Achieved, the messages over the time from the first send to one
+// interval (1/Requested) after the last, so that sends exactly on
+// schedule achieve the requested rate. MaxBehind is the latest a call
+// started after its first message was due: the pacer's delay, not
+// counted in the latencies (each message's is from its own send).
+type Rate struct {
+	Requested   int     `json:"requested_per_sec"`
+	Achieved    float64 `json:"achieved_per_sec"`
+	MaxBehindMs float64 `json:"max_behind_ms"`
+	// MaxBehind is MaxBehindMs as a duration.
+	MaxBehind time.Duration `json:"-"`
 }
 
 type Latency struct {

@@ -1,9 +1,12 @@
 // Command ratios summarises a run of the benchmarks in internal/benchmarks:
 // the median msgs/s, cpu-µs/msg and (for the 1 ms handler) wait-ms/msg of
 // every benchmark over the run's repetitions (go test -count), the range
-// of msgs/s, the median req/s, p50-ms and p99-ms of the gateway
-// benchmarks, and the ratios the performance issues set targets for, each
-// computed from the medians.
+// of msgs/s, the median req/s, p50-ms and p99-ms of the gateway benchmarks,
+// the median latencies of the benchmarks that report them (p50-ms, p90-ms,
+// p99-ms, max-ms: BenchmarkLatencyAtRate), and the ratios
+// the performance issues set targets for, each computed from the medians:
+// a rate's ratio has a target it must reach at least, a latency's one it
+// must stay at most.
 //
 //	go test -run '^$' -bench . -benchmem -benchtime 100000x -count 5 ./internal/benchmarks | tee bench.txt
 //	go run ./internal/benchmarks/ratios < bench.txt
@@ -15,7 +18,6 @@ package main
 
 import (
 	"bufio"
-	"cmp"
 	"fmt"
 	"io"
 	"os"
@@ -32,7 +34,7 @@ func main() {
 		os.Exit(1)
 	}
 	if len(runs) == 0 {
-		fmt.Fprintln(os.Stderr, "ratios: no benchmark lines reporting msgs/s or req/s on stdin")
+		fmt.Fprintln(os.Stderr, "ratios: no benchmark result lines on stdin")
 		os.Exit(1)
 	}
 	report(os.Stdout, runs)
@@ -92,42 +94,63 @@ func medianOf(xs []float64, prec int) string {
 	return strconv.FormatFloat(median(xs), 'f', prec, 64)
 }
 
-// ratio is a target: numerator benchmark over denominator benchmark, by
-// their median of unit.
+// ratio is numerator benchmark over denominator benchmark, by their
+// median of metric (msgs/s when empty), with a target or none.
 type ratio struct {
 	name     string
 	num, den string
-	target   float64 // at least (at most, for a latency); 0: reported, no target
-	// unit is the metric compared; empty: msgs/s.
-	unit string
+	metric   string
+	target   target
 }
 
-// Units of the ratios besides msgs/s: the gateway's rate, and its p99
-// latency, of which less is better.
-const (
-	reqPerSec = "req/s"
-	p99ms     = "p99-ms"
-)
+// target bounds a ratio: at least value (a rate), or at most value when
+// atMost (a latency). The zero target is none: the ratio is reported.
+type target struct {
+	value  float64
+	atMost bool
+}
 
-// atMost reports whether the ratio's target is a bound from above: a
-// latency's.
-func (r ratio) atMost() bool { return strings.HasSuffix(r.unit, "-ms") }
+func atLeast(v float64) target { return target{value: v} }
+func atMost(v float64) target  { return target{value: v, atMost: true} }
+
+var none target
+
+// verdict is "target ≥ 0.90: met", "target ≤ 2.00: NOT met", or "" for
+// no target.
+func (t target) verdict(v float64) string {
+	if t.value <= 0 {
+		return ""
+	}
+	sign, met := "≥", v >= t.value
+	if t.atMost {
+		sign, met = "≤", v <= t.value
+	}
+	if met {
+		return fmt.Sprintf("target %s %.2f: met", sign, t.value)
+	}
+	return fmt.Sprintf("target %s %.2f: NOT met", sign, t.value)
+}
 
 var ratios = []ratio{
-	{"router: eventfx / bare Watermill router", "RouterOverhead/eventfx", "RouterOverhead/watermill", 0.90, ""},
-	{"router: eventfx / bare router with eventfx's intake (the chain's cost)", "RouterOverhead/eventfx", "RouterOverhead/watermill-intake-per-core", 0, ""},
-	{"consume: eventfx by partition / watermill-kafka", "KafkaConsume/eventfx", "KafkaConsume/watermill-kafka", 1.0, ""},
-	{"consume: eventfx by partition / watermill-kafka with eventfx's intake", "KafkaConsume/eventfx", "KafkaConsume/watermill-kafka-intake-per-core", 0, ""},
-	{"consume: eventfx by partition / raw franz-go", "KafkaConsume/eventfx", "KafkaConsume/franz-go", 0, ""},
-	{"consume: eventfx by key / watermill-kafka", "KafkaConsume/eventfx-key", "KafkaConsume/watermill-kafka", 1.5, ""},
-	{"consume, 1 ms handler: eventfx by key / watermill-kafka", "KafkaConsumeIO/eventfx-key", "KafkaConsumeIO/watermill-kafka", 20, ""},
-	{"publish: eventfx batch / watermill-kafka sequential", "KafkaPublish/eventfx-batch", "KafkaPublish/watermill-kafka-sequential", 10, ""},
-	{"publish: eventfx batch / raw franz-go", "KafkaPublish/eventfx-batch", "KafkaPublish/franz-go", 0.25, ""},
-	{"batch handler / per-message handler, same resource", "BatchHandler/batch", "BatchHandler/per-message", 20, ""},
-	{"gateway: eventfx / hand-written, 1 client", "Gateway/eventfx/clients=1", "Gateway/hand-written/clients=1", 0.90, reqPerSec},
-	{"gateway: eventfx / hand-written, 16 clients", "Gateway/eventfx/clients=16", "Gateway/hand-written/clients=16", 0.90, reqPerSec},
-	{"gateway: eventfx / hand-written, 64 clients", "Gateway/eventfx/clients=64", "Gateway/hand-written/clients=64", 0.90, reqPerSec},
-	{"gateway p99 latency: eventfx / hand-written, 64 clients", "Gateway/eventfx/clients=64", "Gateway/hand-written/clients=64", 1.0, p99ms},
+	{"router: eventfx / bare Watermill router", "RouterOverhead/eventfx", "RouterOverhead/watermill", "", atLeast(0.90)},
+	{"router: eventfx / bare router with eventfx's intake (the chain's cost)", "RouterOverhead/eventfx", "RouterOverhead/watermill-intake-per-core", "", none},
+	{"consume: eventfx by partition / watermill-kafka", "KafkaConsume/eventfx", "KafkaConsume/watermill-kafka", "", atLeast(1.0)},
+	{"consume: eventfx by partition / watermill-kafka with eventfx's intake", "KafkaConsume/eventfx", "KafkaConsume/watermill-kafka-intake-per-core", "", none},
+	{"consume: eventfx by partition / raw franz-go", "KafkaConsume/eventfx", "KafkaConsume/franz-go", "", none},
+	{"consume: eventfx by key / watermill-kafka", "KafkaConsume/eventfx-key", "KafkaConsume/watermill-kafka", "", atLeast(1.5)},
+	{"consume, 1 ms handler: eventfx by key / watermill-kafka", "KafkaConsumeIO/eventfx-key", "KafkaConsumeIO/watermill-kafka", "", atLeast(20)},
+	{"publish: eventfx batch / watermill-kafka sequential", "KafkaPublish/eventfx-batch", "KafkaPublish/watermill-kafka-sequential", "", atLeast(10)},
+	{"publish: eventfx batch / raw franz-go", "KafkaPublish/eventfx-batch", "KafkaPublish/franz-go", "", atLeast(0.25)},
+	{"consume, 1 ms handler: eventfx by key / its limit (max_in_flight / wait)", "KafkaConsumeIO/eventfx-key", "KafkaConsumeIO/eventfx-key", "limit", atLeast(0.85)},
+	{"batch handler / per-message handler, same resource", "BatchHandler/batch", "BatchHandler/per-message", "", atLeast(20)},
+	{"gateway: eventfx / hand-written, 1 client", "Gateway/eventfx/clients=1", "Gateway/hand-written/clients=1", "req/s", atLeast(0.90)},
+	{"gateway: eventfx / hand-written, 16 clients", "Gateway/eventfx/clients=16", "Gateway/hand-written/clients=16", "req/s", atLeast(0.90)},
+	{"gateway: eventfx / hand-written, 64 clients", "Gateway/eventfx/clients=64", "Gateway/hand-written/clients=64", "req/s", atLeast(0.90)},
+	{"gateway p99 latency: eventfx / hand-written, 64 clients", "Gateway/eventfx/clients=64", "Gateway/hand-written/clients=64", "p99-ms", atMost(1.0)},
+	{"latency p99: eventfx by partition / franz-go at 1000/s", "LatencyAtRate/eventfx/rate=1000", "LatencyAtRate/franz-go/rate=1000", "p99-ms", atMost(2.0)},
+	{"latency p99: eventfx by partition / franz-go at 10000/s", "LatencyAtRate/eventfx/rate=10000", "LatencyAtRate/franz-go/rate=10000", "p99-ms", atMost(2.0)},
+	{"latency p99: eventfx by key / franz-go at 1000/s", "LatencyAtRate/eventfx-key/rate=1000", "LatencyAtRate/franz-go/rate=1000", "p99-ms", atMost(2.0)},
+	{"latency p99: eventfx by key / franz-go at 10000/s", "LatencyAtRate/eventfx-key/rate=10000", "LatencyAtRate/franz-go/rate=10000", "p99-ms", atMost(2.0)},
 }
 
 func report(w io.Writer, runs map[string]samples) {
@@ -145,40 +168,60 @@ func report(w io.Writer, runs map[string]samples) {
 		fmt.Fprintf(w, "%-52s %5d %12.0f %10.0f – %-9.0f %10s %11s\n", name, len(rate), median(rate), slices.Min(rate), slices.Max(rate),
 			medianOf(runs[name]["cpu-µs/msg"], 2), medianOf(runs[name]["wait-ms/msg"], 3))
 	}
-	var gateways []string
-	for _, name := range names {
-		if len(runs[name][reqPerSec]) > 0 {
-			gateways = append(gateways, name)
-		}
-	}
-	if len(gateways) > 0 {
-		fmt.Fprintln(w)
-		fmt.Fprintf(w, "%-52s %5s %12s %22s %10s %10s\n", "benchmark", "runs", "req/s", "range", "p50-ms", "p99-ms")
-		for _, name := range gateways {
-			rate := runs[name][reqPerSec]
-			fmt.Fprintf(w, "%-52s %5d %12.0f %10.0f – %-9.0f %10s %10s\n", name, len(rate), median(rate), slices.Min(rate), slices.Max(rate),
-				medianOf(runs[name]["p50-ms"], 3), medianOf(runs[name][p99ms], 3))
-		}
-	}
+	gatewayTable(w, names, runs)
+	latencyTable(w, names, runs)
 	fmt.Fprintln(w)
 	for _, r := range ratios {
-		unit := cmp.Or(r.unit, "msgs/s")
-		num, den := runs[r.num][unit], runs[r.den][unit]
+		metric := r.metric
+		if metric == "" {
+			metric = "msgs/s"
+		}
+		num, den := runs[r.num][metric], runs[r.den][metric]
+		if metric == "limit" { // a rate over its own limit
+			num, den = runs[r.num]["msgs/s"], runs[r.num]["limit-msgs/s"]
+		}
 		if len(num) == 0 || len(den) == 0 {
 			continue
 		}
 		v := median(num) / median(den)
-		verdict := ""
-		if r.target > 0 {
-			cmpOp, met := "≥", v >= r.target
-			if r.atMost() {
-				cmpOp, met = "≤", v <= r.target
-			}
-			verdict = fmt.Sprintf("target %s %.2f: met", cmpOp, r.target)
-			if !met {
-				verdict = fmt.Sprintf("target %s %.2f: NOT met", cmpOp, r.target)
-			}
+		fmt.Fprintf(w, "%-72s %8.2f  %s\n", r.name, v, r.target.verdict(v))
+	}
+}
+
+// gatewayTable prints the median req/s, its range, and the median p50
+// and p99 of the gateway benchmarks; nothing when there are none.
+func gatewayTable(w io.Writer, names []string, runs map[string]samples) {
+	header := false
+	for _, name := range names {
+		rate := runs[name]["req/s"]
+		if len(rate) == 0 {
+			continue
 		}
-		fmt.Fprintf(w, "%-72s %8.2f  %s\n", r.name, v, verdict)
+		if !header {
+			fmt.Fprintf(w, "\n%-52s %5s %12s %22s %10s %10s\n", "benchmark", "runs", "req/s", "range", "p50-ms", "p99-ms")
+			header = true
+		}
+		fmt.Fprintf(w, "%-52s %5d %12.0f %10.0f – %-9.0f %10s %10s\n", name, len(rate), median(rate), slices.Min(rate), slices.Max(rate),
+			medianOf(runs[name]["p50-ms"], 3), medianOf(runs[name]["p99-ms"], 3))
+	}
+}
+
+// latencyTable prints the median latencies of the benchmarks reporting
+// p99-ms (but the gateway's, in gatewayTable), and the range of their
+// p99; nothing when none does.
+func latencyTable(w io.Writer, names []string, runs map[string]samples) {
+	header := false
+	for _, name := range names {
+		p99 := runs[name]["p99-ms"]
+		if len(p99) == 0 || len(runs[name]["req/s"]) > 0 {
+			continue
+		}
+		if !header {
+			fmt.Fprintf(w, "\n%-52s %5s %9s %9s %9s %20s %9s\n", "latency, ms (medians)", "runs", "p50", "p90", "p99", "p99 range", "max")
+			header = true
+		}
+		fmt.Fprintf(w, "%-52s %5d %9s %9s %9s %9.3f – %-8.3f %9s\n", name, len(p99),
+			medianOf(runs[name]["p50-ms"], 3), medianOf(runs[name]["p90-ms"], 3), medianOf(p99, 3),
+			slices.Min(p99), slices.Max(p99), medianOf(runs[name]["max-ms"], 3))
 	}
 }

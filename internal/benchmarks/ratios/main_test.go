@@ -49,6 +49,51 @@ func TestMedianOfEvenCount(t *testing.T) {
 	assert.Equal(t, 2.5, median([]float64{4, 1, 3, 2}))
 }
 
+// latencyOutput is three repetitions of two latency benchmarks (ns/op is
+// not reported).
+const latencyOutput = `BenchmarkLatencyAtRate/franz-go/rate=1000-2         	       1	         3.638 max-ms	      1000 msgs/s	         0.1475 p50-ms	         0.2335 p90-ms	         0.5000 p99-ms
+BenchmarkLatencyAtRate/franz-go/rate=1000-2         	       1	         3.000 max-ms	      1000 msgs/s	         0.1500 p50-ms	         0.2400 p90-ms	         0.4000 p99-ms
+BenchmarkLatencyAtRate/franz-go/rate=1000-2         	       1	         4.000 max-ms	       999 msgs/s	         0.1400 p50-ms	         0.2300 p90-ms	         0.6000 p99-ms
+BenchmarkLatencyAtRate/eventfx/rate=1000-2          	       1	         2.946 max-ms	      1000 msgs/s	         0.1669 p50-ms	         0.2529 p90-ms	         0.9000 p99-ms
+BenchmarkLatencyAtRate/eventfx/rate=1000-2          	       1	         2.000 max-ms	      1000 msgs/s	         0.1700 p50-ms	         0.2600 p90-ms	         1.1000 p99-ms
+BenchmarkLatencyAtRate/eventfx/rate=1000-2          	       1	         5.000 max-ms	      1000 msgs/s	         0.1600 p50-ms	         0.2500 p90-ms	         3.0000 p99-ms
+BenchmarkLatencyAtRate/eventfx-key/rate=1000-2      	       1	         2.508 max-ms	      1000 msgs/s	         0.2284 p50-ms	         0.4383 p90-ms	         0.9000 p99-ms
+PASS
+`
+
+func TestLatencyRatiosAreAtMostTargets(t *testing.T) {
+	runs, err := parse(strings.NewReader(latencyOutput))
+	require.NoError(t, err)
+	assert.Equal(t, []float64{0.5, 0.4, 0.6}, runs["LatencyAtRate/franz-go/rate=1000"]["p99-ms"])
+	var b strings.Builder
+	report(&b, runs)
+	out := b.String()
+	// Medians 1.1 and 0.5: 2.2, over the 2.0 a latency must stay under.
+	assert.Regexp(t, `latency p99: eventfx by partition / franz-go at 1000/s\s+2\.20  target ≤ 2\.00: NOT met\n`, out)
+	// By key, one repetition of 0.9 over 0.5: 1.8, under it.
+	assert.Regexp(t, `latency p99: eventfx by key / franz-go at 1000/s\s+1\.80  target ≤ 2\.00: met\n`, out)
+	assert.NotContains(t, out, "10000/s", "no figures, no ratio")
+	// The latency table: medians, and the range of p99.
+	assert.Regexp(t, `LatencyAtRate/eventfx/rate=1000\s+3\s+0\.167\s+0\.253\s+1\.100\s+0\.900 – 3\.000\s+2\.946\n`, out)
+	assert.Regexp(t, `LatencyAtRate/franz-go/rate=1000\s+3\s+1000\s+999 – 1000`, out, "and the achieved rate in the rates' table")
+}
+
+func TestTargetVerdicts(t *testing.T) {
+	assert.Equal(t, "target ≥ 0.90: met", atLeast(0.9).verdict(0.9))
+	assert.Equal(t, "target ≥ 0.90: NOT met", atLeast(0.9).verdict(0.89))
+	assert.Equal(t, "target ≤ 2.00: met", atMost(2).verdict(2))
+	assert.Equal(t, "target ≤ 2.00: NOT met", atMost(2).verdict(2.01))
+	assert.Empty(t, none.verdict(5))
+}
+
+func TestReportWithoutLatenciesHasNoLatencyTable(t *testing.T) {
+	runs, err := parse(strings.NewReader(output))
+	require.NoError(t, err)
+	var b strings.Builder
+	report(&b, runs)
+	assert.NotContains(t, b.String(), "latency")
+}
+
 const gatewayOutput = `BenchmarkGateway/eventfx/clients=1-2         	   20000	    185302 ns/op	         0.1239 p50-ms	         0.6472 p99-ms	      5400 req/s	   18745 B/op	     223 allocs/op
 BenchmarkGateway/eventfx/clients=1-2         	   20000	    185302 ns/op	         0.1300 p50-ms	         0.7000 p99-ms	      5000 req/s	   18745 B/op	     223 allocs/op
 BenchmarkGateway/eventfx/clients=1-2         	   20000	    185302 ns/op	         0.1100 p50-ms	         0.6000 p99-ms	      5800 req/s	   18745 B/op	     223 allocs/op
@@ -74,4 +119,13 @@ func TestReportComparesTheGatewaysByRequestsAndP99(t *testing.T) {
 	assert.NotContains(t, out, "16 clients")
 	// The gateways report no msgs/s: not in the messages' table.
 	assert.NotRegexp(t, `Gateway/eventfx/clients=1\s+3\s+0`, out)
+}
+
+func TestKeyModeIsComparedWithItsOwnLimit(t *testing.T) {
+	runs, err := parse(strings.NewReader("BenchmarkKafkaConsumeIO/eventfx-key-2 \t 100000 \t 9039 ns/op \t 8.066 cpu-µs/msg \t 158679 limit-msgs/s \t 125079 msgs/s \t 1.613 wait-ms/msg\n"))
+	require.NoError(t, err)
+	var b strings.Builder
+	report(&b, runs)
+	// 125,079 of its limit of 158,679: 0.79.
+	assert.Regexp(t, `eventfx by key / its limit \(max_in_flight / wait\)\s+0\.79  target ≥ 0\.85: NOT met`, b.String())
 }
