@@ -236,7 +236,7 @@ func latencyKey(seq int) string {
 // group consumer polling on a goroutine of its own.
 func franzLatency(b *testing.B, topic string, l *latencies) send {
 	prod := kafkatest.Client(b, brokerAddr, kgo.AllowAutoTopicCreation(), kgo.RequiredAcks(kgo.AllISRAcks()),
-		kgo.ProducerLinger(0), efxkafka.Partitioner())
+		kgo.ProducerLinger(0), efxkafka.Partitioner(benchConfig().Kafka))
 	cons := kafkatest.Client(b, brokerAddr, kgo.ConsumerGroup(kafkatest.Unique("group")),
 		kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.AllowAutoTopicCreation())
 	ctx, cancel := context.WithCancel(context.Background())
