@@ -75,8 +75,8 @@ func newFront(ln net.Listener, tc *tls.Config, users []SASLUser) *front {
 		ln:         ln,
 		tls:        tc,
 		mechanisms: mechanisms,
-		inner: &pipeListener{addr: ln.Addr(), conns: make(chan net.Conn), done: make(chan struct{})},
-		conns: map[net.Conn]struct{}{},
+		inner:      &pipeListener{addr: ln.Addr(), conns: make(chan net.Conn), done: make(chan struct{})},
+		conns:      map[net.Conn]struct{}{},
 	}
 }
 
