@@ -36,7 +36,8 @@ type Config struct {
 	// certificate of those CAs.
 	TLS *tls.Config
 	// SASL, when not empty, makes the broker require SASL authentication
-	// with one of these users.
+	// with one of these users, of every client Kafka authenticates
+	// (librdkafka and kafka-python included: see front.go).
 	SASL []SASLUser
 }
 
