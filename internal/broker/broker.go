@@ -36,7 +36,8 @@ type Config struct {
 	// certificate of those CAs.
 	TLS *tls.Config
 	// SASL, when not empty, makes the broker require SASL authentication
-	// with one of these users.
+	// with one of these users, of every client Kafka authenticates
+	// (librdkafka and kafka-python included: see front.go).
 	SASL []SASLUser
 }
 
@@ -136,6 +137,7 @@ const DefaultPartitions = 8
 // Broker is a running embedded broker. Topics are created on first use.
 type Broker struct {
 	cluster *kfake.Cluster
+	front   *front // with SASL: the public listener; nil without
 	addr    string
 	unlock  func()
 }
@@ -151,7 +153,6 @@ func Start(cfg Config) (*Broker, error) {
 	addr := cfg.Addr
 	opts := []kfake.Opt{
 		kfake.NumBrokers(1),
-		kfake.ListenFn(func(network, _ string) (net.Listener, error) { return net.Listen(network, addr) }),
 		kfake.AllowAutoTopicCreation(),
 		kfake.DefaultNumPartitions(cfg.Partitions),
 		// Let tests and local runs use short session timeouts.
@@ -169,11 +170,8 @@ func Start(cfg Config) (*Broker, error) {
 	if cfg.SyncWrites {
 		opts = append(opts, kfake.SyncWrites())
 	}
-	if cfg.TLS != nil {
-		opts = append(opts, kfake.TLS(cfg.TLS))
-	}
+	var fr *front
 	if len(cfg.SASL) > 0 {
-		opts = append(opts, kfake.EnableSASL())
 		for _, u := range cfg.SASL {
 			if err := u.validate(); err != nil {
 				unlock()
@@ -181,9 +179,27 @@ func Start(cfg Config) (*Broker, error) {
 			}
 			opts = append(opts, kfake.Superuser(u.Mechanism, u.User, u.Password))
 		}
+		// The SASL front listens (and terminates TLS) in kfake's stead, so
+		// that every client Kafka authenticates authenticates (front.go).
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			unlock()
+			return nil, fmt.Errorf("start embedded broker on %s: %w", cfg.Addr, err)
+		}
+		fr = newFront(ln, cfg.TLS, cfg.SASL)
+		opts = append(opts, kfake.EnableSASL(),
+			kfake.ListenFn(func(string, string) (net.Listener, error) { return fr.inner, nil }))
+	} else {
+		opts = append(opts, kfake.ListenFn(func(network, _ string) (net.Listener, error) { return net.Listen(network, addr) }))
+		if cfg.TLS != nil {
+			opts = append(opts, kfake.TLS(cfg.TLS))
+		}
 	}
 	c, err := kfake.NewCluster(opts...)
 	if err != nil {
+		if fr != nil {
+			fr.close()
+		}
 		unlock()
 		return nil, fmt.Errorf("start embedded broker on %s: %w", cfg.Addr, err)
 	}
@@ -191,10 +207,16 @@ func Start(cfg Config) (*Broker, error) {
 	addrs := c.ListenAddrs()
 	if len(addrs) == 0 {
 		c.Close()
+		if fr != nil {
+			fr.close()
+		}
 		unlock()
 		return nil, fmt.Errorf("start embedded broker on %s: no listener", cfg.Addr)
 	}
-	return &Broker{cluster: c, addr: addrs[0], unlock: sync.OnceFunc(unlock)}, nil
+	if fr != nil {
+		fr.start()
+	}
+	return &Broker{cluster: c, front: fr, addr: addrs[0], unlock: sync.OnceFunc(unlock)}, nil
 }
 
 // autoCreateForOldMetadata makes Metadata requests v0 to v3, which have no
@@ -217,7 +239,13 @@ func (b *Broker) Addr() string { return b.addr }
 // Close stops the broker, saving its state when it has a DataDir. It is
 // idempotent.
 func (b *Broker) Close() {
+	if b.front != nil {
+		b.front.stopAccepting()
+	}
 	b.cluster.Close()
+	if b.front != nil {
+		b.front.close() // every connection, after kfake's own ends
+	}
 	b.unlock() // after the state is saved
 }
 
