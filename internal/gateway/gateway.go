@@ -356,11 +356,20 @@ type headerCarrier struct{ propagation.HeaderCarrier }
 func (c headerCarrier) Get(key string) string {
 	switch key {
 	case "traceparent":
-		key = "Traceparent"
+		return first(http.Header(c.HeaderCarrier), "Traceparent")
 	case "tracestate":
-		key = "Tracestate"
+		return first(http.Header(c.HeaderCarrier), "Tracestate")
 	}
 	return c.HeaderCarrier.Get(key)
+}
+
+// first is h.Get(name) for a name in canonical form: the first value, ""
+// when there is none, without canonicalising the name again.
+func first(h http.Header, name string) string {
+	if vs := h[name]; len(vs) > 0 {
+		return vs[0]
+	}
+	return ""
 }
 
 // handle checks the request in the contract's order — authentication
@@ -390,7 +399,7 @@ func (g *Gateway) handle(w http.ResponseWriter, r *http.Request, res *response) 
 
 	var hdr headers
 	for i, name := range headerNames {
-		v, err := headerValue(r.Header, name)
+		v, err := headerValue(r.Header, headerKeys[i])
 		if err != nil {
 			res.fail(http.StatusBadRequest, "header %s: %v", name, err)
 			return
@@ -437,14 +446,24 @@ const (
 	hContentType
 )
 
-// headerNames are the optional request headers, checked in this order.
-var headerNames = [...]string{hID: HeaderID, hCorrelationID: HeaderCorrelationID, hKey: HeaderKey, hContentType: "Content-Type"}
+// headerNames are the optional request headers, checked in this order, and
+// headerKeys their canonical forms (X-Event-Id), their keys in an
+// http.Header.
+var (
+	headerNames = [...]string{hID: HeaderID, hCorrelationID: HeaderCorrelationID, hKey: HeaderKey, hContentType: "Content-Type"}
+	headerKeys  = func() (keys [len(headerNames)]string) {
+		for i, name := range headerNames {
+			keys[i] = http.CanonicalHeaderKey(name)
+		}
+		return keys
+	}()
+)
 
 // authenticate checks the bearer token in constant time (comparing hashes,
 // so not even the token's length leaks).
 // It writes the 401 in res when the token is missing or wrong.
 func (g *Gateway) authenticate(w http.ResponseWriter, r *http.Request, res *response) bool {
-	scheme, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+	scheme, token, _ := strings.Cut(first(r.Header, "Authorization"), " ")
 	token = strings.TrimSpace(token)
 	if !strings.EqualFold(scheme, "Bearer") || token == "" {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="eventfx"`)
@@ -551,9 +570,11 @@ func (g *Gateway) publish(ctx context.Context, topic string, body []byte, id, ci
 // headerValue returns the single value of an optional header ("" when
 // absent), checked: one value, at most MaxHeaderBytes, UTF-8 without
 // control characters (it becomes a Kafka header or key, a log field and
-// part of the JSON answer).
+// part of the JSON answer). name must be in canonical form (as every name
+// of headerNames is): the values are h[name], what h.Values(name) returns
+// after checking the name's every byte to canonicalise it.
 func headerValue(h http.Header, name string) (string, error) {
-	vs := h.Values(name)
+	vs := h[name]
 	switch {
 	case len(vs) == 0:
 		return "", nil

@@ -54,3 +54,24 @@ func TestHeaderCarrierGetsWhatHeaderCarrierGets(t *testing.T) {
 		t.Errorf("Get allocates %v times", n)
 	}
 }
+
+func TestFirstIsHeaderGet(t *testing.T) {
+	h := http.Header{}
+	h.Add("Authorization", "Bearer a")
+	h.Add("Authorization", "Bearer b")
+	h.Set(HeaderID, "id")
+	for _, name := range []string{"Authorization", "X-Event-Id", "Missing"} {
+		if got, want := first(h, name), h.Get(name); got != want {
+			t.Errorf("first(%q) = %q, want %q", name, got, want)
+		}
+	}
+	h.Set(HeaderCorrelationID, "c")
+	for i, key := range headerKeys {
+		if c := http.CanonicalHeaderKey(key); c != key {
+			t.Errorf("header %q is not in canonical form %q: headerValue would miss it", key, c)
+		}
+		if got, want := first(h, key), h.Get(headerNames[i]); got != want {
+			t.Errorf("first(%q) = %q, want %q", key, got, want)
+		}
+	}
+}
