@@ -42,8 +42,10 @@ var gatewayClients = []int{1, 16, 64}
 //   - hand-written: internal/handwritten, net/http and one franz-go
 //     client, none of those features.
 //
-// Each reports requests/s (every request, all answered 202) and the p50
-// and p99 latency, as the client saw them. The load generator and the
+// Each reports requests/s (every request, all answered 202), the p50
+// and p99 latency, as the client saw them, and the process's CPU time per
+// request (cpu-µs/req: gateway, load generator and broker; it varies less
+// between repetitions than the rate). The load generator and the
 // broker run in the same process and share the cores with the gateway:
 // the ratio of the two is the figure (ratios reports it), run with
 // -benchtime 20000x as `eventfx bench gateway` sends 20,000 requests a level.
@@ -90,7 +92,9 @@ func runGateway(b *testing.B, addr string) {
 		b.Run("clients="+strconv.Itoa(clients), func(b *testing.B) {
 			b.ReportAllocs()
 			b.ResetTimer()
+			cpu := cpuTime()
 			r, err := load(b, op, clients, b.N)
+			cpu = cpuTime() - cpu
 			b.StopTimer()
 			if err != nil {
 				b.Fatal(err)
@@ -99,6 +103,7 @@ func runGateway(b *testing.B, addr string) {
 			b.ReportMetric(r.Rate(), "req/s")
 			b.ReportMetric(float64(s.P50)/1e6, "p50-ms")
 			b.ReportMetric(float64(s.P99)/1e6, "p99-ms")
+			b.ReportMetric(float64(cpu)/1e3/float64(r.Requests), "cpu-µs/req")
 		})
 	}
 }

@@ -16,7 +16,6 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -151,9 +150,17 @@ type Gateway struct {
 	allowed   map[string]bool // nil: any topic
 	tokenHash [sha256.Size]byte
 	pub       Publisher
-	logger    *slog.Logger
-	m         metrics
-	tracer    trace.Tracer
+	// app is pub when it is an *app.Publisher, whose publish honours its
+	// context: the gateway then hands it the message directly (see
+	// publish).
+	app    *app.Publisher
+	logger *slog.Logger
+	m      *metrics
+	tracer trace.Tracer
+	// noopTracer: tracer records nothing (a no-op provider, as exporter
+	// none gives), so a request's span is only its caller's trace
+	// context (see startSpan).
+	noopTracer bool
 }
 
 // New returns a gateway publishing with pub and registering its metrics on
@@ -165,6 +172,8 @@ func New(cfg Config, pub Publisher, logger *slog.Logger, reg prometheus.Register
 	}
 	g := &Gateway{cfg: cfg, pub: pub, logger: logger, tokenHash: sha256.Sum256([]byte(cfg.AuthToken)),
 		tracer: cfg.TracerProvider.Tracer(tracing.ScopeName)}
+	g.app, _ = pub.(*app.Publisher)
+	_, g.noopTracer = g.tracer.(noop.Tracer)
 	if len(cfg.AllowedTopics) > 0 {
 		g.allowed = make(map[string]bool, len(cfg.AllowedTopics))
 		for _, t := range cfg.AllowedTopics {
@@ -194,27 +203,72 @@ func unrouted(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Allow", http.MethodPost)
 		res = fail(http.StatusMethodNotAllowed, "method %s not allowed on %s: use POST", r.Method, r.URL.Path)
 	}
-	writeResponse(w, res)
+	writeResponse(w, &res)
 }
 
-// writeResponse writes res as JSON.
-func writeResponse(w http.ResponseWriter, res response) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
+// The values of the headers of every answer. They are set as they are
+// (already canonical names, never modified: net/http only reads them)
+// rather than with Header.Set, which canonicalises the name and
+// allocates a slice for each.
+var (
+	valueJSON    = []string{"application/json"}
+	valueNoStore = []string{"no-store"}
+	valueNosniff = []string{"nosniff"}
+)
+
+// writeResponse writes res as JSON: a 202's Accepted (encoded by
+// appendAccepted, byte for byte what encoding/json writes), else its Error.
+func writeResponse(w http.ResponseWriter, res *response) {
+	h := w.Header()
+	h["Content-Type"] = valueJSON
+	h["Cache-Control"] = valueNoStore
+	h["X-Content-Type-Options"] = valueNosniff
 	w.WriteHeader(res.status)
-	_ = json.NewEncoder(w).Encode(res.body)
+	if res.status == http.StatusAccepted {
+		_, _ = w.Write(appendAccepted(make([]byte, 0, 128), &res.accepted))
+		return
+	}
+	_ = json.NewEncoder(w).Encode(Error{Error: res.reason})
 }
 
 // response is the outcome of one request.
 type response struct {
 	status int
-	body   any
-	// attrs describe the request in its log line (never the token or
-	// the payload).
-	attrs []slog.Attr
+	// accepted is the body of a 202; reason the error of any other
+	// answer.
+	accepted Accepted
+	reason   string
+	// What the request's log line says of it (never the token or the
+	// payload), as far as the request got: logged fields of them
+	// (logTopic, logIDs, logBytes), in that order.
+	logged         int
+	topic, id, cid string
+	bytes          int
 	// err is why the broker did not acknowledge (503 only).
 	err error
+}
+
+// How far a request's log line describes it (response.logged).
+const (
+	_        = iota // nothing: an unauthenticated request, a bad topic
+	logTopic        // topic
+	logIDs          // and message_id, correlation_id
+	logBytes        // and bytes
+)
+
+// attrs are the attributes of res's log line, before status and duration.
+func (res *response) attrs() []slog.Attr {
+	attrs := make([]slog.Attr, 0, 8)
+	if res.logged >= logTopic {
+		attrs = append(attrs, slog.String("topic", res.topic))
+	}
+	if res.logged >= logIDs {
+		attrs = append(attrs, slog.String("message_id", res.id), slog.String("correlation_id", res.cid))
+	}
+	if res.logged >= logBytes {
+		attrs = append(attrs, slog.Int("bytes", res.bytes))
+	}
+	return attrs
 }
 
 // Accepted is the body of a 202 answer.
@@ -230,150 +284,271 @@ type Error struct {
 }
 
 func fail(status int, format string, args ...any) response {
-	return response{status: status, body: Error{Error: fmt.Sprintf(format, args...)}}
+	return response{status: status, reason: fmt.Sprintf(format, args...)}
+}
+
+// fail makes res an error answer: status, and the reason of format and
+// args.
+func (res *response) fail(status int, format string, args ...any) {
+	res.status, res.reason = status, fmt.Sprintf(format, args...)
 }
 
 // ServeHTTP publishes the request body to the topic of the path.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	ctx, span := g.tracer.Start(tracing.Propagator.Extract(r.Context(), propagation.HeaderCarrier(r.Header)),
-		spanName, trace.WithSpanKind(trace.SpanKindServer))
-	r = r.WithContext(ctx)
-	res := g.handle(w, r)
-	endSpan(span, res)
-	writeResponse(w, res)
+	r, span := g.startSpan(r)
+	var res response
+	g.handle(w, r, &res)
+	endSpan(span, &res)
+	writeResponse(w, &res)
 
 	elapsed := time.Since(start)
-	g.m.requests.WithLabelValues(route, strconv.Itoa(res.status)).Inc()
-	g.m.duration.WithLabelValues(route).Observe(elapsed.Seconds())
+	g.m.request(res.status, elapsed)
 
-	attrs := append(res.attrs, slog.Int("status", res.status), slog.Duration("duration", elapsed))
+	level, msg := slog.LevelDebug, "gateway request"
 	if res.err != nil {
-		g.logger.LogAttrs(r.Context(), slog.LevelError, "publish failed", append(attrs, slog.Any("error", res.err))...)
+		level, msg = slog.LevelError, "publish failed"
+	}
+	// The attributes are built only for a line that is written: every
+	// request has its debug line, which a service at its default level
+	// (info) does not write.
+	if !g.logger.Enabled(r.Context(), level) {
 		return
 	}
-	if e, ok := res.body.(Error); ok {
-		attrs = append(attrs, slog.String("reason", e.Error))
+	attrs := append(res.attrs(), slog.Int("status", res.status), slog.Duration("duration", elapsed))
+	switch {
+	case res.err != nil:
+		attrs = append(attrs, slog.Any("error", res.err))
+	case res.status != http.StatusAccepted:
+		attrs = append(attrs, slog.String("reason", res.reason))
 	}
-	g.logger.LogAttrs(r.Context(), slog.LevelDebug, "gateway request", attrs...)
+	g.logger.LogAttrs(r.Context(), level, msg, attrs...)
+}
+
+// startSpan starts the request's SERVER span, child of the caller's trace
+// context, and returns the request with the span's context. A no-op tracer
+// (exporter none) would return the caller's trace context as the span, or
+// a span with no context at all when the caller sent none: then the
+// request goes on with the caller's trace context, extracted, as it would
+// with that span (nothing is recorded either way, and the trace context
+// the event carries is the same), without the span's context and the
+// request's copy made for it.
+func (g *Gateway) startSpan(r *http.Request) (*http.Request, trace.Span) {
+	parent := r.Context()
+	ctx := tracing.Propagator.Extract(parent, headerCarrier{propagation.HeaderCarrier(r.Header)})
+	if g.noopTracer {
+		if ctx != parent {
+			r = r.WithContext(ctx)
+		}
+		return r, trace.SpanFromContext(ctx)
+	}
+	ctx, span := g.tracer.Start(ctx, spanName, trace.WithSpanKind(trace.SpanKindServer))
+	return r.WithContext(ctx), span
+}
+
+// headerCarrier is propagation.HeaderCarrier for extracting: the W3C
+// propagator asks for "traceparent" and "tracestate", which Header.Get
+// turns into their canonical form, a new string each time, before it looks
+// them up; headerCarrier looks them up under that form directly. Same
+// headers, same values.
+type headerCarrier struct{ propagation.HeaderCarrier }
+
+func (c headerCarrier) Get(key string) string {
+	switch key {
+	case "traceparent":
+		return first(http.Header(c.HeaderCarrier), "Traceparent")
+	case "tracestate":
+		return first(http.Header(c.HeaderCarrier), "Tracestate")
+	}
+	return c.HeaderCarrier.Get(key)
+}
+
+// first is h.Get(name) for a name in canonical form: the first value, ""
+// when there is none, without canonicalising the name again.
+func first(h http.Header, name string) string {
+	if vs := h[name]; len(vs) > 0 {
+		return vs[0]
+	}
+	return ""
 }
 
 // handle checks the request in the contract's order — authentication
 // first, so an unauthenticated caller learns nothing about topics — and
-// publishes it.
-func (g *Gateway) handle(w http.ResponseWriter, r *http.Request) response {
+// publishes it, writing the outcome in res.
+func (g *Gateway) handle(w http.ResponseWriter, r *http.Request, res *response) {
 	if g.cfg.AuthToken != "" {
-		if res, ok := g.authenticate(w, r); !ok {
-			return res
+		if !g.authenticate(w, r, res) {
+			return
 		}
 	}
 
 	topic := r.PathValue("topic")
 	if err := config.ValidTopicName(topic); err != nil {
-		return fail(http.StatusBadRequest, "invalid topic name: %v", err)
+		res.fail(http.StatusBadRequest, "invalid topic name: %v", err)
+		return
 	}
 	if topic == g.cfg.PoisonTopic {
-		return fail(http.StatusForbidden, "topic %q is the poison topic: use `eventfx poison replay` to republish poisoned events", topic)
+		res.fail(http.StatusForbidden, "topic %q is the poison topic: use `eventfx poison replay` to republish poisoned events", topic)
+		return
 	}
 	if g.allowed != nil && !g.allowed[topic] {
-		return fail(http.StatusForbidden, "topic %q is not allowed (publisher.allowed_topics)", topic)
+		res.fail(http.StatusForbidden, "topic %q is not allowed (publisher.allowed_topics)", topic)
+		return
 	}
-	attrs := []slog.Attr{slog.String("topic", topic)}
+	res.logged, res.topic = logTopic, topic
 
-	hdr := map[string]string{}
-	for _, name := range []string{HeaderID, HeaderCorrelationID, HeaderKey, "Content-Type"} {
-		v, err := headerValue(r.Header, name)
+	var hdr headers
+	for i, name := range headerNames {
+		v, err := headerValue(r.Header, headerKeys[i])
 		if err != nil {
-			res := fail(http.StatusBadRequest, "header %s: %v", name, err)
-			res.attrs = attrs
-			return res
+			res.fail(http.StatusBadRequest, "header %s: %v", name, err)
+			return
 		}
-		hdr[name] = v
+		hdr[i] = v
 	}
-	id := cmp.Or(hdr[HeaderID], ids.New())
-	cid := cmp.Or(hdr[HeaderCorrelationID], ids.New())
-	attrs = append(attrs, slog.String("message_id", id), slog.String("correlation_id", cid))
+	id := cmp.Or(hdr[hID], ids.New())
+	cid := cmp.Or(hdr[hCorrelationID], ids.New())
+	res.logged, res.id, res.cid = logIDs, id, cid
 	if span := trace.SpanFromContext(r.Context()); span.IsRecording() {
 		span.SetAttributes(semconv.MessagingDestinationName(topic), semconv.MessagingMessageID(id),
 			tracing.AttrCorrelationID.String(cid))
 	}
 
-	body, res, ok := g.readBody(w, r)
+	body, ok := g.readBody(w, r, res)
 	if !ok {
-		res.attrs = attrs
-		return res
+		return
 	}
-	attrs = append(attrs, slog.Int("bytes", len(body)))
+	res.logged, res.bytes = logBytes, len(body)
 
-	opts := []app.PublishOption{app.WithID(id), app.WithCorrelationID(cid), app.WithKey(hdr[HeaderKey])}
-	if ct := hdr["Content-Type"]; ct != "" {
-		opts = append(opts, app.WithHeader(meta.ContentType, ct))
-	}
-	for name, v := range tracing.Headers(r.Context()) {
-		opts = append(opts, app.WithHeader(name, v))
-	}
-
-	if err := g.publish(r.Context(), topic, body, opts); err != nil {
+	if err := g.publish(r.Context(), topic, body, id, cid, &hdr); err != nil {
 		if kafka.TooLarge(err) {
 			// The event will never fit: not a 503.
-			res := fail(http.StatusRequestEntityTooLarge, "event too large for the broker")
-			res.attrs = attrs
-			return res
+			res.fail(http.StatusRequestEntityTooLarge, "event too large for the broker")
+			return
 		}
 		w.Header().Set("Retry-After", "1")
-		res := fail(http.StatusServiceUnavailable, "broker unavailable: the event was not acknowledged; retry with the same %s", HeaderID)
-		res.attrs, res.err = attrs, err
-		return res
+		res.fail(http.StatusServiceUnavailable, "broker unavailable: the event was not acknowledged; retry with the same %s", HeaderID)
+		res.err = err
+		return
 	}
-	return response{status: http.StatusAccepted, body: Accepted{ID: id, Topic: topic, CorrelationID: cid}, attrs: attrs}
+	res.status, res.accepted = http.StatusAccepted, Accepted{ID: id, Topic: topic, CorrelationID: cid}
 }
+
+// headers are the values of the optional request headers, by index of
+// headerNames.
+type headers [4]string
+
+// Indexes of headers.
+const (
+	hID = iota
+	hCorrelationID
+	hKey
+	hContentType
+)
+
+// headerNames are the optional request headers, checked in this order, and
+// headerKeys their canonical forms (X-Event-Id), their keys in an
+// http.Header.
+var (
+	headerNames = [...]string{hID: HeaderID, hCorrelationID: HeaderCorrelationID, hKey: HeaderKey, hContentType: "Content-Type"}
+	headerKeys  = func() (keys [len(headerNames)]string) {
+		for i, name := range headerNames {
+			keys[i] = http.CanonicalHeaderKey(name)
+		}
+		return keys
+	}()
+)
 
 // authenticate checks the bearer token in constant time (comparing hashes,
 // so not even the token's length leaks).
-func (g *Gateway) authenticate(w http.ResponseWriter, r *http.Request) (response, bool) {
-	scheme, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+// It writes the 401 in res when the token is missing or wrong.
+func (g *Gateway) authenticate(w http.ResponseWriter, r *http.Request, res *response) bool {
+	scheme, token, _ := strings.Cut(first(r.Header, "Authorization"), " ")
 	token = strings.TrimSpace(token)
 	if !strings.EqualFold(scheme, "Bearer") || token == "" {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="eventfx"`)
-		return fail(http.StatusUnauthorized, "missing bearer token (Authorization: Bearer <token>)"), false
+		res.fail(http.StatusUnauthorized, "missing bearer token (Authorization: Bearer <token>)")
+		return false
 	}
 	got := sha256.Sum256([]byte(token))
 	if subtle.ConstantTimeCompare(got[:], g.tokenHash[:]) != 1 {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="eventfx", error="invalid_token"`)
-		return fail(http.StatusUnauthorized, "invalid bearer token"), false
+		res.fail(http.StatusUnauthorized, "invalid bearer token")
+		return false
 	}
-	return response{}, true
+	return true
 }
 
-// readBody reads the payload, bounded by MaxBodyBytes and bodyReadTimeout.
-func (g *Gateway) readBody(w http.ResponseWriter, r *http.Request) ([]byte, response, bool) {
-	tooLarge := fail(http.StatusRequestEntityTooLarge, "body exceeds publisher.max_body_bytes (%d bytes)", g.cfg.MaxBodyBytes)
+// readBody reads the payload, bounded by MaxBodyBytes and bodyReadTimeout;
+// it writes the error answer in res when it cannot.
+func (g *Gateway) readBody(w http.ResponseWriter, r *http.Request, res *response) ([]byte, bool) {
 	if r.ContentLength > g.cfg.MaxBodyBytes {
-		return nil, tooLarge, false
+		g.tooLarge(res)
+		return nil, false
 	}
 	// Not every ResponseWriter supports deadlines (httptest's does not).
 	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(bodyReadTimeout))
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, g.cfg.MaxBodyBytes))
 	if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-		return nil, tooLarge, false
+		g.tooLarge(res)
+		return nil, false
 	}
 	if err != nil {
-		return nil, fail(http.StatusBadRequest, "read body: %v", err), false
+		res.fail(http.StatusBadRequest, "read body: %v", err)
+		return nil, false
 	}
 	if len(body) == 0 {
-		return nil, fail(http.StatusBadRequest, "empty body: the body is the event's payload"), false
+		res.fail(http.StatusBadRequest, "empty body: the body is the event's payload")
+		return nil, false
 	}
-	return body, response{}, true
+	return body, true
 }
 
-// publish waits for the broker's acknowledgement up to PublishTimeout or
-// until the client goes away. The publish itself may not honour ctx (a
-// Sarama send does not), so it runs aside and, after a timeout, finishes in
-// the background: a 503 means "not known to be written", and a client that
-// retries with the same X-Event-ID lets consumers deduplicate.
-func (g *Gateway) publish(ctx context.Context, topic string, body []byte, opts []app.PublishOption) error {
+// tooLarge writes the 413 of a body over MaxBodyBytes in res.
+func (g *Gateway) tooLarge(res *response) {
+	res.fail(http.StatusRequestEntityTooLarge, "body exceeds publisher.max_body_bytes (%d bytes)", g.cfg.MaxBodyBytes)
+}
+
+// publish publishes body to topic as the event id, of correlation ID cid,
+// with the key, content type and trace context of the request (hdr, ctx's
+// span), and waits for the broker's acknowledgement up to PublishTimeout
+// or until the client goes away. A 503 means "not known to be written",
+// and a client that retries with the same X-Event-ID lets consumers
+// deduplicate.
+//
+// An *app.Publisher sends aside and returns when ctx ends (the write may
+// then still land): the gateway gives it the event as the message its
+// Publish would have made of the same options (the ID, correlation ID,
+// key, content type and trace headers; the ID Publish generates first
+// would be replaced by id), through PublishMessages. Any other Publisher
+// may not honour ctx (a Sarama send does not), so it runs aside and, after
+// a timeout, finishes in the background.
+func (g *Gateway) publish(ctx context.Context, topic string, body []byte, id, cid string, hdr *headers) error {
 	ctx, cancel := context.WithTimeout(ctx, g.cfg.PublishTimeout)
 	defer cancel()
+	trace := tracing.Headers(ctx)
+	if g.app != nil {
+		m := message.NewMessage(id, body)
+		m.Metadata.Set(meta.CorrelationID, cid)
+		if k := hdr[hKey]; k != "" {
+			m.Metadata.Set(meta.Key, k)
+		}
+		if ct := hdr[hContentType]; ct != "" {
+			m.Metadata.Set(meta.ContentType, ct)
+		}
+		for name, v := range trace {
+			m.Metadata.Set(name, v)
+		}
+		return g.app.PublishMessages(ctx, topic, m)
+	}
+
+	opts := []app.PublishOption{app.WithID(id), app.WithCorrelationID(cid), app.WithKey(hdr[hKey])}
+	if ct := hdr[hContentType]; ct != "" {
+		opts = append(opts, app.WithHeader(meta.ContentType, ct))
+	}
+	for name, v := range trace {
+		opts = append(opts, app.WithHeader(name, v))
+	}
 	done := make(chan error, 1)
 	go func() {
 		_, err := g.pub.Publish(ctx, topic, body, opts...)
@@ -395,9 +570,11 @@ func (g *Gateway) publish(ctx context.Context, topic string, body []byte, opts [
 // headerValue returns the single value of an optional header ("" when
 // absent), checked: one value, at most MaxHeaderBytes, UTF-8 without
 // control characters (it becomes a Kafka header or key, a log field and
-// part of the JSON answer).
+// part of the JSON answer). name must be in canonical form (as every name
+// of headerNames is): the values are h[name], what h.Values(name) returns
+// after checking the name's every byte to canonicalise it.
 func headerValue(h http.Header, name string) (string, error) {
-	vs := h.Values(name)
+	vs := h[name]
 	switch {
 	case len(vs) == 0:
 		return "", nil
@@ -420,7 +597,7 @@ func headerValue(h http.Header, name string) (string, error) {
 const spanName = http.MethodPost + " " + route
 
 // endSpan ends a request's span with the outcome of the request.
-func endSpan(span trace.Span, res response) {
+func endSpan(span trace.Span, res *response) {
 	if span.IsRecording() {
 		span.SetAttributes(semconv.HTTPRequestMethodPost, semconv.HTTPRoute(route),
 			semconv.HTTPResponseStatusCode(res.status))
@@ -435,9 +612,9 @@ func endSpan(span trace.Span, res response) {
 }
 
 // statusText is what an error answer says.
-func statusText(res response) string {
-	if e, ok := res.body.(Error); ok {
-		return e.Error
+func statusText(res *response) string {
+	if res.status != http.StatusAccepted {
+		return res.reason
 	}
 	return http.StatusText(res.status)
 }

@@ -159,12 +159,17 @@ func report(w io.Writer, runs map[string]samples) {
 		names = append(names, name)
 	}
 	slices.Sort(names)
-	fmt.Fprintf(w, "%-52s %5s %12s %22s %10s %11s\n", "benchmark", "runs", "msgs/s", "range", "cpu-µs/msg", "wait-ms/msg")
+	var messages []string
 	for _, name := range names {
-		rate := runs[name]["msgs/s"]
-		if len(rate) == 0 {
-			continue
+		if len(runs[name]["msgs/s"]) > 0 {
+			messages = append(messages, name)
 		}
+	}
+	if len(messages) > 0 {
+		fmt.Fprintf(w, "%-52s %5s %12s %22s %10s %11s\n", "benchmark", "runs", "msgs/s", "range", "cpu-µs/msg", "wait-ms/msg")
+	}
+	for _, name := range messages {
+		rate := runs[name]["msgs/s"]
 		fmt.Fprintf(w, "%-52s %5d %12.0f %10.0f – %-9.0f %10s %11s\n", name, len(rate), median(rate), slices.Min(rate), slices.Max(rate),
 			medianOf(runs[name]["cpu-µs/msg"], 2), medianOf(runs[name]["wait-ms/msg"], 3))
 	}
@@ -198,11 +203,11 @@ func gatewayTable(w io.Writer, names []string, runs map[string]samples) {
 			continue
 		}
 		if !header {
-			fmt.Fprintf(w, "\n%-52s %5s %12s %22s %10s %10s\n", "benchmark", "runs", "req/s", "range", "p50-ms", "p99-ms")
+			fmt.Fprintf(w, "\n%-52s %5s %12s %22s %10s %10s %10s\n", "benchmark", "runs", "req/s", "range", "p50-ms", "p99-ms", "cpu-µs/req")
 			header = true
 		}
-		fmt.Fprintf(w, "%-52s %5d %12.0f %10.0f – %-9.0f %10s %10s\n", name, len(rate), median(rate), slices.Min(rate), slices.Max(rate),
-			medianOf(runs[name]["p50-ms"], 3), medianOf(runs[name]["p99-ms"], 3))
+		fmt.Fprintf(w, "%-52s %5d %12.0f %10.0f – %-9.0f %10s %10s %10s\n", name, len(rate), median(rate), slices.Min(rate), slices.Max(rate),
+			medianOf(runs[name]["p50-ms"], 3), medianOf(runs[name]["p99-ms"], 3), medianOf(runs[name]["cpu-µs/req"], 1))
 	}
 }
 
