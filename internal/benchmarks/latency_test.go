@@ -148,8 +148,8 @@ func (l *latencies) received(now time.Time, seqHdr, sentHdr string) {
 // fail records the first error of a send.
 func (l *latencies) fail(err error) { l.failed.CompareAndSwap(nil, &err) }
 
-// measureLatency runs one measurement at rate with the system setup
-// returns the sender of.
+// measureLatency runs one measurement at rate: setup starts the system
+// (its consumer recording into l) and returns its sender.
 func measureLatency(b *testing.B, rate int, setup func(b *testing.B, topic string, l *latencies) send) {
 	warm := rate * int(latencyWarmup/time.Millisecond) / 1000
 	total := warm + rate*int(latencyMeasure/time.Millisecond)/1000
