@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"log/slog"
 
-	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/fx"
@@ -130,7 +129,7 @@ func meterTransport(p meterParams) (transport.Transport, error) {
 // is the embedded one's.
 type meteredTransport struct {
 	transport.Transport
-	pub message.Publisher
+	pub transport.Publisher
 }
 
-func (t meteredTransport) Publisher() message.Publisher { return t.pub }
+func (t meteredTransport) Publisher() transport.Publisher { return t.pub }

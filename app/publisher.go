@@ -22,7 +22,7 @@ import (
 // given, a partition key. Publish returns once the broker acknowledged the
 // write. It is safe for concurrent use.
 type Publisher struct {
-	pub      message.Publisher
+	pub      transport.Publisher
 	codec    handlers.Codec
 	poison   string
 	producer tracing.Producer
@@ -137,25 +137,16 @@ func (p *Publisher) PublishMessages(ctx context.Context, topic string, msgs ...*
 			m.Metadata.Set(meta.CorrelationID, generated)
 		}
 	}
-	// The Kafka client's send takes no context: wait for it or for ctx,
-	// whichever ends first. After ctx ends the write may still land; a
-	// retry with the same message ID lets consumers recognise it.
+	// The wait ends with ctx: messages not yet sent then fail; those
+	// already sent may still land, and a retry with the same message ID
+	// lets consumers recognise them.
 	end := p.producer.Start(ctx, topic, msgs)
-	done := make(chan error, 1)
-	go func() {
-		err := p.pub.Publish(topic, msgs...)
-		end(err) // when the broker answers, even after ctx ended
-		done <- err
-	}()
-	select {
-	case err := <-done:
-		if err != nil {
-			return fmt.Errorf("publish to %s: %w", topic, err)
-		}
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("publish to %s: no acknowledgement yet (the write may still land): %w", topic, ctx.Err())
+	err := p.pub.PublishContext(ctx, topic, msgs...)
+	end(err)
+	if err != nil {
+		return fmt.Errorf("publish to %s: %w", topic, err)
 	}
+	return nil
 }
 
 // PublishError is the error of a Publish call in which some messages were

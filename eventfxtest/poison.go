@@ -158,7 +158,7 @@ func parsePoisoned(m *message.Message) Poisoned {
 // the app stops, and NoPoison is often called after Stop.
 type memoryTransport struct {
 	transport.Transport
-	pub message.Publisher
+	pub transport.Publisher
 }
 
 func newMemoryTransport(lc fx.Lifecycle, l *slog.Logger, log *poisonLog) transport.Transport {
@@ -167,15 +167,19 @@ func newMemoryTransport(lc fx.Lifecycle, l *slog.Logger, log *poisonLog) transpo
 	return memoryTransport{Transport: m, pub: recordingPublisher{Publisher: m.Publisher(), log: log}}
 }
 
-func (t memoryTransport) Publisher() message.Publisher { return t.pub }
+func (t memoryTransport) Publisher() transport.Publisher { return t.pub }
 
 type recordingPublisher struct {
-	message.Publisher
+	transport.Publisher
 	log *poisonLog
 }
 
 func (p recordingPublisher) Publish(topic string, msgs ...*message.Message) error {
-	if err := p.Publisher.Publish(topic, msgs...); err != nil {
+	return p.PublishContext(context.Background(), topic, msgs...)
+}
+
+func (p recordingPublisher) PublishContext(ctx context.Context, topic string, msgs ...*message.Message) error {
+	if err := p.Publisher.PublishContext(ctx, topic, msgs...); err != nil {
 		return err
 	}
 	if topic == p.log.topic {

@@ -256,19 +256,22 @@ func (t readyTransport) Subscriber(transport.Spec) (transport.Subscriber, error)
 // drained is a subscriber with nothing left in flight when it drains.
 type drained struct{ ready }
 
-func (drained) Drain(context.Context) error         { return nil }
-func (drained) Joined() error                       { return nil }
-func (readyTransport) Publisher() message.Publisher { return discard{} }
-func (readyTransport) Brokers() []string            { return nil }
-func (readyTransport) Start(context.Context) error  { return nil }
-func (readyTransport) Close() error                 { return nil }
-func (readyTransport) Ping(context.Context) error   { return nil }
-func (readyTransport) System() string               { return "" }
+func (drained) Drain(context.Context) error           { return nil }
+func (drained) Joined() error                         { return nil }
+func (readyTransport) Publisher() transport.Publisher { return discard{} }
+func (readyTransport) Brokers() []string              { return nil }
+func (readyTransport) Start(context.Context) error    { return nil }
+func (readyTransport) Close() error                   { return nil }
+func (readyTransport) Ping(context.Context) error     { return nil }
+func (readyTransport) System() string                 { return "" }
 
 type discard struct{}
 
 func (discard) Publish(string, ...*message.Message) error { return nil }
-func (discard) Close() error                              { return nil }
+func (discard) PublishContext(context.Context, string, ...*message.Message) error {
+	return nil
+}
+func (discard) Close() error { return nil }
 
 // produce writes n records to a fresh topic with franz-go, in the eventfx
 // wire format (ID and correlation ID headers), keyed by one of keys

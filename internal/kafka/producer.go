@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -80,41 +81,58 @@ func newProducer(cfg config.Config, conn connection, brokers []string) (*produce
 	return &producer{cl: cl}, nil
 }
 
-// Publish writes msgs to topic, in order per partition, and waits for all
-// the acknowledgements.
-func (p *producer) Publish(topic string, msgs ...*message.Message) error {
+// publish writes msgs to topic, in order per partition, and waits for all
+// the acknowledgements or for ctx to end (transport.Publisher's
+// PublishContext). The records carry ctx: those the client has not sent
+// when it ends fail with its error; those in a request already get the
+// broker's answer, which nobody waits for any more.
+func (p *producer) publish(ctx context.Context, topic string, msgs []*message.Message) error {
 	if len(msgs) == 0 {
 		return nil
 	}
-	ctx := context.Background()
-	if len(msgs) == 1 {
-		if err := p.cl.ProduceSync(ctx, record(topic, msgs[0])).FirstErr(); err != nil {
-			return &PublishError{Topic: topic, Total: 1, Failed: []FailedMessage{{ID: msgs[0].UUID, Err: err}}}
-		}
+	b := &batch{topic: topic, total: len(msgs), done: make(chan struct{})}
+	b.left.Store(int64(len(msgs)))
+	for i, m := range msgs {
+		p.cl.Produce(ctx, record(topic, m), func(_ *kgo.Record, err error) { b.acked(i, m.UUID, err) })
+	}
+	select {
+	case <-b.done:
+		return b.err()
+	case <-ctx.Done():
+		return fmt.Errorf("no acknowledgement yet (the write may still land): %w", ctx.Err())
+	}
+}
+
+// batch collects the acknowledgements of one publish; done is closed by
+// the last.
+type batch struct {
+	topic  string
+	total  int
+	left   atomic.Int64
+	done   chan struct{}
+	mu     sync.Mutex
+	failed []FailedMessage
+}
+
+func (b *batch) acked(i int, id string, err error) {
+	if err != nil {
+		b.mu.Lock()
+		b.failed = append(b.failed, FailedMessage{Index: i, ID: id, Err: err})
+		b.mu.Unlock()
+	}
+	if b.left.Add(-1) == 0 {
+		close(b.done)
+	}
+}
+
+// err is the publish's *PublishError once done is closed; nil when every
+// message was acknowledged.
+func (b *batch) err() error {
+	if len(b.failed) == 0 {
 		return nil
 	}
-	var (
-		wg     sync.WaitGroup
-		mu     sync.Mutex
-		failed []FailedMessage
-	)
-	wg.Add(len(msgs))
-	for i, m := range msgs {
-		p.cl.Produce(ctx, record(topic, m), func(_ *kgo.Record, err error) {
-			if err != nil {
-				mu.Lock()
-				failed = append(failed, FailedMessage{Index: i, ID: m.UUID, Err: err})
-				mu.Unlock()
-			}
-			wg.Done()
-		})
-	}
-	wg.Wait()
-	if len(failed) > 0 {
-		slices.SortFunc(failed, func(a, b FailedMessage) int { return a.Index - b.Index })
-		return &PublishError{Topic: topic, Total: len(msgs), Failed: failed}
-	}
-	return nil
+	slices.SortFunc(b.failed, func(x, y FailedMessage) int { return x.Index - y.Index })
+	return &PublishError{Topic: b.topic, Total: b.total, Failed: b.failed}
 }
 
 // Close waits up to closeFlush for what is being published, then closes

@@ -139,18 +139,22 @@ func (k *Transport) releaseBroker() {
 }
 
 // Publisher returns the shared publisher (see transport.Transport).
-func (k *Transport) Publisher() message.Publisher { return sharedPublisher{k} }
+func (k *Transport) Publisher() transport.Publisher { return sharedPublisher{k} }
 
 type sharedPublisher struct{ k *Transport }
 
 func (p sharedPublisher) Publish(topic string, msgs ...*message.Message) error {
+	return p.PublishContext(context.Background(), topic, msgs...)
+}
+
+func (p sharedPublisher) PublishContext(ctx context.Context, topic string, msgs ...*message.Message) error {
 	p.k.mu.Lock()
 	pub := p.k.pub
 	p.k.mu.Unlock()
 	if pub == nil {
 		return errors.New("kafka publisher not started (or already closed)")
 	}
-	err := pub.Publish(topic, msgs...)
+	err := pub.publish(ctx, topic, msgs)
 	if TooLarge(err) {
 		// Trying again cannot make a message smaller.
 		return handlers.Permanent(err)

@@ -1,11 +1,13 @@
 package metrics
 
 import (
+	"context"
 	"fmt"
 	"sync"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/eventfx/eventfx/internal/transport"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -73,9 +75,9 @@ func NewPublishes(reg prometheus.Registerer) (*Publishes, error) {
 	return p, nil
 }
 
-// Wrap returns next, recording every Publish in p. The result is safe for
+// Wrap returns next, recording every publish in p. The result is safe for
 // concurrent use if next is; its Close closes next.
-func (p *Publishes) Wrap(next message.Publisher) message.Publisher {
+func (p *Publishes) Wrap(next transport.Publisher) transport.Publisher {
 	return &publisher{next: next, m: p}
 }
 
@@ -107,14 +109,18 @@ func (p *Publishes) series(topic string) *topicSeries {
 }
 
 type publisher struct {
-	next message.Publisher
+	next transport.Publisher
 	m    *Publishes
 }
 
 func (p *publisher) Publish(topic string, msgs ...*message.Message) error {
+	return p.PublishContext(context.Background(), topic, msgs...)
+}
+
+func (p *publisher) PublishContext(ctx context.Context, topic string, msgs ...*message.Message) error {
 	s := p.m.series(topic)
 	start := time.Now()
-	err := p.next.Publish(topic, msgs...)
+	err := p.next.PublishContext(ctx, topic, msgs...)
 	s.duration.Observe(time.Since(start).Seconds())
 	if err != nil {
 		s.failed.Add(float64(len(msgs)))

@@ -1,6 +1,7 @@
 package metrics_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"testing"
@@ -21,6 +22,10 @@ func (b *broker) Publish(topic string, _ ...*message.Message) error {
 		return errors.New("no leader")
 	}
 	return nil
+}
+
+func (b *broker) PublishContext(_ context.Context, topic string, msgs ...*message.Message) error {
+	return b.Publish(topic, msgs...)
 }
 
 func (b *broker) Close() error { b.closed = true; return nil }

@@ -30,7 +30,7 @@ func NewMemory(logger *slog.Logger) *Memory {
 }
 
 // Publisher returns the shared publisher; its Close is a no-op.
-func (m *Memory) Publisher() message.Publisher { return unclosable{m.ch} }
+func (m *Memory) Publisher() Publisher { return unclosable{m.ch} }
 
 // Subscriber returns a subscriber that drains at shutdown (a gate). Its
 // Close ends its own subscriptions; the shared channels stay open until
@@ -68,3 +68,12 @@ type pubsub interface {
 }
 
 func (unclosable) Close() error { return nil }
+
+// PublishContext publishes unless ctx has ended: an in-memory publish does
+// not wait for anyone.
+func (u unclosable) PublishContext(ctx context.Context, topic string, msgs ...*message.Message) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return u.Publish(topic, msgs...)
+}

@@ -44,11 +44,23 @@ type Subscriber interface {
 	Joined() error
 }
 
+// Publisher is a transport's publisher: Watermill's, and a publish that
+// ends with a context.
+type Publisher interface {
+	message.Publisher
+	// PublishContext is Publish that returns when ctx ends before every
+	// message was acknowledged, with an error wrapping ctx's: the messages
+	// not yet sent then fail, those already sent may still land (a retry
+	// with the same IDs lets consumers recognise them). It waits on the
+	// caller's goroutine; it starts none.
+	PublishContext(ctx context.Context, topic string, msgs ...*message.Message) error
+}
+
 // Transport is where messages travel.
 type Transport interface {
 	// Publisher is shared by everything in the service. Its Close is a
 	// no-op: the transport closes the real publisher once, last.
-	Publisher() message.Publisher
+	Publisher() Publisher
 	// Subscriber returns the subscriber of one handler, consuming in the
 	// spec's consumer group and mode. It may be called before Start.
 	Subscriber(spec Spec) (Subscriber, error)
