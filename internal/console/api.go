@@ -585,6 +585,9 @@ type Entry struct {
 	Emitted []string `json:"emitted_by,omitempty"`
 	// ConsumedBy are the handlers consuming its topic.
 	ConsumedBy []string `json:"consumed_by,omitempty"`
+	// ReplayFor is, for a replayed record, the consumer group it is for:
+	// the only one that handles it again.
+	ReplayFor string `json:"replay_for,omitempty"`
 }
 
 // conversation finds the records whose correlation ID (or message ID) is
@@ -667,11 +670,15 @@ func newEntry(r *kgo.Record, top Topology) Entry {
 	}
 	if headerValue(r, meta.Replayed) != "" {
 		e.Kind = "replayed"
+		e.ReplayFor = headerValue(r, meta.ReplayFor)
 	}
 	for _, t := range top.Topics {
 		if t.Name == r.Topic {
 			e.Emitted, e.ConsumedBy = t.PublishedBy, t.ConsumedBy
 		}
+	}
+	if e.ReplayFor != "" {
+		e.Emitted, e.ConsumedBy = nil, nil // a replay, for one handler
 	}
 	return e
 }

@@ -90,16 +90,19 @@ type system struct {
 
 func startSystem(t *testing.T, token string) *system {
 	t.Helper()
+	// A broker of its own: the names can be those a reader expects (they
+	// are on the screenshots).
 	s := &system{
-		addr:     kafkatest.Broker(t),
-		orders:   kafkatest.Unique("orders"),
-		payments: kafkatest.Unique("payments"),
-		receiver: newReceiver(t),
-		token:    token,
+		addr:        kafkatest.Broker(t),
+		service:     "shop",
+		orders:      "orders",
+		payments:    "payments",
+		poisonTopic: config.DefaultPoisonTopic,
+		receiver:    newReceiver(t),
+		token:       token,
 	}
 	cfg := kafkatest.Config(s.addr)
-	cfg.Service = kafkatest.Unique("shop")
-	s.service, s.poisonTopic = cfg.Service, cfg.Poison.Topic
+	cfg.Service, cfg.Poison.Topic = s.service, s.poisonTopic
 
 	notify, err := webhook.New(config.Route{Name: "notify", Topic: s.orders, Webhook: config.Webhook{URL: s.receiver.srv.URL + "/hook"}}, nil)
 	require.NoError(t, err)
