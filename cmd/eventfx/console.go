@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"runtime/debug"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -14,6 +15,10 @@ import (
 
 // defaultConsoleAddr is where the console listens: loopback only.
 const defaultConsoleAddr = "127.0.0.1:8088"
+
+// consoleMemoryLimit is the console's soft memory limit (the Go runtime's,
+// see runtime/debug.SetMemoryLimit) unless GOMEMLIMIT sets another.
+const consoleMemoryLimit = 128 << 20
 
 // consoleTokenEnv names the variable the token may come from instead of
 // --token, which other users of the machine can read in the process list.
@@ -51,6 +56,11 @@ change anything. See docs/console.md.`,
 			}
 			if _, _, err := net.SplitHostPort(o.addr); err != nil {
 				return fmt.Errorf("--addr: %q is not host:port: %w", o.addr, err)
+			}
+			if os.Getenv("GOMEMLIMIT") == "" {
+				// The console keeps little (samples, one answer at a
+				// time): let the collector return what reads left.
+				debug.SetMemoryLimit(consoleMemoryLimit)
 			}
 			ctx := cmd.Context()
 			c, err := g.connect(ctx)

@@ -15,6 +15,15 @@ import (
 // ends with what it has.
 const scanIdle = 3 * time.Second
 
+// partitionBytes is the most a fetch of a partition brings for a read of
+// at most n records per partition.
+func partitionBytes(n int64) int32 {
+	if n <= 500 {
+		return 64 << 10
+	}
+	return 1 << 20
+}
+
 // span is the offsets [from, to) of one partition.
 type span struct{ from, to int64 }
 
@@ -114,11 +123,13 @@ func (c *Console) scan(ctx context.Context, spans map[string]map[int32]span, fn 
 	from := map[string]map[int32]kgo.Offset{}
 	left := map[string]map[int32]int64{}
 	n := 0
+	longest := int64(0)
 	for t, ps := range spans {
 		for p, s := range ps {
 			if s.to <= s.from {
 				continue
 			}
+			longest = max(longest, s.to-s.from)
 			if from[t] == nil {
 				from[t], left[t] = map[int32]kgo.Offset{}, map[int32]int64{}
 			}
@@ -134,6 +145,11 @@ func (c *Console) scan(ctx context.Context, spans map[string]map[int32]span, fn 
 		kgo.ConsumePartitions(from),
 		kgo.KeepControlRecords(),
 		kgo.FetchMaxWait(200*time.Millisecond),
+		// Small fetches: a bounded read needs little, and the console's
+		// memory stays small; a read of a few records per partition (the
+		// oldest unconsumed, a page of messages) fetches less still.
+		kgo.FetchMaxBytes(4<<20),
+		kgo.FetchMaxPartitionBytes(partitionBytes(longest)),
 	)
 	if err != nil {
 		return err
