@@ -20,8 +20,9 @@ const defaultConsoleAddr = "127.0.0.1:8088"
 // see runtime/debug.SetMemoryLimit) unless GOMEMLIMIT sets another.
 const consoleMemoryLimit = 128 << 20
 
-// consoleTokenEnv names the variable the token may come from instead of
-// --token, which other users of the machine can read in the process list.
+// consoleTokenEnv is the variable of the config key console.token: the
+// token may come from there instead of --token, which other users of the
+// machine can read in the process list.
 const consoleTokenEnv = "EVENTFX_CONSOLE_TOKEN"
 
 type consoleOpts struct {
@@ -43,19 +44,16 @@ handler's lag per partition with its state, the poison queue's failure
 groups with dry-run and replay (recorded in the replay ledger, never twice),
 a topic browser, and every record of a conversation (correlation ID).
 
-With --token (or $` + consoleTokenEnv + `), every request that changes something needs
+With --token (or console.token in --config, or $` + consoleTokenEnv + `), every request that changes something needs
 "Authorization: Bearer <token>"; --read-only refuses them all. Reads never
 change anything. See docs/console.md.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if o.token == "" {
-				o.token = os.Getenv(consoleTokenEnv)
+			if _, _, err := net.SplitHostPort(o.addr); err != nil && cmd.Flags().Changed("addr") {
+				return fmt.Errorf("--addr: %q is not host:port: %w", o.addr, err)
 			}
 			if o.sampleEvery < 100*time.Millisecond {
 				return fmt.Errorf("--sample-every: %s is under 100ms", o.sampleEvery)
-			}
-			if _, _, err := net.SplitHostPort(o.addr); err != nil {
-				return fmt.Errorf("--addr: %q is not host:port: %w", o.addr, err)
 			}
 			if os.Getenv("GOMEMLIMIT") == "" {
 				// The console keeps little (samples, one answer at a
@@ -68,6 +66,17 @@ change anything. See docs/console.md.`,
 				return err
 			}
 			defer c.Close()
+			// The flags win over the config's console block.
+			if !cmd.Flags().Changed("addr") && c.cfg.Console.Addr != "" {
+				o.addr = c.cfg.Console.Addr
+			}
+			if o.token == "" {
+				o.token = c.cfg.Console.Token
+			}
+			o.readOnly = o.readOnly || c.cfg.Console.ReadOnly
+			if _, _, err := net.SplitHostPort(o.addr); err != nil {
+				return fmt.Errorf("--addr: %q is not host:port: %w", o.addr, err)
+			}
 			topic := o.poisonTopic
 			if topic == "" {
 				topic = c.cfg.Poison.Topic
@@ -94,9 +103,9 @@ change anything. See docs/console.md.`,
 			return err
 		},
 	}
-	cmd.Flags().StringVar(&o.addr, "addr", defaultConsoleAddr, "listen address, host:port")
-	cmd.Flags().StringVar(&o.token, "token", "", "require this bearer token on every request that changes something (default $"+consoleTokenEnv+")")
-	cmd.Flags().BoolVar(&o.readOnly, "read-only", false, "refuse every request that changes something (403)")
+	cmd.Flags().StringVar(&o.addr, "addr", defaultConsoleAddr, "listen address, host:port (default: console.addr from --config, else "+defaultConsoleAddr+")")
+	cmd.Flags().StringVar(&o.token, "token", "", "require this bearer token on every request that changes something (default: console.token from --config, or $"+consoleTokenEnv+")")
+	cmd.Flags().BoolVar(&o.readOnly, "read-only", false, "refuse every request that changes something (403; also console.read_only)")
 	cmd.Flags().StringVar(&o.poisonTopic, "poison-topic", "", "poison topic (default: poison.topic from --config/EVENTFX_*, else eventfx.poison)")
 	cmd.Flags().DurationVar(&o.sampleEvery, "sample-every", console.DefaultSampleEvery, "how often to read announcements, offsets and new poison records")
 	return cmd
