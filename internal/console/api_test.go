@@ -199,10 +199,14 @@ func TestAPIOnARunningService(t *testing.T) {
 		assert.Contains(t, answer, `"replayed": 0`)
 		assert.Contains(t, answer, `"already_replayed": 6`)
 
-		ledger := kafkatest.Read(t, s.addr, poison.LedgerTopic(s.poisonTopic), orders, 10*time.Second)
-		e, err := poison.ParseEntry(ledger[0])
-		require.NoError(t, err)
-		assert.Equal(t, "ops via eventfx console from 127.0.0.1", e.By, "the ledger says who")
+		by := map[string]string{}
+		for _, r := range kafkatest.Read(t, s.addr, poison.LedgerTopic(s.poisonTopic), orders, 10*time.Second) {
+			e, err := poison.ParseEntry(r)
+			require.NoError(t, err)
+			by[e.ID] = e.By
+		}
+		assert.Equal(t, "ops via eventfx console from 127.0.0.1", by["order-2"], "the ledger says who")
+		assert.Equal(t, "console user via eventfx console from 127.0.0.1", by["order-3"], "the ledger says who: %v", by)
 	})
 
 	t.Run("messages", func(t *testing.T) {

@@ -131,6 +131,15 @@ func (b *browser) screenshot(t *testing.T, name string) {
 // failed other than those expected.
 func (b *browser) noErrors(t *testing.T, expectedFailures ...string) {
 	t.Helper()
+	// The browser reports them as they happen, a moment after.
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		b.mu.Lock()
+		n := len(b.failed)
+		b.mu.Unlock()
+		if n >= len(expectedFailures) {
+			break
+		}
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	require.Empty(t, b.errors, "the pages reported errors")
@@ -144,11 +153,27 @@ func (b *browser) textOf(t *testing.T, sel string) string {
 	return get(t, b, "read "+sel, chromedp.Text(chromedp.CSS(sel)))
 }
 
-// waitText waits until sel's text contains want.
+// waitText waits until sel's text contains want. It asks again after a
+// failed evaluation: a page that is being replaced (a form sent) has no
+// context to evaluate in for a moment.
 func (b *browser) waitText(t *testing.T, sel, want string) {
 	t.Helper()
 	expr := fmt.Sprintf(`(() => { const e = document.querySelector(%q); return !!e && e.textContent.includes(%q); })()`, sel, want)
-	get(t, b, fmt.Sprintf("wait for %q in %s", want, sel), chromedp.Poll[bool](expr, chromedp.WithPollingInterval(100*time.Millisecond)))
+	deadline := time.Now().Add(waitFor)
+	var last error
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(b.ctx, 2*time.Second)
+		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](expr))
+		cancel()
+		if err == nil && ok {
+			return
+		}
+		last = err
+		time.Sleep(100 * time.Millisecond)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	t.Fatalf("waited %s for %q in %s (last error: %v); page errors: %v", waitFor, want, sel, last, b.errors)
 }
 
 func visible(sel string) chromedp.Action[chromedp.Void] {
@@ -237,7 +262,7 @@ func TestBrowser(t *testing.T) {
 		b.screenshot(t, "messages")
 		b.run(t, "filter by correlation ID", chromedp.SetValue(chromedp.CSS(`input[name="correlation_id"]`), "conv-1"),
 			click("#browse"), visible(`#span`))
-		b.waitText(t, "#span", "2 shown")
+		b.waitText(t, "#span", "read, 2 shown") // the unfiltered page said "read, 12 shown"
 		b.run(t, "a conversation from a message", click(`a.conversation-link`), visible(`#timeline li.entry`))
 		require.Contains(t, b.textOf(t, "h1"), "conv-1")
 		b.run(t, "a bad filter", chromedp.Navigate(s.base+"/messages?topic=orders&limit=nope"), visible(`#error`))
