@@ -29,6 +29,11 @@ const (
 	// filtering (messages) or searching (conversations).
 	defaultScan = 10000
 	maxScan     = 100000
+	// maxConversationScan bounds the records a conversation search reads
+	// over every topic; each partition is searched at least
+	// minConversationWindow records deep.
+	maxConversationScan   = 400000
+	minConversationWindow = 100
 	// maxReplayListed bounds the messages a replay's answer lists.
 	maxReplayListed = 1000
 )
@@ -566,7 +571,9 @@ type Conversation struct {
 	// order.
 	Entries []Entry `json:"entries"`
 	// Topics are those searched, Scanned the records read; each
-	// partition was searched over at most Window records.
+	// partition was searched over at most Window records (the scan
+	// parameter, less in a cluster of many partitions: at most 400,000
+	// records in all).
 	Topics  []string `json:"topics"`
 	Scanned int      `json:"scanned"`
 	Window  int      `json:"window"`
@@ -605,6 +612,15 @@ func (c *Console) conversation(ctx context.Context, id string, at time.Time, win
 		topics = append(topics, n)
 	}
 	slices.Sort(topics)
+	// A cluster of many topics is searched less deep in each, so that a
+	// search never reads more than maxConversationScan records.
+	partitions := 0
+	for _, t := range topics {
+		partitions += len(ts[t].Partitions)
+	}
+	if partitions > 0 {
+		window = min(window, max(minConversationWindow, maxConversationScan/partitions))
+	}
 	out := Conversation{CorrelationID: id, Entries: []Entry{}, Topics: orEmpty(topics), Window: window}
 	spans := map[string]map[int32]span{}
 	for _, t := range topics {
