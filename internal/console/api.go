@@ -284,7 +284,27 @@ func (c *Console) apiReplay(w http.ResponseWriter, r *http.Request) {
 	if len(req.IDs) == 0 {
 		o.IDs = nil
 	}
+	// With Accept: application/x-ndjson, the answer is a stream: a
+	// {"progress": …} line per record as it is handled, then
+	// {"result": <the answer>}.
+	stream := r.Header.Get("Accept") == ndjson
+	var enc *json.Encoder
+	rc := http.NewResponseController(w)
+	done := 0
+	if stream {
+		w.Header().Set("Content-Type", ndjson)
+		w.Header().Set("Cache-Control", "no-store")
+		w.WriteHeader(http.StatusOK)
+		enc = json.NewEncoder(w)
+	}
 	o.Report = func(res poison.ReplayResult) error {
+		done++
+		if stream {
+			if err := enc.Encode(map[string]ReplayProgress{"progress": {Done: done, Action: res.Action.String(), ID: res.Record.ID}}); err != nil {
+				return fmt.Errorf("the caller left: %w", err)
+			}
+			_ = rc.Flush()
+		}
 		if len(ans.Messages) == maxReplayListed {
 			ans.Truncated = true
 			return nil
@@ -303,7 +323,22 @@ func (c *Console) apiReplay(w http.ResponseWriter, r *http.Request) {
 			status = http.StatusBadGateway
 		}
 	}
+	if stream {
+		_ = enc.Encode(map[string]ReplayAnswer{"result": ans})
+		return
+	}
 	writeJSON(w, status, ans)
+}
+
+// ndjson is the media type of a replay's progress stream.
+const ndjson = "application/x-ndjson"
+
+// ReplayProgress is a line of a replay's progress stream: how many
+// records were handled so far, and the last one.
+type ReplayProgress struct {
+	Done   int    `json:"done"`
+	Action string `json:"action"`
+	ID     string `json:"id"`
 }
 
 func replayedMessage(res poison.ReplayResult) ReplayedMessage {

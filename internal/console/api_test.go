@@ -185,10 +185,16 @@ func TestAPIOnARunningService(t *testing.T) {
 		})
 		assert.Equal(t, orders-1, s.poisonedGroup(t, orders-1).Pending, "the group shrinks")
 
-		status, answer = s.post(t, "/api/poison/replay", `{"group":"`+g.Group+`"}`, auth...)
+		// The group, with its progress as a stream.
+		status, answer = s.post(t, "/api/poison/replay", `{"group":"`+g.Group+`"}`, append(auth, "Accept", "application/x-ndjson")...)
 		require.Equal(t, http.StatusOK, status, answer)
-		assert.Contains(t, answer, `"replayed": 5`)
-		assert.Contains(t, answer, `"already_replayed": 1`)
+		lines := strings.Split(strings.TrimSpace(answer), "\n")
+		require.Len(t, lines, 6, "five progress lines and the result: %s", answer)
+		for i, l := range lines[:5] {
+			assert.Contains(t, l, fmt.Sprintf(`{"progress":{"done":%d,"action":"replayed","id":"order-`, i+1))
+		}
+		assert.Contains(t, lines[5], `{"result":{"dry_run":false,`)
+		assert.Contains(t, lines[5], `"replayed":5,"already_replayed":1`)
 		s.poisonedGroup(t, 0)
 		eventually(t, "every order delivered once", func() (bool, string) {
 			got := s.receiver.got()

@@ -239,6 +239,7 @@ func TestBrowser(t *testing.T) {
 		b.screenshot(t, "confirm")
 		b.run(t, "confirm", click("#confirm-replay"))
 		b.waitText(t, "#replay-summary", fmt.Sprintf("replayed %d,", orders))
+		b.waitText(t, "#replay-progress", fmt.Sprintf("Replaying… %d of %d", orders, orders))
 		eventually(t, "the replayed orders delivered", func() (bool, string) {
 			return len(s.receiver.got()) == orders, fmt.Sprint(s.receiver.got())
 		})

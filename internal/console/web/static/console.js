@@ -36,12 +36,16 @@
   const group = summary.dataset.group;
   const result = document.getElementById("replay-result");
   const dialog = document.getElementById("confirm");
+  let planned = 0; // what the dry run before the confirmation counted
 
   function picked() {
     return Array.from(document.querySelectorAll("input.pick:checked")).map((c) => c.value);
   }
 
-  async function replay(dryRun) {
+  // replay asks for a replay (or a dry run) of the selected messages, or
+  // of the group; with progress set, it reads the replay's progress
+  // stream and calls progress with the count of records handled.
+  async function replay(dryRun, progress) {
     const ids = picked();
     const req = { dry_run: dryRun, by: document.getElementById("by").value };
     if (ids.length > 0) req.ids = ids;
@@ -49,9 +53,31 @@
     const headers = { "Content-Type": "application/json" };
     const token = tokenInput ? tokenInput.value : "";
     if (token) headers.Authorization = "Bearer " + token;
+    if (progress) headers.Accept = "application/x-ndjson";
     const res = await fetch("/api/poison/replay", { method: "POST", headers, body: JSON.stringify(req) });
-    const answer = await res.json();
-    return { ok: res.ok, status: res.status, answer };
+    if (!progress || !res.ok || !res.body) {
+      const answer = await res.json();
+      return { ok: res.ok, status: res.status, answer };
+    }
+    const reader = res.body.getReader();
+    const decoder = new TextDecoder();
+    let buf = "";
+    let answer = { error: "the replay's answer ended early" };
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buf += decoder.decode(value, { stream: true });
+      let nl;
+      while ((nl = buf.indexOf("\n")) >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        if (!line) continue;
+        const m = JSON.parse(line);
+        if (m.result) answer = m.result;
+        else if (m.progress) progress(m.progress.done);
+      }
+    }
+    return { ok: !answer.error, status: res.status, answer };
   }
 
   function show(r) {
@@ -97,6 +123,7 @@
     show(dry);
     if (!dry.ok) return;
     const n = dry.answer.replayed;
+    planned = n;
     document.getElementById("confirm-text").textContent =
       n === 0 ? "Nothing to replay." : "Replay " + n + " message" + (n === 1 ? "" : "s") + " to their original topics? Each is republished once; the replay ledger records it.";
     document.getElementById("confirm-replay").disabled = n === 0;
@@ -105,9 +132,10 @@
   document.getElementById("confirm-cancel").addEventListener("click", () => dialog.close());
   document.getElementById("confirm-replay").addEventListener("click", async () => {
     dialog.close();
-    result.hidden = false;
-    result.textContent = "Replaying…";
-    show(await replay(false));
+    const progress = document.getElementById("replay-progress");
+    progress.hidden = false;
+    progress.textContent = "Replaying…";
+    show(await replay(false, (n) => { progress.textContent = "Replaying… " + n + " of " + planned; }));
     document.querySelectorAll("input.pick:checked").forEach((c) => { c.checked = false; c.disabled = true; });
     refresh();
   });
