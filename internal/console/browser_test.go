@@ -244,6 +244,7 @@ func TestBrowser(t *testing.T) {
 			return len(s.receiver.got()) == orders, fmt.Sprint(s.receiver.got())
 		})
 		b.waitText(t, "#pending-count", "0") // the page updates itself
+		require.NotContains(t, b.textOf(t, "#messages"), "pending", "every row says replayed")
 		b.screenshot(t, "group")
 	})
 

@@ -37,6 +37,7 @@
   const result = document.getElementById("replay-result");
   const dialog = document.getElementById("confirm");
   let planned = 0; // what the dry run before the confirmation counted
+  let last = null; // the last replay's answer (a promise)
 
   function picked() {
     return Array.from(document.querySelectorAll("input.pick:checked")).map((c) => c.value);
@@ -135,8 +136,23 @@
     const progress = document.getElementById("replay-progress");
     progress.hidden = false;
     progress.textContent = "Replaying…";
-    show(await replay(false, (n) => { progress.textContent = "Replaying… " + n + " of " + planned; }));
-    document.querySelectorAll("input.pick:checked").forEach((c) => { c.checked = false; c.disabled = true; });
+    last = replay(false, (n) => { progress.textContent = "Replaying… " + n + " of " + planned; });
+    show(await last);
+    // The rows of the messages now replayed say so.
+    const r = await last;
+    for (const m of (r.answer.messages || [])) {
+      if (m.action !== "replayed") continue;
+      document.querySelectorAll("tr.message").forEach((row) => {
+        if (row.dataset.id !== m.id) return;
+        const pick = row.querySelector("input.pick");
+        pick.checked = false;
+        pick.disabled = true;
+        const badge = document.createElement("span");
+        badge.className = "badge idle";
+        badge.textContent = "replayed";
+        row.querySelector("td.status").replaceChildren(badge);
+      });
+    }
     refresh();
   });
 })();
