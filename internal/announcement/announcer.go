@@ -72,9 +72,6 @@ func New(service, poisonTopic string, hs []Handler, k config.Kafka, interval tim
 	}
 }
 
-// Instance is the instance's ID.
-func (a *Announcer) Instance() string { return a.base.Instance }
-
 // Start connects to brokers and announces the instance, then again every
 // interval, in the background. It returns at once and fails only on
 // connection settings it cannot use (as the service's own transport would

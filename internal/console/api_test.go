@@ -317,9 +317,11 @@ func TestGoneInstancesAgeOut(t *testing.T) {
 	defer c.Close()
 	go c.Run(t.Context())
 	s := &system{base: serve(t, c)}
-	<-c.Sampled()
 	var top console.TopologyAnswer
-	s.get(t, "/api/topology", &top)
+	eventually(t, "the first sample", func() (bool, string) {
+		s.get(t, "/api/topology", &top)
+		return !top.SampledAt.IsZero(), jsonString(top)
+	})
 	require.Len(t, top.Services, 1, jsonString(top))
 	states := map[string]string{}
 	for _, in := range top.Services[0].Instances {

@@ -102,11 +102,9 @@ type Console struct {
 	adm   *kadm.Client
 	views *views
 
-	mu       sync.Mutex
-	snap     snapshot
-	tracker  *tracker
-	ready    chan struct{}
-	readyOne sync.Once
+	mu      sync.Mutex
+	snap    snapshot
+	tracker *tracker
 
 	replaying sync.Mutex // one replay at a time
 }
@@ -135,7 +133,6 @@ func New(o Options) (*Console, error) {
 		adm:     kadm.NewClient(cl),
 		views:   v,
 		tracker: newTracker(o),
-		ready:   make(chan struct{}),
 	}, nil
 }
 
@@ -157,9 +154,6 @@ func (c *Console) Run(ctx context.Context) {
 	}
 }
 
-// Sampled is closed once the first sample was taken.
-func (c *Console) Sampled() <-chan struct{} { return c.ready }
-
 func (c *Console) sampleOnce(ctx context.Context) {
 	sctx, cancel := context.WithTimeout(ctx, 2*c.o.SampleEvery+5*time.Second)
 	defer cancel()
@@ -173,7 +167,6 @@ func (c *Console) sampleOnce(ctx context.Context) {
 	c.mu.Lock()
 	c.snap = s
 	c.mu.Unlock()
-	c.readyOne.Do(func() { close(c.ready) })
 }
 
 // current is the latest snapshot.
