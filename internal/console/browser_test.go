@@ -231,6 +231,10 @@ func TestBrowser(t *testing.T) {
 		b.waitText(t, "#replay-summary", fmt.Sprintf("would replay %d", orders))
 		b.waitText(t, "#replay-messages", "eventfx_replayed: 1")
 		b.screenshot(t, "dry-run")
+		// One chosen message: the dry run is of it alone.
+		b.run(t, "choose a message", click("input.pick"), click("#dry-run"))
+		b.waitText(t, "#replay-summary", "would replay 1, skipped 5 (already replayed 0, filtered 5)")
+		b.run(t, "choose none again", click("input.pick"))
 		require.Equal(t, fmt.Sprint(orders), b.textOf(t, "#pending-count"), "a dry run replays nothing")
 
 		s.receiver.fixed.Store(true) // the cause is fixed
