@@ -2,12 +2,15 @@ package app_test
 
 import (
 	"context"
+	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"go.uber.org/fx"
 	"go.uber.org/fx/fxtest"
 
 	"github.com/eventfx/eventfx/app"
@@ -17,8 +20,16 @@ import (
 )
 
 // announcements reads every announcement of service on the broker at addr.
+// It looks the topic up first: listing the offsets of a missing topic
+// would create it (not compacted) on the embedded broker, before the
+// service does.
 func announcements(t *testing.T, addr, service string) []announcement.Announcement {
 	t.Helper()
+	topics, err := kadm.NewClient(kafkatest.Client(t, addr)).ListTopics(context.Background(), announcement.Topic)
+	require.NoError(t, err)
+	if topics[announcement.Topic].Err != nil {
+		return nil
+	}
 	n := kafkatest.Count(t, addr, announcement.Topic)
 	var out []announcement.Announcement
 	for _, r := range kafkatest.Read(t, addr, announcement.Topic, int(n), 10*time.Second) {
@@ -74,4 +85,23 @@ func TestServiceAnnouncesItselfAtStartAndAtStop(t *testing.T) {
 		}
 	}
 	assert.Equal(t, "compact", found)
+}
+
+func TestAnAnnouncementsTopicNotCompactedIsReported(t *testing.T) {
+	addr := kafkatest.Broker(t)
+	_, err := kadm.NewClient(kafkatest.Client(t, addr)).CreateTopic(context.Background(), 1, -1, nil, announcement.Topic)
+	require.NoError(t, err)
+	cfg := kafkatest.Config(addr)
+	var logs kafkatest.Buffer
+	a := fxtest.New(t, app.Core(cfg), app.KafkaModule, app.PublisherModule,
+		fx.Decorate(func() *slog.Logger { return slog.New(slog.NewTextHandler(&logs, nil)) }))
+	a.RequireStart()
+	defer a.RequireStop()
+	kafkatest.Eventually(t, 10*time.Second, func() bool {
+		return strings.Contains(logs.String(), "the announcements topic is not compacted")
+	}, func() string { return "no warning; the log:\n" + logs.String() })
+	assert.Contains(t, logs.String(), "cleanup_policy=delete")
+	kafkatest.Eventually(t, 10*time.Second, func() bool {
+		return len(announcements(t, addr, cfg.Service)) > 0
+	}, func() string { return "the service announced nothing" })
 }

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"time"
 
@@ -155,10 +156,37 @@ func (a *Announcer) ensureTopic(ctx context.Context, cl *kgo.Client) {
 	ctx, cancel := context.WithTimeout(ctx, writeTimeout)
 	defer cancel()
 	compact := "compact"
-	_, err := kadm.NewClient(cl).CreateTopic(ctx, 1, -1, map[string]*string{"cleanup.policy": &compact}, Topic)
-	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) && ctx.Err() == nil {
+	adm := kadm.NewClient(cl)
+	_, err := adm.CreateTopic(ctx, 1, -1, map[string]*string{"cleanup.policy": &compact}, Topic)
+	switch {
+	case err == nil || ctx.Err() != nil:
+	case errors.Is(err, kerr.TopicAlreadyExists):
+		// Made by someone else, perhaps by a client that created it on
+		// first use, not compacted: it then keeps every heartbeat.
+		if policy := cleanupPolicy(ctx, adm); policy != "" && !strings.Contains(policy, "compact") {
+			a.logger.Warn("the announcements topic is not compacted: it keeps every heartbeat; set its cleanup.policy to compact", "topic", Topic, "cleanup_policy", policy)
+		}
+	default:
 		a.logger.Warn("create the announcements topic", "topic", Topic, "error", err)
 	}
+}
+
+// cleanupPolicy is Topic's cleanup.policy, "" when it cannot be read.
+func cleanupPolicy(ctx context.Context, adm *kadm.Client) string {
+	rs, err := adm.DescribeTopicConfigs(ctx, Topic)
+	if err != nil {
+		return ""
+	}
+	r, err := rs.On(Topic, nil)
+	if err != nil {
+		return ""
+	}
+	for _, c := range r.Configs {
+		if c.Key == "cleanup.policy" && c.Value != nil {
+			return *c.Value
+		}
+	}
+	return ""
 }
 
 // write writes one announcement with state; it logs the first failure
