@@ -80,6 +80,7 @@ var KafkaModule = fx.Module("eventfx.kafka",
 		return k, k, nil
 	}),
 	fx.Provide(fx.Annotate(kafkaCheck, fx.ResultTags(`group:"eventfx.readiness"`))),
+	fx.Invoke(announce),
 )
 
 // MemoryModule provides the in-memory transport (Watermill's gochannel),

@@ -58,6 +58,8 @@ type Config struct {
 	Subscriber Subscriber `koanf:"subscriber"`
 	// Observability configures logs, metrics and traces.
 	Observability Observability `koanf:"observability"`
+	// Console configures `eventfx console`.
+	Console Console `koanf:"console"`
 }
 
 // Kafka configures the Kafka transport.

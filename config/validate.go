@@ -84,6 +84,7 @@ func (p *problems) config(c Config) {
 	p.topic("poison.topic", c.Poison.Topic)
 	p.positive("shutdown_timeout", c.ShutdownTimeout)
 	p.hostPort("http.addr", c.HTTP.Addr, true)
+	p.console(c.Console)
 	for i, t := range c.Publisher.AllowedTopics {
 		path := fmt.Sprintf("publisher.allowed_topics[%d]", i)
 		p.topic(path, t)

@@ -47,6 +47,8 @@ type Entry struct {
 	Offset    int64  `json:"offset"`
 	// ReplayedAt is when the replayed record was acknowledged.
 	ReplayedAt time.Time `json:"replayed_at"`
+	// By is who asked for the replay (ReplayOptions.By); "" when not said.
+	By string `json:"replayed_by,omitempty"`
 }
 
 // NewEntry returns the ledger entry of poison record p, replayed as r

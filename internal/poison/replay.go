@@ -41,6 +41,14 @@ type ReplayOptions struct {
 	// that it applies to one handler's records. Default "": each record's
 	// own group (none for a record that names none: every consumer).
 	ConsumerGroup string
+	// IDs, when set, restricts the replay to the records whose message ID
+	// (Record.ID) is one of them; the others are left for a later Replay.
+	// With Handler or Group too, a record must match all. Default nil:
+	// every ID.
+	IDs []string
+	// By says who asked for the replay (a user, a tool); it is written into
+	// each ledger entry (Entry.By). Default "": not recorded.
+	By string
 	// DryRun reports what would be replayed and writes nothing (no
 	// republished record, no ledger entry, no ledger topic).
 	DryRun bool
@@ -136,8 +144,9 @@ type ReplaySummary struct {
 	// them.
 	AlreadyReplayed int
 	// Filtered counts the records skipped because another handler
-	// poisoned them (ReplayOptions.Handler) or they are of another group
-	// (ReplayOptions.Group).
+	// poisoned them (ReplayOptions.Handler), they are of another group
+	// (ReplayOptions.Group) or their ID is not asked for
+	// (ReplayOptions.IDs).
 	Filtered int
 	// OverLimit counts the records skipped because of ReplayOptions.Limit.
 	OverLimit int
@@ -269,7 +278,8 @@ func (r *replayer) consider(p Record) error {
 	case r.ledger.Has(p):
 		r.sum.AlreadyReplayed++
 	case r.o.Handler != "" && p.Handler != r.o.Handler,
-		r.o.Group != "" && p.GroupID() != r.o.Group:
+		r.o.Group != "" && p.GroupID() != r.o.Group,
+		r.o.IDs != nil && !slices.Contains(r.o.IDs, p.ID):
 		r.sum.Filtered++
 	case p.Replayable() != nil:
 		r.sum.Unreplayable++
@@ -338,7 +348,9 @@ func (r *replayer) flush(ctx context.Context) error {
 	var entryOf []int // entries[j] is batch[entryOf[j]]'s
 	for i, rec := range acked {
 		if rec != nil {
-			entries = append(entries, NewEntry(batch[i], rec, time.Now()).Record(ledgerTopic))
+			e := NewEntry(batch[i], rec, time.Now())
+			e.By = r.o.By
+			entries = append(entries, e.Record(ledgerTopic))
 			entryOf = append(entryOf, i)
 		}
 	}

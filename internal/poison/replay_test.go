@@ -495,3 +495,30 @@ func TestReplayPlacesKeysByTheTopicsPartitioner(t *testing.T) {
 		assert.Equal(t, int32(crc32.ChecksumIEEE(r.Key)%4), r.Partition, "partition of key %s", r.Key)
 	}
 }
+
+func TestReplayIDsFilterReplaysOnlyThoseAndRecordsWho(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	c := dial(t, f.addr)
+
+	sum, results, err := replay(t, c, poison.ReplayOptions{Topic: f.poisonTopic, IDs: []string{"id-1", "id-3"}, By: "ops@example"})
+	require.NoError(t, err)
+	assert.Equal(t, poison.ReplaySummary{Replayed: 2, Filtered: 1}, sum)
+	assert.Equal(t, []string{"id-1", "id-3"}, resultIDs(results))
+
+	ledger := kafkatest.Read(t, f.addr, poison.LedgerTopic(f.poisonTopic), 2, 10*time.Second)
+	for _, r := range ledger {
+		e, err := poison.ParseEntry(r)
+		require.NoError(t, err)
+		assert.Equal(t, "ops@example", e.By, "ledger entry of %s", e.ID)
+	}
+
+	// The same IDs again: replayed already, never twice; the third is left.
+	again, _, err := replay(t, c, poison.ReplayOptions{Topic: f.poisonTopic, IDs: []string{"id-1", "id-3"}})
+	require.NoError(t, err)
+	assert.Equal(t, poison.ReplaySummary{AlreadyReplayed: 2, Filtered: 1}, again)
+	rest, results, err := replay(t, c, poison.ReplayOptions{Topic: f.poisonTopic})
+	require.NoError(t, err)
+	assert.Equal(t, poison.ReplaySummary{Replayed: 1, AlreadyReplayed: 2}, rest)
+	assert.Equal(t, []string{"id-2"}, resultIDs(results))
+}

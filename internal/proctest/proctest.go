@@ -181,6 +181,9 @@ func (p *Proc) WaitOutput(re string, timeout time.Duration) []string {
 	}
 }
 
+// PID is the process's ID.
+func (p *Proc) PID() int { return p.cmd.Process.Pid }
+
 // Signal sends sig to the process.
 func (p *Proc) Signal(sig os.Signal) {
 	p.t.Helper()
