@@ -62,11 +62,29 @@ type Marshaler interface {
 	ContentType() string
 }
 
+// TopicMarshaler is a codec whose payloads depend on their topic
+// (handlers.TopicMarshaler).
+type TopicMarshaler interface {
+	MarshalTopic(topic string, v any) ([]byte, error)
+}
+
 // Encode builds a message from a typed event: a new ID, the codec's
 // content type, what it inherits from ctx (Inherit) and, when the event
 // has an EventKey method (handlers.Keyed) returning a key, that key.
 func Encode(ctx context.Context, c Marshaler, v any) (*message.Message, error) {
-	payload, err := c.Marshal(v)
+	return EncodeFor(ctx, c, "", v)
+}
+
+// EncodeFor is Encode for a message published to topic: a codec that is a
+// TopicMarshaler encodes v for that topic.
+func EncodeFor(ctx context.Context, c Marshaler, topic string, v any) (*message.Message, error) {
+	var payload []byte
+	var err error
+	if tm, ok := c.(TopicMarshaler); ok && topic != "" {
+		payload, err = tm.MarshalTopic(topic, v)
+	} else {
+		payload, err = c.Marshal(v)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,207 @@
+package schema
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"sync"
+
+	"github.com/twmb/avro"
+)
+
+// Content types of the payloads a Codec writes (the content_type header).
+const (
+	ContentTypeAvro = "application/vnd.confluent.avro"
+	ContentTypeJSON = "application/vnd.confluent.jsonschema+json"
+)
+
+// Type binds a Go type to the schema its values are written with and read
+// into. Make one with Avro or JSONSchema.
+type Type struct {
+	goType reflect.Type
+	format Format
+	text   string
+}
+
+// Avro binds T to an Avro schema (the text of an .avsc). T's fields map to
+// the record's fields by their `avro:"name"` tags (else their Go names),
+// as github.com/twmb/avro maps them.
+func Avro[T any](schema string) Type {
+	return Type{goType: reflect.TypeFor[T](), format: FormatAvro, text: schema}
+}
+
+// JSONSchema binds T to a JSON Schema: values are encoding/json's, checked
+// against the schema when written and when read.
+func JSONSchema[T any](schema string) Type {
+	return Type{goType: reflect.TypeFor[T](), format: FormatJSON, text: schema}
+}
+
+// Codec is a handlers.Codec (and handlers.TopicMarshaler) for values in the
+// Schema Registry wire format, for the Go types it was made with. It
+// writes a value with its type's schema, registered under the subject of
+// the topic it is published to (schema_registry.subject_strategy), or the
+// subject's latest schema with schema_registry.use_latest. It reads a
+// value written with any schema the registry holds that its type's schema
+// can read: for Avro, by schema resolution (fields added with a default,
+// removed, promoted). A Codec is safe for concurrent use.
+type Codec struct {
+	reg    *Registry
+	format Format
+	types  map[reflect.Type]*bound
+}
+
+// bound is one Type of a Codec, compiled.
+type bound struct {
+	Type
+	own  *written // the reader's schema (ID 0: not registered by it)
+	name string   // the record's full name
+
+	mu       sync.Mutex
+	resolved map[int]*avro.Schema // Avro: per writer ID, writer resolved to own
+}
+
+// NewCodec returns a codec of types, all of one format (Avro or JSON
+// Schema), on reg. It fails if a schema does not parse, a type is given
+// twice, or the formats differ.
+func NewCodec(reg *Registry, types ...Type) (*Codec, error) {
+	if len(types) == 0 {
+		return nil, errors.New("schema codec: no types")
+	}
+	c := &Codec{reg: reg, format: types[0].format, types: make(map[reflect.Type]*bound, len(types))}
+	for _, t := range types {
+		if t.format != c.format {
+			return nil, fmt.Errorf("schema codec: %v is %s and %v is %s: one codec has one format", types[0].goType, c.format, t.goType, t.format)
+		}
+		if _, dup := c.types[t.goType]; dup {
+			return nil, fmt.Errorf("schema codec: %v given twice", t.goType)
+		}
+		own, err := compile(0, t.format, t.text)
+		if err != nil {
+			return nil, fmt.Errorf("schema codec: %v: %w", t.goType, err)
+		}
+		c.types[t.goType] = &bound{Type: t, own: own, name: own.recordName(), resolved: map[int]*avro.Schema{}}
+	}
+	return c, nil
+}
+
+// ContentType is the media type of the codec's payloads.
+func (c *Codec) ContentType() string {
+	if c.format == FormatJSON {
+		return ContentTypeJSON
+	}
+	return ContentTypeAvro
+}
+
+// Marshal encodes v for the record subject strategies, which need no
+// topic; with the topic strategy it fails (use MarshalTopic).
+func (c *Codec) Marshal(v any) ([]byte, error) { return c.MarshalTopic("", v) }
+
+// MarshalTopic encodes v for a value published to topic: framed with the
+// ID of its schema under the topic's subject.
+func (c *Codec) MarshalTopic(topic string, v any) ([]byte, error) {
+	b, err := c.bound(reflect.TypeOf(v))
+	if err != nil {
+		return nil, err
+	}
+	subject, err := c.reg.Subject(topic, b.name)
+	if err != nil {
+		return nil, err
+	}
+	w, err := c.reg.forSubject(subject, b.format, b.text)
+	if err != nil {
+		return nil, err
+	}
+	out := appendHeader(make([]byte, 0, 64), w.id)
+	switch b.format {
+	case FormatAvro:
+		out, err = w.avro.AppendEncode(out, v)
+		if err != nil {
+			return nil, fmt.Errorf("encode with schema ID %d (subject %s): %w", w.id, subject, err)
+		}
+	case FormatJSON:
+		doc, err := json.Marshal(v)
+		if err != nil {
+			return nil, err
+		}
+		if err := w.json.validate(doc); err != nil {
+			return nil, fmt.Errorf("schema ID %d (subject %s): %w", w.id, subject, err)
+		}
+		out = append(out, doc...)
+	}
+	return out, nil
+}
+
+// Unmarshal decodes a framed value into v, a pointer to one of the
+// codec's types.
+func (c *Codec) Unmarshal(data []byte, v any) error {
+	t := reflect.TypeOf(v)
+	if t == nil || t.Kind() != reflect.Pointer {
+		return fmt.Errorf("schema codec: decode into %T, want a pointer", v)
+	}
+	b, err := c.bound(t.Elem())
+	if err != nil {
+		return err
+	}
+	id, value, err := ParseFrame(data)
+	if err != nil {
+		return err
+	}
+	w, err := c.reg.schemaByID(id)
+	if err != nil {
+		return err
+	}
+	if w.format != b.format {
+		return fmt.Errorf("schema ID %d%s is %s, not %s", id, c.reg.subjectsOf(id), w.format, b.format)
+	}
+	switch b.format {
+	case FormatAvro:
+		rs, err := b.resolve(w)
+		if err != nil {
+			return fmt.Errorf("schema ID %d%s: %v's schema cannot read it: %w", id, c.reg.subjectsOf(id), b.goType, err)
+		}
+		rest, err := rs.Decode(value, v)
+		if err == nil && len(rest) > 0 {
+			err = fmt.Errorf("%d bytes after the value", len(rest))
+		}
+		if err != nil {
+			return fmt.Errorf("schema ID %d%s: %w", id, c.reg.subjectsOf(id), err)
+		}
+	case FormatJSON:
+		if err := w.json.validate(value); err != nil {
+			return fmt.Errorf("schema ID %d%s: %w", id, c.reg.subjectsOf(id), err)
+		}
+		if err := json.Unmarshal(value, v); err != nil {
+			return fmt.Errorf("schema ID %d%s: %w", id, c.reg.subjectsOf(id), err)
+		}
+	}
+	return nil
+}
+
+// bound returns the codec's binding of t (or of *t's element).
+func (c *Codec) bound(t reflect.Type) (*bound, error) {
+	if b, ok := c.types[t]; ok {
+		return b, nil
+	}
+	if t != nil && t.Kind() == reflect.Pointer {
+		if b, ok := c.types[t.Elem()]; ok {
+			return b, nil
+		}
+	}
+	return nil, fmt.Errorf("schema codec: no schema for %v (give it to schema.NewCodec)", t)
+}
+
+// resolve returns the schema that reads data written with w into b's type.
+func (b *bound) resolve(w *written) (*avro.Schema, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if rs, ok := b.resolved[w.id]; ok {
+		return rs, nil
+	}
+	rs, err := avro.Resolve(w.avro, b.own.avro)
+	if err != nil {
+		return nil, err
+	}
+	b.resolved[w.id] = rs
+	return rs, nil
+}
