@@ -39,7 +39,7 @@ const orderJSONSchema = `{"$schema":"http://json-schema.org/draft-07/schema#","t
   "properties":{"id":{"type":"string"},"amount":{"type":"integer","minimum":1}},"required":["id","amount"]}`
 
 // newRegistry starts a registry of the test's own and a client of it.
-func newRegistry(t *testing.T, edit func(*config.SchemaRegistry)) *schema.Registry {
+func newRegistry(t testing.TB, edit func(*config.SchemaRegistry)) *schema.Registry {
 	t.Helper()
 	srv, err := registry.Start("127.0.0.1:0", "")
 	require.NoError(t, err)
