@@ -119,7 +119,10 @@ func (o publishOpts) run(parent context.Context, c *kafkaConn, args []string, in
 			if len(args) == 1 {
 				return fmt.Errorf("payload: %w", err)
 			}
-			return fmt.Errorf("line %d: %w (not published; the lines before it were sent)", n, err)
+			if sent > 0 {
+				return fmt.Errorf("line %d: %w (not published; the %d lines before it were)", n, err, sent)
+			}
+			return fmt.Errorf("line %d: %w (nothing published)", n, err)
 		}
 		sent++
 		cl.Produce(ctx, r, done)

@@ -23,6 +23,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -184,6 +185,14 @@ func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 
 	subject, version, op := route(req)
 	if op == opRegister || op == opCheck {
+		if op == opRegister {
+			if id, ok := r.registered(subject, body); ok {
+				// Registered already: answered with its ID, unchecked (as
+				// Confluent does), journaled once.
+				writeJSON(w, http.StatusOK, map[string]int{"id": id})
+				return
+			}
+		}
 		var s sr.Schema
 		if err := json.Unmarshal(body, &s); err != nil {
 			apiError(w, http.StatusUnprocessableEntity, sr.ErrInvalidSchema.Code, "invalid schema: "+err.Error())
@@ -318,6 +327,21 @@ func (r *Registry) check(subject, version string, s sr.Schema) (problem string, 
 		}
 	}
 	return "", 0
+}
+
+// registered returns the ID of the schema in body if the subject has it
+// already (srfake's lookup, POST /subjects/{subject}).
+func (r *Registry) registered(subject string, body []byte) (int, bool) {
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequest(http.MethodPost, "/subjects/"+url.PathEscape(subject), bytes.NewReader(body))
+	r.inner.ServeHTTP(rec, req)
+	var found struct {
+		ID int `json:"id"`
+	}
+	if rec.Code != http.StatusOK || json.Unmarshal(rec.Body.Bytes(), &found) != nil || found.ID == 0 {
+		return 0, false
+	}
+	return found.ID, true
 }
 
 // level is the subject's compatibility level, else the global one.

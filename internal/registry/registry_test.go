@@ -1,6 +1,7 @@
 package registry_test
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"testing"
@@ -146,4 +147,24 @@ func TestAJournalCutShortIsReplayedUpToTheCut(t *testing.T) {
 	subjects, err := client(t, r.URL()).Subjects(t.Context())
 	require.NoError(t, err)
 	assert.Equal(t, []string{"a-value"}, subjects)
+}
+
+// Registering a schema the subject has already answers its ID and journals
+// nothing new.
+func TestRegisteringTheSameSchemaTwiceJournalsItOnce(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	r, err := registry.Start("127.0.0.1:0", dir)
+	require.NoError(t, err)
+	defer r.Close()
+	cl := client(t, r.URL())
+	first, err := cl.CreateSchema(t.Context(), "a-value", sr.Schema{Schema: v1})
+	require.NoError(t, err)
+	again, err := cl.CreateSchema(t.Context(), "a-value", sr.Schema{Schema: v1})
+	require.NoError(t, err)
+	assert.Equal(t, first.ID, again.ID)
+	assert.Equal(t, first.Version, again.Version)
+	b, err := os.ReadFile(filepath.Join(dir, registry.JournalFile))
+	require.NoError(t, err)
+	assert.Equal(t, 1, bytes.Count(b, []byte("\n")), "journal:\n%s", b)
 }
