@@ -4,8 +4,10 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/eventfx/eventfx/handlers"
+	"github.com/eventfx/eventfx/internal/testpb"
 	"github.com/eventfx/eventfx/schema"
 )
 
@@ -49,6 +51,8 @@ func BenchmarkCodec(b *testing.B) {
 	require.NoError(b, err)
 	jsonSchemaCodec, err := schema.NewCodec(reg, schema.JSONSchema[benchOrder](benchJSONSchema))
 	require.NoError(b, err)
+	protobufCodec, err := schema.NewCodec(reg, schema.Protobuf[*testpb.BenchOrder]())
+	require.NoError(b, err)
 	codecs := []struct {
 		name  string
 		codec handlers.Codec
@@ -85,4 +89,27 @@ func BenchmarkCodec(b *testing.B) {
 			b.ReportMetric(float64(len(payload)), "bytes/value")
 		})
 	}
+	b.Run("protobuf", func(b *testing.B) {
+		in := &testpb.BenchOrder{Id: benchValue.ID, Customer: benchValue.Customer, Email: benchValue.Email,
+			Amount: benchValue.Amount, Currency: benchValue.Currency, Items: benchValue.Items, Express: benchValue.Express,
+			Weight: benchValue.Weight, Country: benchValue.Country, PlacedAtMs: benchValue.PlacedAtMs}
+		payload, err := protobufCodec.MarshalTopic("bench-protobuf", in)
+		require.NoError(b, err)
+		out := &testpb.BenchOrder{}
+		require.NoError(b, protobufCodec.Unmarshal(payload, out))
+		require.True(b, proto.Equal(in, out))
+		b.ReportAllocs()
+		b.ResetTimer()
+		for b.Loop() {
+			p, err := protobufCodec.MarshalTopic("bench-protobuf", in)
+			if err != nil {
+				b.Fatal(err)
+			}
+			out := &testpb.BenchOrder{} // a new event per message, as a typed handler gets
+			if err := protobufCodec.Unmarshal(p, out); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(len(payload)), "bytes/value")
+	})
 }

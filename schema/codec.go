@@ -8,20 +8,24 @@ import (
 	"sync"
 
 	"github.com/twmb/avro"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
 // Content types of the payloads a Codec writes (the content_type header).
 const (
-	ContentTypeAvro = "application/vnd.confluent.avro"
-	ContentTypeJSON = "application/vnd.confluent.jsonschema+json"
+	ContentTypeAvro     = "application/vnd.confluent.avro"
+	ContentTypeJSON     = "application/vnd.confluent.jsonschema+json"
+	ContentTypeProtobuf = "application/vnd.confluent.protobuf"
 )
 
 // Type binds a Go type to the schema its values are written with and read
-// into. Make one with Avro or JSONSchema.
+// into. Make one with Avro, JSONSchema or Protobuf.
 type Type struct {
-	goType reflect.Type
-	format Format
-	text   string
+	goType  reflect.Type
+	format  Format
+	text    string
+	message protoreflect.MessageDescriptor // Protobuf
 }
 
 // Avro binds T to an Avro schema (the text of an .avsc). T's fields map to
@@ -35,6 +39,17 @@ func Avro[T any](schema string) Type {
 // against the schema when written and when read.
 func JSONSchema[T any](schema string) Type {
 	return Type{goType: reflect.TypeFor[T](), format: FormatJSON, text: schema}
+}
+
+// Protobuf binds a generated Protobuf message type (a pointer, as
+// protoc-gen-go makes them) to its own schema: the .proto file it was
+// generated from, registered as Confluent's Python serializer registers
+// one (a base64 FileDescriptorProto). Its file may import only the
+// well-known types (google/protobuf/…): schema references are not
+// supported.
+func Protobuf[T proto.Message]() Type {
+	var zero T
+	return Type{goType: reflect.TypeFor[T](), format: FormatProtobuf, message: zero.ProtoReflect().Descriptor()}
 }
 
 // Codec is a handlers.Codec (and handlers.TopicMarshaler) for values in the
@@ -76,19 +91,33 @@ func NewCodec(reg *Registry, types ...Type) (*Codec, error) {
 		if _, dup := c.types[t.goType]; dup {
 			return nil, fmt.Errorf("schema codec: %v given twice", t.goType)
 		}
+		if t.format == FormatProtobuf {
+			text, err := protoText(t.message)
+			if err != nil {
+				return nil, fmt.Errorf("schema codec: %v: %w", t.goType, err)
+			}
+			t.text = text
+		}
 		own, err := compile(0, t.format, t.text)
 		if err != nil {
 			return nil, fmt.Errorf("schema codec: %v: %w", t.goType, err)
 		}
-		c.types[t.goType] = &bound{Type: t, own: own, name: own.recordName(), resolved: map[int]*avro.Schema{}}
+		name := own.recordName()
+		if t.message != nil {
+			name = string(t.message.FullName())
+		}
+		c.types[t.goType] = &bound{Type: t, own: own, name: name, resolved: map[int]*avro.Schema{}}
 	}
 	return c, nil
 }
 
 // ContentType is the media type of the codec's payloads.
 func (c *Codec) ContentType() string {
-	if c.format == FormatJSON {
+	switch c.format {
+	case FormatJSON:
 		return ContentTypeJSON
+	case FormatProtobuf:
+		return ContentTypeProtobuf
 	}
 	return ContentTypeAvro
 }
@@ -128,6 +157,15 @@ func (c *Codec) MarshalTopic(topic string, v any) ([]byte, error) {
 			return nil, fmt.Errorf("schema ID %d (subject %s): %w", w.id, subject, err)
 		}
 		out = append(out, doc...)
+	case FormatProtobuf:
+		m, ok := v.(proto.Message)
+		if !ok {
+			return nil, fmt.Errorf("schema codec: %T is not a proto.Message", v)
+		}
+		out, err = proto.MarshalOptions{}.MarshalAppend(appendIndexes(out, indexesOf(b.message)), m)
+		if err != nil {
+			return nil, fmt.Errorf("encode with schema ID %d (subject %s): %w", w.id, subject, err)
+		}
 	}
 	return out, nil
 }
@@ -140,6 +178,9 @@ func (c *Codec) Unmarshal(data []byte, v any) error {
 		return fmt.Errorf("schema codec: decode into %T, want a pointer", v)
 	}
 	b, err := c.bound(t.Elem())
+	if err != nil && c.format == FormatProtobuf {
+		b, err = c.bound(t) // a message itself, not a pointer to one
+	}
 	if err != nil {
 		return err
 	}
@@ -174,8 +215,37 @@ func (c *Codec) Unmarshal(data []byte, v any) error {
 		if err := json.Unmarshal(value, v); err != nil {
 			return fmt.Errorf("schema ID %d%s: %w", id, c.reg.subjectsOf(id), err)
 		}
+	case FormatProtobuf:
+		if err := unmarshalProto(w, b, value, v); err != nil {
+			return fmt.Errorf("schema ID %d%s: %w", id, c.reg.subjectsOf(id), err)
+		}
 	}
 	return nil
+}
+
+// unmarshalProto decodes a Protobuf value (after the schema ID) into v, a
+// message or a pointer to b's message pointer (allocated when nil). The writer's
+// message at the value's indexes must be b's.
+func unmarshalProto(w *written, b *bound, value []byte, v any) error {
+	indexes, body, err := parseIndexes(value)
+	if err != nil {
+		return err
+	}
+	md, err := messageAt(w.proto.file, indexes)
+	if err != nil {
+		return err
+	}
+	if md.FullName() != b.message.FullName() {
+		return fmt.Errorf("the value is a %s, not a %s", md.FullName(), b.message.FullName())
+	}
+	if m, ok := v.(proto.Message); ok {
+		return proto.Unmarshal(body, m)
+	}
+	rv := reflect.ValueOf(v).Elem()
+	if rv.IsNil() {
+		rv.Set(reflect.New(rv.Type().Elem()))
+	}
+	return proto.Unmarshal(body, rv.Interface().(proto.Message))
 }
 
 // bound returns the codec's binding of t (or of *t's element).

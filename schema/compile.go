@@ -26,8 +26,10 @@ func compile(id int, f Format, text string) (*written, error) {
 		w.avro, err = avro.Parse(text)
 	case FormatJSON:
 		w.json, err = compileJSON(text)
+	case FormatProtobuf:
+		w.proto, err = compileProto(text)
 	default:
-		err = fmt.Errorf("%s schemas are not supported (Avro and JSON Schema are)", f)
+		err = fmt.Errorf("%s schemas are not supported (Avro, JSON Schema and Protobuf are)", f)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%s schema: %w", f, err)
@@ -69,7 +71,8 @@ func (j *jsonSchema) validate(doc []byte) error {
 }
 
 // recordName is the full name of the schema's record: an Avro named
-// type's "<namespace>.<name>", a JSON Schema's title; "" when unnamed.
+// type's "<namespace>.<name>", a JSON Schema's title, the first message
+// of a .proto file; "" when unnamed.
 func (w *written) recordName() string {
 	switch {
 	case w.avro != nil:
@@ -86,6 +89,8 @@ func (w *written) recordName() string {
 		return named.Name
 	case w.json != nil:
 		return w.json.title
+	case w.proto != nil && w.proto.file.Messages().Len() > 0:
+		return string(w.proto.file.Messages().Get(0).FullName())
 	}
 	return ""
 }

@@ -4,7 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/dynamicpb"
 )
 
 // Decoded is a framed value decoded without a Go type: for tools
@@ -15,8 +21,9 @@ type Decoded struct {
 	// Format is the schema's language.
 	Format Format
 	// JSON is the value as JSON: Avro's JSON encoding of it (a union's
-	// value as itself, bytes as a string), or the JSON Schema value as
-	// written.
+	// value as itself, bytes as a string), the JSON Schema value as
+	// written, or Protobuf's JSON mapping (with the .proto field names and
+	// zero values).
 	JSON json.RawMessage
 }
 
@@ -46,6 +53,12 @@ func (r *Registry) DecodeJSON(payload []byte) (Decoded, error) {
 		if err != nil {
 			return Decoded{}, fmt.Errorf("schema ID %d%s: %w", id, r.subjectsOf(id), err)
 		}
+	case FormatProtobuf:
+		b, err := decodeProtoJSON(w, value)
+		if err != nil {
+			return Decoded{}, fmt.Errorf("schema ID %d%s: %w", id, r.subjectsOf(id), err)
+		}
+		d.JSON = b
 	case FormatJSON:
 		if err := w.json.validate(value); err != nil {
 			return Decoded{}, fmt.Errorf("schema ID %d%s: %w", id, r.subjectsOf(id), err)
@@ -60,10 +73,12 @@ func (r *Registry) DecodeJSON(payload []byte) (Decoded, error) {
 }
 
 // Encoder writes JSON documents as framed values of one schema: for tools
-// (`eventfx publish --value-schema`).
+// (`eventfx publish --value-schema`). A Protobuf schema's values are of
+// the first message of its file.
 type Encoder struct {
 	w       *written
 	subject string
+	message protoreflect.MessageDescriptor // Protobuf
 }
 
 // NewEncoder registers the schema text of format under the subject of
@@ -85,7 +100,14 @@ func (r *Registry) NewEncoder(ctx context.Context, topic string, format Format, 
 	if err != nil {
 		return nil, err
 	}
-	return &Encoder{w: w, subject: subject}, nil
+	e := &Encoder{w: w, subject: subject}
+	if format == FormatProtobuf {
+		if w.proto.file.Messages().Len() == 0 {
+			return nil, errors.New("the .proto file has no message")
+		}
+		e.message = w.proto.file.Messages().Get(0)
+	}
+	return e, nil
 }
 
 // ID is the registry ID of the schema the encoder writes with.
@@ -112,6 +134,16 @@ func (e *Encoder) EncodeJSON(doc []byte) ([]byte, error) {
 		b, err := e.w.avro.AppendEncode(out, v)
 		if err != nil {
 			return nil, fmt.Errorf("does not match schema ID %d: %s", e.w.id, oneLine(err.Error()))
+		}
+		return b, nil
+	case FormatProtobuf:
+		m := dynamicpb.NewMessage(e.message)
+		if err := protojson.Unmarshal(doc, m); err != nil {
+			return nil, fmt.Errorf("does not match schema ID %d (%s): %s", e.w.id, e.message.FullName(), oneLine(err.Error()))
+		}
+		b, err := proto.MarshalOptions{Deterministic: true}.MarshalAppend(appendIndexes(out, indexesOf(e.message)), m)
+		if err != nil {
+			return nil, err
 		}
 		return b, nil
 	default:

@@ -40,13 +40,17 @@ type Format string
 
 // The formats eventfx encodes and decodes.
 const (
-	FormatAvro Format = "AVRO"
-	FormatJSON Format = "JSON"
+	FormatAvro     Format = "AVRO"
+	FormatJSON     Format = "JSON"
+	FormatProtobuf Format = "PROTOBUF"
 )
 
 func (f Format) srType() sr.SchemaType {
-	if f == FormatJSON {
+	switch f {
+	case FormatJSON:
 		return sr.TypeJSON
+	case FormatProtobuf:
+		return sr.TypeProtobuf
 	}
 	return sr.TypeAvro
 }
@@ -57,6 +61,8 @@ func formatOf(t sr.SchemaType) Format {
 		return FormatAvro
 	case sr.TypeJSON:
 		return FormatJSON
+	case sr.TypeProtobuf:
+		return FormatProtobuf
 	}
 	return Format(t.String())
 }
@@ -90,6 +96,7 @@ type written struct {
 	text   string
 	avro   *avro.Schema
 	json   *jsonSchema
+	proto  *protoFile
 }
 
 // New returns a client of cfg.SchemaRegistry.URL or, when that is empty

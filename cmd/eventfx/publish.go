@@ -38,8 +38,8 @@ a new message ID in the _watermill_message_uuid header, a correlation_id header
 (--correlation-id, else a new one per message), and --key as the Kafka key
 (partitioned as eventfx's services partition; no key when not given).
 
-With --value-schema FILE (.avsc Avro, .json JSON Schema), each input is a JSON
-document encoded with that schema in Confluent's Schema Registry wire format
+With --value-schema FILE (.avsc Avro, .json JSON Schema, .proto Protobuf: its
+first message), each input is a JSON document encoded with that schema in Confluent's Schema Registry wire format
 (magic byte 0, the schema ID, the encoded value); the schema is registered
 under the topic's subject (schema_registry.subject_strategy) at
 --schema-registry first. A line that does not match the schema stops the
@@ -67,7 +67,7 @@ Each message is acknowledged by all in-sync replicas before its line is printed:
 	cmd.Flags().StringVar(&o.topic, "topic", "", "topic to publish to (required)")
 	cmd.Flags().StringVar(&o.key, "key", "", "partition key (default: none)")
 	cmd.Flags().StringVar(&o.correlationID, "correlation-id", "", "correlation ID of every message (default: a new one per message)")
-	cmd.Flags().StringVar(&o.valueSchema, "value-schema", "", "encode each JSON input with this schema (.avsc, .json), registered under the topic's subject")
+	cmd.Flags().StringVar(&o.valueSchema, "value-schema", "", "encode each JSON input with this schema (.avsc, .json, .proto), registered under the topic's subject")
 	registryFlag(cmd, &o.registryURL)
 	_ = cmd.MarkFlagRequired("topic")
 	return cmd
@@ -223,10 +223,9 @@ func (o publishOpts) encoder(ctx context.Context, cfg config.Config) (func([]byt
 	if err != nil {
 		return nil, fmt.Errorf("--value-schema %s: %w", o.valueSchema, err)
 	}
-	contentType := schema.ContentTypeAvro
-	if format == schema.FormatJSON {
-		contentType = schema.ContentTypeJSON
-	}
+	contentType := map[schema.Format]string{
+		schema.FormatAvro: schema.ContentTypeAvro, schema.FormatJSON: schema.ContentTypeJSON, schema.FormatProtobuf: schema.ContentTypeProtobuf,
+	}[format]
 	return func(b []byte) (*kgo.Record, error) {
 		v, err := enc.EncodeJSON(b)
 		if err != nil {

@@ -48,9 +48,9 @@ func schemaFile(path string) (schema.Format, string, error) {
 	case ".json":
 		f = schema.FormatJSON
 	case ".proto":
-		return "", "", fmt.Errorf("--value-schema %s: Protobuf schemas are not supported yet (.avsc Avro and .json JSON Schema are)", path)
+		f = schema.FormatProtobuf
 	default:
-		return "", "", fmt.Errorf("--value-schema %s: unknown schema file extension %q (want .avsc for Avro or .json for JSON Schema)", path, ext)
+		return "", "", fmt.Errorf("--value-schema %s: unknown schema file extension %q (want .avsc for Avro, .json for JSON Schema or .proto for Protobuf)", path, ext)
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {

@@ -123,7 +123,31 @@ func TestPublishJSONSchemaAndTailDecodeOfUnframedValues(t *testing.T) {
 	assert.Contains(t, out, `{"id":"o-1","amount":3}`)
 	assert.Contains(t, out, `decode_error="not Schema Registry framing: first byte 0x6e, want the magic byte 0" not framed`)
 
-	r = run(t, nil, "publish", "--brokers", addr, "--topic", topic, "--value-schema", schemaFileAt(t, "x.proto", "syntax = \"proto3\";"), "{}")
-	require.NotEqual(t, 0, r.code)
-	assert.Contains(t, r.stderr, "Protobuf schemas are not supported yet")
+}
+
+func TestPublishProtobufThenTailDecode(t *testing.T) {
+	t.Parallel()
+	addr, regAddr := proctest.FreeAddr(t), proctest.FreeAddr(t)
+	registryBroker(t, addr, regAddr, "")
+	topic := kafkatest.Unique("proto")
+	file := schemaFileAt(t, "order.proto", `syntax = "proto3";
+package shop;
+message Order {
+  string id = 1;
+  int64 amount = 2;
+  repeated string items = 3;
+}
+message Other { string x = 1; }
+`)
+	ok(t, strings.NewReader(`{"id":"o-1","amount":"12","items":["book","pen"]}`+"\n"), "publish", "--brokers", addr, "--schema-registry", regAddr, "--topic", topic, "--value-schema", file)
+	r := run(t, strings.NewReader(`{"id":"o-2","amount":"12","colour":"red"}`+"\n"), "publish", "--brokers", addr, "--schema-registry", regAddr, "--topic", topic, "--value-schema", file)
+	require.NotEqual(t, 0, r.code, "%s", r)
+	assert.Contains(t, r.stderr, "line 1: does not match schema ID 1 (shop.Order)")
+	assert.Contains(t, r.stderr, "colour")
+
+	rec := kafkatest.Read(t, addr, topic, 1, 10*time.Second)[0]
+	assert.Equal(t, schema.ContentTypeProtobuf, kafkatest.Headers(rec)[meta.ContentType])
+	assert.Equal(t, []byte{0, 0, 0, 0, 1, 0}, rec.Value[:6], "schema ID 1, message index [0]")
+	r = ok(t, nil, "tail", "--brokers", addr, "--schema-registry", regAddr, "--topic", topic, "--from-beginning", "--limit", "1", "--decode")
+	assert.Contains(t, r.stdout, `schema_id=1 {"id":"o-1","amount":"12","items":["book","pen"]}`)
 }

@@ -79,7 +79,7 @@ decoded JSON) too. A value that does not decode is printed as without
 	cmd.Flags().BoolVar(&o.fromBeginning, "from-beginning", false, "start at the oldest record instead of the end")
 	cmd.Flags().IntVar(&o.limit, "limit", 0, "stop after N records (0: until Ctrl-C)")
 	cmd.Flags().BoolVar(&o.json, "json", false, "one JSON object per line")
-	cmd.Flags().BoolVar(&o.decode, "decode", false, "decode Schema-Registry-framed values (Avro, JSON Schema) to JSON")
+	cmd.Flags().BoolVar(&o.decode, "decode", false, "decode Schema-Registry-framed values (Avro, JSON Schema, Protobuf) to JSON")
 	registryFlag(cmd, &o.registryURL)
 	_ = cmd.MarkFlagRequired("topic")
 	return cmd
