@@ -19,8 +19,8 @@ const (
 	SubjectTopicRecord = "topic_record"
 )
 
-// SchemaRegistry is the Confluent Schema Registry of the Avro and JSON
-// Schema codecs, `eventfx tail --decode`, `eventfx publish --value-schema`
+// SchemaRegistry is the Confluent Schema Registry of the Avro, Protobuf
+// and JSON Schema codecs, `eventfx tail --decode`, `eventfx publish --value-schema`
 // and the relay's `decode: json` routes. All fields are optional.
 type SchemaRegistry struct {
 	// URL is the registry's base URL, http or https. Default empty: with

@@ -1,7 +1,8 @@
 // Package schema reads and writes values in Confluent's Schema Registry
 // wire format: a magic byte 0, the schema's registry ID as 4 big-endian
-// bytes, then the value encoded with that schema (Avro binary, or JSON
-// checked against a JSON Schema). A Codec plugs it into typed handlers
+// bytes, for Protobuf the message indexes, then the value encoded with
+// that schema (Avro binary, Protobuf binary, or JSON checked against a
+// JSON Schema). A Codec plugs it into typed handlers
 // (handlers.WithCodec) and the Publisher (app.Publisher.WithCodec); a
 // Registry is the client of the registry the codecs share, with its
 // caches.
