@@ -2,8 +2,10 @@ package app_test
 
 import (
 	"context"
+	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -14,6 +16,7 @@ import (
 	"github.com/eventfx/eventfx/config"
 	"github.com/eventfx/eventfx/eventfxtest"
 	"github.com/eventfx/eventfx/handlers"
+	"github.com/eventfx/eventfx/internal/broker"
 	"github.com/eventfx/eventfx/internal/kafkatest"
 	"github.com/eventfx/eventfx/internal/registry"
 	"github.com/eventfx/eventfx/schema"
@@ -144,4 +147,37 @@ func TestSchemaModuleStartsAndStops(t *testing.T) {
 	err := fx.New(app.Core(config.Config{Kafka: config.Kafka{Brokers: []string{"127.0.0.1:9092"}}}), app.SchemaModule,
 		fx.Populate(&reg), fx.NopLogger).Err()
 	assert.ErrorContains(t, err, "schema_registry.url is required")
+}
+
+// /readyz names the schema registry when it does not answer, and is ready
+// again when it is back.
+func TestReadyzReportsTheSchemaRegistry(t *testing.T) {
+	t.Parallel()
+	b, err := broker.Start(broker.Config{})
+	require.NoError(t, err)
+	defer b.Close()
+	srv, err := registry.Start("127.0.0.1:0", "")
+	require.NoError(t, err)
+	regAddr := strings.TrimPrefix(srv.URL(), "http://")
+	cfg := kafkatest.Config(b.Addr())
+	cfg.HTTP.Addr = "127.0.0.1:0"
+	cfg.SchemaRegistry.URL = srv.URL()
+	var ops *app.HTTPServer
+	a := fxtest.New(t, app.Core(cfg), app.KafkaModule, app.SchemaModule, app.HTTPModule, fx.Populate(&ops))
+	a.RequireStart()
+	defer a.RequireStop()
+	readyz := "http://" + ops.Addr() + "/readyz"
+	last := func() string { _, body := get(t, readyz); return "readyz: " + body }
+	kafkatest.Eventually(t, 15*time.Second, func() bool { code, _ := get(t, readyz); return code == http.StatusOK }, last)
+
+	srv.Close()
+	kafkatest.Eventually(t, 15*time.Second, func() bool {
+		code, body := get(t, readyz)
+		return code == http.StatusServiceUnavailable && strings.Contains(body, "schema_registry")
+	}, last)
+
+	again, err := registry.Start(regAddr, "")
+	require.NoError(t, err)
+	defer again.Close()
+	kafkatest.Eventually(t, 15*time.Second, func() bool { code, _ := get(t, readyz); return code == http.StatusOK }, last)
 }

@@ -151,8 +151,11 @@ func (r *Registry) Client() *sr.Client { return r.cl }
 
 // Ping checks that the registry answers; it is /readyz's check.
 func (r *Registry) Ping(ctx context.Context) error {
-	if _, err := r.cl.SupportedTypes(ctx); err != nil {
-		return r.unavailable("ping", err)
+	// GET /config: the global compatibility level, a small answer.
+	for _, res := range r.cl.Compatibility(ctx) {
+		if res.Err != nil {
+			return r.unavailable("ping", res.Err)
+		}
 	}
 	return nil
 }
