@@ -2,7 +2,12 @@ package config
 
 import (
 	"cmp"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
 	"net/url"
+	"os"
+	"strings"
 )
 
 // Subject name strategies (schema_registry.subject_strategy): the subject a
@@ -42,6 +47,47 @@ type SchemaRegistry struct {
 	// schemas are registered on first use (the registry checks their
 	// compatibility).
 	UseLatest bool `koanf:"use_latest"`
+	// TLS configures an https registry's certificates. Optional.
+	TLS SchemaRegistryTLS `koanf:"tls"`
+}
+
+// SchemaRegistryTLS configures TLS to an https schema registry. All fields
+// are optional; without them the registry is verified against the
+// system's roots.
+type SchemaRegistryTLS struct {
+	// CAFile is a PEM file of the CAs to trust. Default: the system's roots.
+	CAFile string `koanf:"ca_file"`
+	// CertFile and KeyFile are the PEM client certificate and its key, for
+	// mutual TLS. Default none; set both or neither.
+	CertFile string `koanf:"cert_file"`
+	KeyFile  string `koanf:"key_file"`
+}
+
+// ClientConfig builds the TLS configuration of the registry client: TLS
+// 1.2 at least, the registry verified against CAFile (else the system's
+// roots), CertFile and KeyFile presented when given. It reads the files;
+// its errors name the key of the file that is missing or bad.
+func (t SchemaRegistryTLS) ClientConfig() (*tls.Config, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if t.CAFile != "" {
+		pem, err := os.ReadFile(t.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("schema_registry.tls.ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("schema_registry.tls.ca_file: no PEM certificate in %s", t.CAFile)
+		}
+		tc.RootCAs = pool
+	}
+	if t.CertFile != "" || t.KeyFile != "" {
+		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("schema_registry.tls.cert_file/key_file: %w", err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	return tc, nil
 }
 
 // withDefaults returns s with its zero fields set to their defaults.
@@ -80,4 +126,13 @@ func (p *problems) schemaRegistry(s SchemaRegistry) {
 		p.add("schema_registry.bearer_token", "must not be set with username (basic auth)")
 	}
 	p.oneOf("schema_registry.subject_strategy", s.SubjectStrategy, SubjectTopic, SubjectRecord, SubjectTopicRecord)
+	switch {
+	case s.TLS.CertFile != "" && s.TLS.KeyFile == "":
+		p.add("schema_registry.tls.key_file", "required when cert_file is set")
+	case s.TLS.CertFile == "" && s.TLS.KeyFile != "":
+		p.add("schema_registry.tls.cert_file", "required when key_file is set")
+	}
+	if s.TLS != (SchemaRegistryTLS{}) && !strings.HasPrefix(s.URL, "https://") {
+		p.add("schema_registry.tls", "needs an https schema_registry.url")
+	}
 }

@@ -25,6 +25,9 @@ func TestSchemaRegistryValidation(t *testing.T) {
 		{"a username alone", config.SchemaRegistry{Username: "u"}, []string{"schema_registry.password"}},
 		{"basic auth and a token", config.SchemaRegistry{Username: "u", Password: "p", BearerToken: "t"}, []string{"schema_registry.bearer_token"}},
 		{"an unknown strategy", config.SchemaRegistry{SubjectStrategy: "wire"}, []string{"schema_registry.subject_strategy"}},
+		{"TLS files for https", config.SchemaRegistry{URL: "https://sr", TLS: config.SchemaRegistryTLS{CAFile: "ca.pem", CertFile: "c.pem", KeyFile: "k.pem"}}, nil},
+		{"TLS files for http", config.SchemaRegistry{URL: "http://sr", TLS: config.SchemaRegistryTLS{CAFile: "ca.pem"}}, []string{"schema_registry.tls"}},
+		{"a certificate without its key", config.SchemaRegistry{URL: "https://sr", TLS: config.SchemaRegistryTLS{CertFile: "c.pem"}}, []string{"schema_registry.tls.key_file"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

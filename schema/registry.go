@@ -119,8 +119,18 @@ func New(cfg config.Config) (*Registry, error) {
 		}
 		url, release = r.URL(), rel
 	}
-	opts := []sr.ClientOpt{sr.URLs(url), sr.UserAgent("eventfx"),
-		sr.HTTPClient(&http.Client{Timeout: requestTimeout})}
+	httpClient := &http.Client{Timeout: requestTimeout}
+	if s.TLS != (config.SchemaRegistryTLS{}) {
+		tc, err := s.TLS.ClientConfig()
+		if err != nil {
+			release()
+			return nil, err
+		}
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.TLSClientConfig = tc
+		httpClient.Transport = t
+	}
+	opts := []sr.ClientOpt{sr.URLs(url), sr.UserAgent("eventfx"), sr.HTTPClient(httpClient)}
 	switch {
 	case s.Username != "":
 		opts = append(opts, sr.BasicAuth(s.Username, s.Password))

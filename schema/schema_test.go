@@ -2,7 +2,11 @@ package schema_test
 
 import (
 	"encoding/json"
+	"encoding/pem"
 	"errors"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -238,3 +242,34 @@ func TestUnreachableRegistryIsTransient(t *testing.T) {
 }
 
 func itoa(i int) string { b, _ := json.Marshal(i); return string(b) }
+
+// An https registry is verified against schema_registry.tls.ca_file.
+func TestHTTPSRegistryWithItsCA(t *testing.T) {
+	t.Parallel()
+	srv, err := registry.Start("127.0.0.1:0", "")
+	require.NoError(t, err)
+	t.Cleanup(srv.Close)
+	tlsSrv := httptest.NewTLSServer(srv) // the same registry, behind TLS
+	t.Cleanup(tlsSrv.Close)
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	require.NoError(t, os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: tlsSrv.Certificate().Raw}), 0o600))
+
+	client := func(s config.SchemaRegistry) *schema.Registry {
+		cfg := config.Config{Kafka: config.Kafka{Brokers: []string{"127.0.0.1:9"}}, SchemaRegistry: s}
+		require.NoError(t, cfg.WithDefaults().Validate())
+		reg, err := schema.New(cfg)
+		require.NoError(t, err)
+		t.Cleanup(reg.Close)
+		return reg
+	}
+	trusted := client(config.SchemaRegistry{URL: tlsSrv.URL, TLS: config.SchemaRegistryTLS{CAFile: ca}})
+	c, err := schema.NewCodec(trusted, schema.Avro[OrderV1](orderV1))
+	require.NoError(t, err)
+	b, err := c.MarshalTopic("orders", OrderV1{ID: "o", Amount: 1})
+	require.NoError(t, err)
+	var o OrderV1
+	require.NoError(t, c.Unmarshal(b, &o))
+
+	err = client(config.SchemaRegistry{URL: tlsSrv.URL}).Ping(t.Context())
+	assert.ErrorContains(t, err, "certificate", "without the CA the registry is not trusted")
+}
