@@ -95,7 +95,7 @@ func (p *Publisher) Publish(ctx context.Context, topic string, payload []byte, o
 // WithCodec chose another), adding content_type and, if the event is
 // handlers.Keyed, its key, and publishes it.
 func (p *Publisher) PublishEvent(ctx context.Context, topic string, event any, opts ...PublishOption) (*message.Message, error) {
-	m, err := meta.EncodeFor(ctx, p.codec, topic, event)
+	m, err := meta.Encode(ctx, p.codec, topic, event)
 	if err != nil {
 		return nil, fmt.Errorf("encode %T: %w", event, err)
 	}

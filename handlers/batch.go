@@ -117,7 +117,7 @@ func NewBatchEmitting[In, Out any](name, topic, publishTopic string, fn func(ctx
 		}
 		msgs := make([]*message.Message, 0, len(outs))
 		for _, out := range outs {
-			m, err := meta.EncodeFor(ctx, o.codec, publishTopic, out)
+			m, err := meta.Encode(ctx, o.codec, publishTopic, out)
 			if err != nil {
 				return codecError(fmt.Errorf("encode %T: %w", out, err))
 			}

@@ -68,16 +68,12 @@ type TopicMarshaler interface {
 	MarshalTopic(topic string, v any) ([]byte, error)
 }
 
-// Encode builds a message from a typed event: a new ID, the codec's
-// content type, what it inherits from ctx (Inherit) and, when the event
-// has an EventKey method (handlers.Keyed) returning a key, that key.
-func Encode(ctx context.Context, c Marshaler, v any) (*message.Message, error) {
-	return EncodeFor(ctx, c, "", v)
-}
-
-// EncodeFor is Encode for a message published to topic: a codec that is a
-// TopicMarshaler encodes v for that topic.
-func EncodeFor(ctx context.Context, c Marshaler, topic string, v any) (*message.Message, error) {
+// Encode builds a message from a typed event published to topic: a new
+// ID, the payload (from the codec's MarshalTopic when it is a
+// TopicMarshaler and topic is set, else Marshal), the codec's content
+// type, what it inherits from ctx (Inherit) and, when the event has an
+// EventKey method (handlers.Keyed) returning a key, that key.
+func Encode(ctx context.Context, c Marshaler, topic string, v any) (*message.Message, error) {
 	var payload []byte
 	var err error
 	if tm, ok := c.(TopicMarshaler); ok && topic != "" {
