@@ -74,6 +74,13 @@ type bound struct {
 
 	mu       sync.Mutex
 	resolved map[int]*avro.Schema // Avro: per writer ID, writer resolved to own
+	writers  map[string]writer    // per topic: the schema values are written with
+}
+
+// writer is the schema a bound type's values are written with to a topic.
+type writer struct {
+	w       *written
+	subject string
 }
 
 // NewCodec returns a codec of types, all of one format (Avro or JSON
@@ -106,7 +113,7 @@ func NewCodec(reg *Registry, types ...Type) (*Codec, error) {
 		if t.message != nil {
 			name = string(t.message.FullName())
 		}
-		c.types[t.goType] = &bound{Type: t, own: own, name: name, resolved: map[int]*avro.Schema{}}
+		c.types[t.goType] = &bound{Type: t, own: own, name: name, resolved: map[int]*avro.Schema{}, writers: map[string]writer{}}
 	}
 	return c, nil
 }
@@ -133,14 +140,11 @@ func (c *Codec) MarshalTopic(topic string, v any) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	subject, err := c.reg.Subject(topic, b.name)
+	wr, err := b.writer(c.reg, topic)
 	if err != nil {
 		return nil, err
 	}
-	w, err := c.reg.forSubject(subject, b.format, b.text)
-	if err != nil {
-		return nil, err
-	}
+	w, subject := wr.w, wr.subject
 	out := appendHeader(make([]byte, 0, 64), w.id)
 	switch b.format {
 	case FormatAvro:
@@ -259,6 +263,30 @@ func (c *Codec) bound(t reflect.Type) (*bound, error) {
 		}
 	}
 	return nil, fmt.Errorf("schema codec: no schema for %v (give it to schema.NewCodec)", t)
+}
+
+// writer returns the schema b's values are written with to topic, asking
+// the registry once per topic.
+func (b *bound) writer(reg *Registry, topic string) (writer, error) {
+	b.mu.Lock()
+	wr, ok := b.writers[topic]
+	b.mu.Unlock()
+	if ok {
+		return wr, nil
+	}
+	subject, err := reg.Subject(topic, b.name)
+	if err != nil {
+		return writer{}, err
+	}
+	w, err := reg.forSubject(subject, b.format, b.text)
+	if err != nil {
+		return writer{}, err
+	}
+	wr = writer{w: w, subject: subject}
+	b.mu.Lock()
+	b.writers[topic] = wr
+	b.mu.Unlock()
+	return wr, nil
 }
 
 // resolve returns the schema that reads data written with w into b's type.
