@@ -12,12 +12,18 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sr"
+	"go.uber.org/fx"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protodesc"
 
+	"github.com/eventfx/eventfx/app"
 	"github.com/eventfx/eventfx/config"
+	"github.com/eventfx/eventfx/eventfxtest"
+	"github.com/eventfx/eventfx/handlers"
 	"github.com/eventfx/eventfx/internal/broker"
 	"github.com/eventfx/eventfx/internal/kafkatest"
+	"github.com/eventfx/eventfx/internal/registry"
 	"github.com/eventfx/eventfx/internal/testpb"
 	"github.com/eventfx/eventfx/schema"
 )
@@ -294,4 +300,61 @@ consume(DeserializingConsumer({"bootstrap.servers": sys.argv[1], "group.id": sys
 `
 	lines := python(t, py, read, addr, url, out, descriptor)
 	assert.ElementsMatch(t, []string{`{"amount":"5","id":"q-1","note":"n"}`, `{"amount":"6","id":"q-2"}`}, lines)
+}
+
+// What Confluent's AvroProducer writes reaches an eventfx typed handler on
+// the broker; a value of another record (registered under the topic's
+// subject with compatibility NONE) cannot be read with the handler's
+// schema: it is poisoned at once, its reason naming the schema ID and the
+// subject, and the other values are handled.
+func TestConfluentAvroToATypedHandler(t *testing.T) {
+	t.Parallel()
+	py := confluent(t, "confluent_kafka.avro")
+	srv, err := registry.Start("127.0.0.1:0", "")
+	require.NoError(t, err)
+	t.Cleanup(srv.Close)
+	topic := kafkatest.Unique("avro-handled")
+	handled := make(chan orderV2Go, 10)
+	env := eventfxtest.New(t,
+		eventfxtest.Config(func(c *config.Config) { c.SchemaRegistry.URL = srv.URL() }),
+		eventfxtest.Modules(app.SchemaModule, fx.Provide(handlers.AsHandler(func(reg *schema.Registry) (handlers.Handler, error) {
+			codec, err := schema.NewCodec(reg, schema.Avro[orderV2Go](orderV2))
+			return handlers.New("billing", topic, func(_ context.Context, o orderV2Go) error {
+				handled <- o
+				return nil
+			}, handlers.WithCodec(codec)), err
+		}))))
+	cl, err := sr.NewClient(sr.URLs(srv.URL()))
+	require.NoError(t, err)
+	require.NoError(t, cl.SetCompatibility(t.Context(), sr.SetCompatibility{Level: sr.CompatNone}, topic+"-value")[0].Err)
+
+	script := `
+import sys
+from confluent_kafka import avro
+from confluent_kafka.avro import AvroProducer
+conf = {"bootstrap.servers": sys.argv[1], "schema.registry.url": sys.argv[2]}
+orders = AvroProducer(conf, default_value_schema=avro.loads(sys.argv[4]))
+for i in range(3):
+    orders.produce(topic=sys.argv[3], value={"id": "o-%d" % i, "amount": i, "note": None})
+orders.flush()
+refunds = AvroProducer(conf, default_value_schema=avro.loads('{"type":"record","name":"Refund","fields":[{"name":"refund_id","type":"string"}]}'))
+refunds.produce(topic=sys.argv[3], value={"refund_id": "r-1"})
+refunds.flush()
+`
+	python(t, py, script, env.Broker(), srv.URL(), topic, orderV1)
+
+	p := env.Poisoned(1)[0]
+	assert.Equal(t, 1, p.Attempts)
+	assert.Contains(t, p.Reason, "schema ID 2 (subject "+topic+"-value)")
+	assert.Contains(t, p.Reason, "cannot read it")
+	got := map[string]bool{}
+	for range 3 {
+		select {
+		case o := <-handled:
+			got[o.ID] = true
+			assert.Equal(t, "EUR", o.Currency, "the reader's default")
+		case <-time.After(30 * time.Second):
+			t.Fatalf("handled %v of the 3 orders", got)
+		}
+	}
 }

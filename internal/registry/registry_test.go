@@ -44,6 +44,10 @@ func TestSchemasSurviveABrokerRestart(t *testing.T) {
 	other, err := cl.CreateSchema(t.Context(), "payments-value", sr.Schema{Schema: `{"type":"string"}`})
 	require.NoError(t, err)
 	require.NoError(t, cl.SetCompatibility(t.Context(), sr.SetCompatibility{Level: sr.CompatNone}, "payments-value")[0].Err)
+	gone, err := cl.CreateSchema(t.Context(), "gone-value", sr.Schema{Schema: `{"type":"int"}`})
+	require.NoError(t, err)
+	_, err = cl.DeleteSubject(t.Context(), "gone-value", sr.SoftDelete)
+	require.NoError(t, err)
 	kc, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()), kgo.AllowAutoTopicCreation())
 	require.NoError(t, err)
 	require.NoError(t, kc.ProduceSync(t.Context(), &kgo.Record{Topic: "orders", Value: []byte("kept")}).FirstErr())
@@ -60,13 +64,16 @@ func TestSchemasSurviveABrokerRestart(t *testing.T) {
 		assert.Equal(t, want.ID, got.ID, "%s version %d", want.Subject, want.Version)
 		assert.JSONEq(t, want.Schema.Schema, got.Schema.Schema)
 	}
+	subjects, err := cl.Subjects(t.Context())
+	require.NoError(t, err)
+	assert.ElementsMatch(t, []string{"orders-value", "payments-value"}, subjects, "the deleted subject stays deleted")
 	levels := cl.Compatibility(t.Context(), "payments-value")
 	require.NoError(t, levels[0].Err)
 	assert.Equal(t, sr.CompatNone, levels[0].Level)
 	// A new schema gets a new ID, not one of the replayed ones.
 	third, err := cl.CreateSchema(t.Context(), "shipments-value", sr.Schema{Schema: `{"type":"long"}`})
 	require.NoError(t, err)
-	assert.Greater(t, third.ID, other.ID)
+	assert.Greater(t, third.ID, gone.ID)
 
 	kc, err = kgo.NewClient(kgo.SeedBrokers(b.Addr()), kgo.ConsumeTopics("orders"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	require.NoError(t, err)
