@@ -63,7 +63,12 @@ func build(cfg config.Config) fx.Option {
 		}
 		return fail(err)
 	}
+	ready := fx.Options()
+	if reg != nil {
+		ready = app.ReadinessCheck("schema_registry", reg.Ping)
+	}
 	return fx.Options(
+		ready,
 		app.KafkaModule,
 		app.SubscriberModule,
 		app.HTTPModule,

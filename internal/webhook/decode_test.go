@@ -11,6 +11,7 @@ import (
 
 	"github.com/eventfx/eventfx/config"
 	"github.com/eventfx/eventfx/internal/registry"
+	"github.com/eventfx/eventfx/internal/testpb"
 	"github.com/eventfx/eventfx/internal/webhook"
 	"github.com/eventfx/eventfx/schema"
 )
@@ -86,4 +87,27 @@ func TestDecodeJSONRoute(t *testing.T) {
 
 	_, err = webhook.New(r, webhook.NewClient())
 	assert.ErrorContains(t, err, "decode: json needs a schema registry")
+}
+
+func TestDecodeJSONRouteDeliversProtobufAsJSON(t *testing.T) {
+	t.Parallel()
+	srv, err := registry.Start("127.0.0.1:0", "")
+	require.NoError(t, err)
+	t.Cleanup(srv.Close)
+	reg := registryClient(t, srv.URL())
+	codec, err := schema.NewCodec(reg, schema.Protobuf[*testpb.Order](), schema.Protobuf[*testpb.Payment]())
+	require.NoError(t, err)
+	framed, err := codec.MarshalTopic("payments", &testpb.Payment{OrderId: "o-1", Amount: 42})
+	require.NoError(t, err)
+
+	hook := newHook(t, answer(http.StatusOK, ""))
+	r := route(hook.URL, "")
+	r.Decode = config.DecodeJSON
+	h, err := webhook.New(r, webhook.NewClient(), webhook.WithRegistry(reg))
+	require.NoError(t, err)
+	require.NoError(t, deliver(h, event("e-1", string(framed)), 1))
+	reqs := hook.requests()
+	require.Len(t, reqs, 1)
+	assert.JSONEq(t, `{"order_id":"o-1","amount":"42"}`, string(reqs[0].Body))
+	assert.Equal(t, "application/json", reqs[0].Header.Get("Content-Type"))
 }
