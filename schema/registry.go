@@ -242,8 +242,8 @@ func (r *Registry) forSubject(subject string, format Format, text string) (*writ
 		if r.useLatest {
 			what = "latest schema of subject " + subject
 		}
-		if rejected(err) {
-			return nil, fmt.Errorf("%s at %s: %w", what, r.url, err)
+		if re, ok := errors.AsType[*sr.ResponseError](err); ok && rejected(err) {
+			return nil, fmt.Errorf("%s: the registry at %s answered %d: %w", what, r.url, re.StatusCode, err)
 		}
 		return nil, r.unavailable(what, err)
 	}

@@ -4,9 +4,11 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -272,4 +274,49 @@ func TestHTTPSRegistryWithItsCA(t *testing.T) {
 
 	err = client(config.SchemaRegistry{URL: tlsSrv.URL}).Ping(t.Context())
 	assert.ErrorContains(t, err, "certificate", "without the CA the registry is not trusted")
+}
+
+// The client authenticates as configured: basic auth or a bearer token.
+func TestRegistryAuthentication(t *testing.T) {
+	t.Parallel()
+	srv, err := registry.Start("127.0.0.1:0", "")
+	require.NoError(t, err)
+	t.Cleanup(srv.Close)
+	tests := []struct {
+		name  string
+		want  string // the Authorization header the registry requires
+		given config.SchemaRegistry
+	}{
+		{"basic auth", "Basic YWxpY2U6czNjcmV0", config.SchemaRegistry{Username: "alice", Password: "s3cret"}},
+		{"bearer token", "Bearer tok-1", config.SchemaRegistry{BearerToken: "tok-1"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			guarded := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.Header.Get("Authorization") != tt.want {
+					http.Error(w, `{"error_code":401,"message":"Unauthorized"}`, http.StatusUnauthorized)
+					return
+				}
+				srv.ServeHTTP(w, r)
+			}))
+			t.Cleanup(guarded.Close)
+			newClient := func(s config.SchemaRegistry) *schema.Registry {
+				s.URL = guarded.URL
+				reg, err := schema.New(config.Config{Kafka: config.Kafka{Brokers: []string{"127.0.0.1:9"}}, SchemaRegistry: s})
+				require.NoError(t, err)
+				t.Cleanup(reg.Close)
+				return reg
+			}
+			c, err := schema.NewCodec(newClient(tt.given), schema.Avro[OrderV1](orderV1))
+			require.NoError(t, err)
+			_, err = c.MarshalTopic("orders-"+strings.ReplaceAll(tt.name, " ", "-"), OrderV1{ID: "o", Amount: 1})
+			require.NoError(t, err)
+
+			anonymous, err := schema.NewCodec(newClient(config.SchemaRegistry{}), schema.Avro[OrderV1](orderV1))
+			require.NoError(t, err)
+			_, err = anonymous.MarshalTopic("orders", OrderV1{ID: "o", Amount: 1})
+			assert.ErrorContains(t, err, "the registry at "+guarded.URL+" answered 401: Unauthorized")
+		})
+	}
 }
