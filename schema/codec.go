@@ -274,7 +274,7 @@ func (b *bound) writer(reg *Registry, topic string) (writer, error) {
 	if ok {
 		return wr, nil
 	}
-	subject, err := reg.Subject(topic, b.name)
+	subject, err := reg.subject(topic, b.name)
 	if err != nil {
 		return writer{}, err
 	}

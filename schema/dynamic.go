@@ -89,7 +89,7 @@ func (r *Registry) NewEncoder(ctx context.Context, topic string, format Format, 
 	if err != nil {
 		return nil, err
 	}
-	subject, err := r.Subject(topic, own.recordName())
+	subject, err := r.subject(topic, own.recordName())
 	if err != nil {
 		return nil, err
 	}

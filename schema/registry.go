@@ -170,10 +170,10 @@ func (r *Registry) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Subject is the subject of a value published to topic whose record
+// subject is the subject of a value published to topic whose record
 // (Avro record, JSON Schema title) is named name, by the configured
 // strategy.
-func (r *Registry) Subject(topic, name string) (string, error) {
+func (r *Registry) subject(topic, name string) (string, error) {
 	switch r.strategy {
 	case config.SubjectRecord, config.SubjectTopicRecord:
 		if name == "" {

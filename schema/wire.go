@@ -17,13 +17,13 @@ func appendHeader(b []byte, id int) []byte {
 	return binary.BigEndian.AppendUint32(append(b, magicByte), uint32(id))
 }
 
-// FrameError is a value that is not in the Schema Registry wire format.
-type FrameError struct {
+// frameError is a value that is not in the Schema Registry wire format.
+type frameError struct {
 	Len   int  // the value's length
 	First byte // its first byte, when Len > 0
 }
 
-func (e *FrameError) Error() string {
+func (e *frameError) Error() string {
 	if e.Len < headerSize {
 		return fmt.Sprintf("not Schema Registry framing: %d bytes, want at least %d (magic byte 0 and a 4-byte schema ID)", e.Len, headerSize)
 	}
@@ -34,7 +34,7 @@ func (e *FrameError) Error() string {
 // value.
 func ParseFrame(b []byte) (id int, value []byte, err error) {
 	if len(b) < headerSize || b[0] != magicByte {
-		e := &FrameError{Len: len(b)}
+		e := &frameError{Len: len(b)}
 		if len(b) > 0 {
 			e.First = b[0]
 		}

@@ -61,7 +61,7 @@ Each message is acknowledged by all in-sync replicas before its line is printed:
 				return err
 			}
 			defer c.Close()
-			return o.run(cmd.Context(), c, args, cmd.InOrStdin(), cmd.OutOrStdout())
+			return o.run(cmd.Context(), c, args, cmd.InOrStdin(), cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
 	cmd.Flags().StringVar(&o.topic, "topic", "", "topic to publish to (required)")
@@ -75,8 +75,8 @@ Each message is acknowledged by all in-sync replicas before its line is printed:
 
 // run publishes the argument or stdin's lines, printing a line per
 // acknowledged message; it stops reading at the first failure.
-func (o publishOpts) run(parent context.Context, c *kafkaConn, args []string, in io.Reader, out io.Writer) error {
-	encode, err := o.encoder(parent, c.cfg)
+func (o publishOpts) run(parent context.Context, c *kafkaConn, args []string, in io.Reader, out, status io.Writer) error {
+	encode, err := o.encoder(parent, c.cfg, status)
 	if err != nil {
 		return err
 	}
@@ -206,7 +206,7 @@ func readLines(ctx context.Context, in io.Reader, fn func(n int, b []byte) error
 
 // encoder returns the function that turns an input into a record: the
 // payload untouched, or with --value-schema encoded with the schema.
-func (o publishOpts) encoder(ctx context.Context, cfg config.Config) (func([]byte) (*kgo.Record, error), error) {
+func (o publishOpts) encoder(ctx context.Context, cfg config.Config, status io.Writer) (func([]byte) (*kgo.Record, error), error) {
 	if o.valueSchema == "" {
 		return func(b []byte) (*kgo.Record, error) { return o.record(b), nil }, nil
 	}
@@ -223,6 +223,7 @@ func (o publishOpts) encoder(ctx context.Context, cfg config.Config) (func([]byt
 	if err != nil {
 		return nil, fmt.Errorf("--value-schema %s: %w", o.valueSchema, err)
 	}
+	fmt.Fprintf(status, "eventfx: encoding with schema ID %d (subject %s)\n", enc.ID(), enc.Subject())
 	contentType := map[schema.Format]string{
 		schema.FormatAvro: schema.ContentTypeAvro, schema.FormatJSON: schema.ContentTypeJSON, schema.FormatProtobuf: schema.ContentTypeProtobuf,
 	}[format]

@@ -64,6 +64,7 @@ func TestPublishValueSchemaThenTailDecode(t *testing.T) {
 	assert.Contains(t, r.stderr, "line 3:")
 	assert.Contains(t, r.stderr, "amount")
 	assert.Len(t, lines(r.stdout), 2, "the lines before the bad one were published\n%s", r)
+	assert.Contains(t, r.stderr, "eventfx: encoding with schema ID 1 (subject "+topic+"-value)")
 
 	recs := kafkatest.Read(t, addr, topic, 2, 10*time.Second)
 	require.Len(t, recs, 2)
