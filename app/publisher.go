@@ -91,10 +91,11 @@ func (p *Publisher) Publish(ctx context.Context, topic string, payload []byte, o
 	return m, nil
 }
 
-// PublishEvent encodes event with the JSON codec (adding content_type and,
-// if the event is handlers.Keyed, its key) and publishes it.
+// PublishEvent encodes event with the Publisher's codec (JSON unless
+// WithCodec chose another), adding content_type and, if the event is
+// handlers.Keyed, its key, and publishes it.
 func (p *Publisher) PublishEvent(ctx context.Context, topic string, event any, opts ...PublishOption) (*message.Message, error) {
-	m, err := meta.Encode(ctx, p.codec, event)
+	m, err := meta.Encode(ctx, p.codec, topic, event)
 	if err != nil {
 		return nil, fmt.Errorf("encode %T: %w", event, err)
 	}

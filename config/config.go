@@ -48,6 +48,8 @@ type Config struct {
 	Retry Retry `koanf:"retry"`
 	// Poison is the poison queue.
 	Poison Poison `koanf:"poison"`
+	// SchemaRegistry is the registry of the Schema Registry codecs.
+	SchemaRegistry SchemaRegistry `koanf:"schema_registry"`
 	// ShutdownTimeout bounds the graceful drain at stop. Default 30s.
 	ShutdownTimeout time.Duration `koanf:"shutdown_timeout"`
 	// HTTP is the ops endpoints (and the gateway API for cmd/publisher).
@@ -224,7 +226,14 @@ type Route struct {
 	// kafka.max_in_flight for this route. Optional.
 	Consume     string `koanf:"consume"`
 	MaxInFlight int    `koanf:"max_in_flight"`
+	// Decode is "" (default: the payload is delivered untouched) or "json"
+	// (DecodeJSON): Schema-Registry-framed values are delivered decoded,
+	// as application/json.
+	Decode string `koanf:"decode"`
 }
+
+// DecodeJSON, as Route.Decode, delivers Schema-Registry-framed values as JSON.
+const DecodeJSON = "json"
 
 // Webhook is the HTTP endpoint a route delivers to.
 type Webhook struct {

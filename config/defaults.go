@@ -57,6 +57,7 @@ func (c Config) WithDefaults() Config {
 
 	c.Retry = c.Retry.WithDefaults()
 	c.Poison.Topic = cmp.Or(c.Poison.Topic, DefaultPoisonTopic)
+	c.SchemaRegistry = c.SchemaRegistry.withDefaults()
 	c.ShutdownTimeout = cmp.Or(c.ShutdownTimeout, defaultShutdownTimeout)
 	c.HTTP.Addr = cmp.Or(c.HTTP.Addr, defaultHTTPAddr)
 	o := &c.Observability

@@ -27,6 +27,7 @@ func defaults() config.Config {
 		},
 		Retry:           defaultRetry(),
 		Poison:          config.Poison{Topic: config.DefaultPoisonTopic},
+		SchemaRegistry:  config.SchemaRegistry{SubjectStrategy: config.SubjectTopic},
 		ShutdownTimeout: 30 * time.Second,
 		HTTP:            config.HTTP{Addr: "127.0.0.1:8080"},
 		Publisher:       config.Publisher{MaxBodyBytes: 1 << 20, PublishTimeout: 3 * time.Second},

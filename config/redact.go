@@ -23,6 +23,7 @@ func redact(s string) string {
 func (c Config) Redacted() Config {
 	c.Kafka.SASL = c.Kafka.SASL.redacted()
 	c.HTTP = c.HTTP.redacted()
+	c.SchemaRegistry = c.SchemaRegistry.redacted()
 	c.Subscriber.Routes = slices.Clone(c.Subscriber.Routes)
 	for i := range c.Subscriber.Routes {
 		c.Subscriber.Routes[i].Webhook = c.Subscriber.Routes[i].Webhook.redacted()

@@ -82,6 +82,7 @@ func (p *problems) config(c Config) {
 	p.kafka(c.Kafka, c.Service)
 	p.retry("retry", c.Retry, false)
 	p.topic("poison.topic", c.Poison.Topic)
+	p.schemaRegistry(c.SchemaRegistry)
 	p.positive("shutdown_timeout", c.ShutdownTimeout)
 	p.hostPort("http.addr", c.HTTP.Addr, true)
 	p.console(c.Console)
@@ -247,6 +248,9 @@ func (p *problems) routes(routes []Route, base Retry) {
 		}
 		if r.MaxInFlight < 0 {
 			p.add(prefix+".max_in_flight", "must be positive, got %d", r.MaxInFlight)
+		}
+		if r.Decode != "" {
+			p.oneOf(prefix+".decode", r.Decode, DecodeJSON)
 		}
 		if key, ok := strings.CutPrefix(r.Webhook.Secret, "whsec_"); ok {
 			// The secret is not quoted.

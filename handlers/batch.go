@@ -117,9 +117,9 @@ func NewBatchEmitting[In, Out any](name, topic, publishTopic string, fn func(ctx
 		}
 		msgs := make([]*message.Message, 0, len(outs))
 		for _, out := range outs {
-			m, err := meta.Encode(ctx, o.codec, out)
+			m, err := meta.Encode(ctx, o.codec, publishTopic, out)
 			if err != nil {
-				return Permanent(fmt.Errorf("encode %T: %w", out, err))
+				return codecError(fmt.Errorf("encode %T: %w", out, err))
 			}
 			msgs = append(msgs, m)
 		}

@@ -6,6 +6,7 @@ package handlers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -138,9 +139,9 @@ func NewEmitting[In, Out any](name, topic, publishTopic string, fn func(ctx cont
 			}
 			msgs := make([]*message.Message, 0, len(outs))
 			for _, out := range outs {
-				m, err := meta.Encode(ctx, o.codec, out)
+				m, err := meta.Encode(ctx, o.codec, publishTopic, out)
 				if err != nil {
-					return nil, Permanent(fmt.Errorf("encode %T: %w", out, err))
+					return nil, codecError(fmt.Errorf("encode %T: %w", out, err))
 				}
 				msgs = append(msgs, m)
 			}
@@ -157,7 +158,7 @@ func decode[T any](msg *message.Message, c Codec) (context.Context, T, error) {
 	}
 	var e T
 	if err := c.Unmarshal(msg.Payload, &e); err != nil {
-		return ctx, e, Permanent(fmt.Errorf("decode %T: %w", e, err))
+		return ctx, e, codecError(fmt.Errorf("decode %T: %w", e, err))
 	}
 	if v, ok := any(&e).(Validator); ok {
 		if err := v.Validate(); err != nil {
@@ -169,4 +170,13 @@ func decode[T any](msg *message.Message, c Codec) (context.Context, T, error) {
 		}
 	}
 	return ctx, e, nil
+}
+
+// codecError classifies a codec's error: transient when the codec says
+// what it needs is unavailable (ErrCodecUnavailable), else permanent.
+func codecError(err error) error {
+	if errors.Is(err, ErrCodecUnavailable) {
+		return err
+	}
+	return Permanent(err)
 }

@@ -28,8 +28,15 @@ SIGINT/SIGTERM close it cleanly, saving its state.
 So that development mirrors production, it can require TLS (--tls-cert and
 --tls-key; with --tls-client-ca, client certificates of that CA too) and SASL
 (--sasl MECHANISM:USER:PASSWORD, repeatable; PLAIN, SCRAM-SHA-256 or
-SCRAM-SHA-512).`,
-		Example: `  eventfx broker --sasl SCRAM-SHA-256:alice:s3cret
+SCRAM-SHA-512).
+
+With --schema-registry ADDR it also serves Confluent's Schema Registry REST
+API at ADDR (plain HTTP); with --data-dir, registered schemas survive a
+restart too. It checks Avro schemas for compatibility (BACKWARD unless
+changed with PUT /config); JSON Schema and Protobuf schemas are stored
+unchecked.`,
+		Example: `  eventfx broker --schema-registry 127.0.0.1:8085
+  eventfx broker --sasl SCRAM-SHA-256:alice:s3cret
   eventfx broker --tls-cert server.pem --tls-key server-key.pem --tls-client-ca ca.pem`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -52,8 +59,14 @@ SCRAM-SHA-512).`,
 				}
 				attrs = append(attrs, "sasl_users", strings.Join(users, ","))
 			}
+			if u := b.RegistryURL(); u != "" {
+				attrs = append(attrs, "schema_registry", u)
+			}
 			log.Info("broker listening", attrs...)
 			fmt.Fprintln(cmd.OutOrStdout(), "eventfx broker listening on", b.Addr())
+			if u := b.RegistryURL(); u != "" {
+				fmt.Fprintln(cmd.OutOrStdout(), "eventfx schema registry listening on", u)
+			}
 			<-cmd.Context().Done()
 			log.Info("broker stopping")
 			b.Close()
@@ -68,6 +81,7 @@ SCRAM-SHA-512).`,
 	cmd.Flags().StringVar(&tlsFiles.CertFile, "tls-cert", "", "PEM certificate (chain) of the broker: accept TLS connections only (needs --tls-key)")
 	cmd.Flags().StringVar(&tlsFiles.KeyFile, "tls-key", "", "PEM private key of --tls-cert")
 	cmd.Flags().StringVar(&tlsFiles.ClientCAFile, "tls-client-ca", "", "PEM CA certificates: require and verify client certificates they signed (needs --tls-cert)")
+	cmd.Flags().StringVar(&cfg.SchemaRegistry, "schema-registry", "", "also serve Confluent's Schema Registry REST API at this address (host:port)")
 	cmd.Flags().StringArrayVar(&sasl, "sasl", nil, "require SASL, accepting user USER with PASSWORD by MECH (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512); repeatable, as MECH:USER:PASSWORD")
 	return cmd
 }

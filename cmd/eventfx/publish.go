@@ -16,6 +16,7 @@ import (
 	"github.com/eventfx/eventfx/config"
 	"github.com/eventfx/eventfx/internal/meta"
 	"github.com/eventfx/eventfx/internal/poison"
+	"github.com/eventfx/eventfx/schema"
 )
 
 // maxLine bounds one stdin line (one message) for publish.
@@ -23,6 +24,7 @@ const maxLine = 16 << 20
 
 type publishOpts struct {
 	topic, key, correlationID string
+	valueSchema, registryURL  string
 }
 
 func newPublishCmd(g *globals) *cobra.Command {
@@ -35,6 +37,14 @@ per non-empty line), to --topic in eventfx's wire format: the payload untouched,
 a new message ID in the _watermill_message_uuid header, a correlation_id header
 (--correlation-id, else a new one per message), and --key as the Kafka key
 (partitioned as eventfx's services partition; no key when not given).
+
+With --value-schema FILE (.avsc Avro, .json JSON Schema, .proto Protobuf: its
+first message), each input is a JSON document encoded with that schema in Confluent's Schema Registry wire format
+(magic byte 0, the schema ID, the encoded value); the schema is registered
+under the topic's subject (schema_registry.subject_strategy) at
+--schema-registry first. A line that does not match the schema stops the
+command with an error naming the line; nothing is published for it (the lines
+before it were).
 
 Each message is acknowledged by all in-sync replicas before its line is printed:
   published id=<ID> topic=<T> partition=<P> offset=<O> correlation_id=<C>`,
@@ -51,19 +61,25 @@ Each message is acknowledged by all in-sync replicas before its line is printed:
 				return err
 			}
 			defer c.Close()
-			return o.run(cmd.Context(), c, args, cmd.InOrStdin(), cmd.OutOrStdout())
+			return o.run(cmd.Context(), c, args, cmd.InOrStdin(), cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
 	cmd.Flags().StringVar(&o.topic, "topic", "", "topic to publish to (required)")
 	cmd.Flags().StringVar(&o.key, "key", "", "partition key (default: none)")
 	cmd.Flags().StringVar(&o.correlationID, "correlation-id", "", "correlation ID of every message (default: a new one per message)")
+	cmd.Flags().StringVar(&o.valueSchema, "value-schema", "", "encode each JSON input with this schema (.avsc, .json, .proto), registered under the topic's subject")
+	registryFlag(cmd, &o.registryURL)
 	_ = cmd.MarkFlagRequired("topic")
 	return cmd
 }
 
 // run publishes the argument or stdin's lines, printing a line per
 // acknowledged message; it stops reading at the first failure.
-func (o publishOpts) run(parent context.Context, c *kafkaConn, args []string, in io.Reader, out io.Writer) error {
+func (o publishOpts) run(parent context.Context, c *kafkaConn, args []string, in io.Reader, out, status io.Writer) error {
+	encode, err := o.encoder(parent, c.cfg, status)
+	if err != nil {
+		return err
+	}
 	cl, err := c.producer()
 	if err != nil {
 		return err
@@ -97,14 +113,25 @@ func (o publishOpts) run(parent context.Context, c *kafkaConn, args []string, in
 			cancel()
 		}
 	}
-	publish := func(payload []byte) {
+	publish := func(n int, payload []byte) error {
+		r, err := encode(payload)
+		if err != nil {
+			if len(args) == 1 {
+				return fmt.Errorf("payload: %w", err)
+			}
+			if sent > 0 {
+				return fmt.Errorf("line %d: %w (not published; the %d lines before it were)", n, err, sent)
+			}
+			return fmt.Errorf("line %d: %w (nothing published)", n, err)
+		}
 		sent++
-		cl.Produce(ctx, o.record(payload), done)
+		cl.Produce(ctx, r, done)
+		return nil
 	}
 
 	var readErr error
 	if len(args) == 1 {
-		publish([]byte(args[0]))
+		readErr = publish(1, []byte(args[0]))
 	} else {
 		readErr = readLines(ctx, in, publish)
 	}
@@ -127,10 +154,15 @@ func (o publishOpts) run(parent context.Context, c *kafkaConn, args []string, in
 	return nil
 }
 
-// readLines calls fn with each non-empty line of in until its end or until
-// ctx is done (a read blocked on a terminal does not delay Ctrl-C).
-func readLines(ctx context.Context, in io.Reader, fn func([]byte)) error {
-	lines := make(chan []byte)
+// readLines calls fn with each non-empty line of in and its number until
+// its end, until fn fails or until ctx is done (a read blocked on a
+// terminal does not delay Ctrl-C).
+func readLines(ctx context.Context, in io.Reader, fn func(n int, b []byte) error) error {
+	type numbered struct {
+		n int
+		b []byte
+	}
+	lines := make(chan numbered)
 	errc := make(chan error, 1)
 	go func() {
 		defer close(lines)
@@ -143,7 +175,7 @@ func readLines(ctx context.Context, in io.Reader, fn func([]byte)) error {
 				continue
 			}
 			select {
-			case lines <- append([]byte(nil), sc.Bytes()...):
+			case lines <- numbered{n, append([]byte(nil), sc.Bytes()...)}:
 			case <-ctx.Done():
 				return
 			}
@@ -154,7 +186,7 @@ func readLines(ctx context.Context, in io.Reader, fn func([]byte)) error {
 	}()
 	for {
 		select {
-		case b, ok := <-lines:
+		case l, ok := <-lines:
 			if !ok {
 				select {
 				case err := <-errc:
@@ -163,11 +195,47 @@ func readLines(ctx context.Context, in io.Reader, fn func([]byte)) error {
 					return nil
 				}
 			}
-			fn(b)
+			if err := fn(l.n, l.b); err != nil {
+				return err
+			}
 		case <-ctx.Done():
 			return nil
 		}
 	}
+}
+
+// encoder returns the function that turns an input into a record: the
+// payload untouched, or with --value-schema encoded with the schema.
+func (o publishOpts) encoder(ctx context.Context, cfg config.Config, status io.Writer) (func([]byte) (*kgo.Record, error), error) {
+	if o.valueSchema == "" {
+		return func(b []byte) (*kgo.Record, error) { return o.record(b), nil }, nil
+	}
+	format, text, err := schemaFile(o.valueSchema)
+	if err != nil {
+		return nil, err
+	}
+	reg, err := openRegistry(o.registryURL, cfg)
+	if err != nil {
+		return nil, err
+	}
+	enc, err := reg.NewEncoder(ctx, o.topic, format, text)
+	reg.Close() // the encoder keeps what it needs
+	if err != nil {
+		return nil, fmt.Errorf("--value-schema %s: %w", o.valueSchema, err)
+	}
+	fmt.Fprintf(status, "eventfx: encoding with schema ID %d (subject %s)\n", enc.ID(), enc.Subject())
+	contentType := map[schema.Format]string{
+		schema.FormatAvro: schema.ContentTypeAvro, schema.FormatJSON: schema.ContentTypeJSON, schema.FormatProtobuf: schema.ContentTypeProtobuf,
+	}[format]
+	return func(b []byte) (*kgo.Record, error) {
+		v, err := enc.EncodeJSON(b)
+		if err != nil {
+			return nil, err
+		}
+		r := o.record(v)
+		r.Headers = append(r.Headers, kgo.RecordHeader{Key: meta.ContentType, Value: []byte(contentType)})
+		return r, nil
+	}, nil
 }
 
 func (o publishOpts) record(payload []byte) *kgo.Record {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +17,7 @@ import (
 	"github.com/eventfx/eventfx/config"
 	"github.com/eventfx/eventfx/internal/meta"
 	"github.com/eventfx/eventfx/internal/poison"
+	"github.com/eventfx/eventfx/schema"
 )
 
 type tailOpts struct {
@@ -23,6 +25,9 @@ type tailOpts struct {
 	fromBeginning bool
 	limit         int
 	json          bool
+	decode        bool
+	registryURL   string
+	registry      *schema.Registry // with decode
 }
 
 func newTailCmd(g *globals) *cobra.Command {
@@ -41,7 +46,13 @@ with the payload quoted (Go escapes) when it is not printable UTF-8 on one line.
 --json: one JSON object per line with id, topic, partition, offset, key (null
 when none), correlation_id, headers, payload (a string; payload_base64 too when
 it is not UTF-8) and timestamp. A record without an ID header shows the stable
-ID eventfx gives it, <topic>-<partition>-<offset>.`,
+ID eventfx gives it, <topic>-<partition>-<offset>.
+
+--decode decodes values in Confluent's Schema Registry wire format with the
+schema their ID names (fetched from --schema-registry): the text line ends in
+schema_id=<ID> <value as JSON>, the JSON object has schema_id and value (the
+decoded JSON) too. A value that does not decode is printed as without
+--decode, with decode_error=<why> (decode_error in JSON).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := config.ValidTopicName(o.topic); err != nil {
@@ -55,6 +66,12 @@ ID eventfx gives it, <topic>-<partition>-<offset>.`,
 				return err
 			}
 			defer c.Close()
+			if o.decode {
+				if o.registry, err = openRegistry(o.registryURL, c.cfg); err != nil {
+					return err
+				}
+				defer o.registry.Close()
+			}
 			return o.run(cmd.Context(), c, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
@@ -62,6 +79,8 @@ ID eventfx gives it, <topic>-<partition>-<offset>.`,
 	cmd.Flags().BoolVar(&o.fromBeginning, "from-beginning", false, "start at the oldest record instead of the end")
 	cmd.Flags().IntVar(&o.limit, "limit", 0, "stop after N records (0: until Ctrl-C)")
 	cmd.Flags().BoolVar(&o.json, "json", false, "one JSON object per line")
+	cmd.Flags().BoolVar(&o.decode, "decode", false, "decode Schema-Registry-framed values (Avro, JSON Schema, Protobuf) to JSON")
+	registryFlag(cmd, &o.registryURL)
 	_ = cmd.MarkFlagRequired("topic")
 	return cmd
 }
@@ -136,12 +155,21 @@ type tailRecord struct {
 	Payload       string            `json:"payload"`
 	PayloadBase64 string            `json:"payload_base64,omitempty"`
 	Timestamp     time.Time         `json:"timestamp"`
+	// With --decode: the schema ID and the decoded value, or why not.
+	SchemaID    int             `json:"schema_id,omitempty"`
+	Value       json.RawMessage `json:"value,omitempty"`
+	DecodeError string          `json:"decode_error,omitempty"`
 }
 
 func (o tailOpts) print(w io.Writer, r *kgo.Record) error {
 	id := header(r, poison.IDHeader)
 	if id == "" {
 		id = fmt.Sprintf("%s-%d-%d", r.Topic, r.Partition, r.Offset)
+	}
+	var dec schema.Decoded
+	var decErr error
+	if o.decode {
+		dec, decErr = o.registry.DecodeJSON(r.Value)
 	}
 	if o.json {
 		tr := tailRecord{
@@ -161,11 +189,24 @@ func (o tailOpts) print(w io.Writer, r *kgo.Record) error {
 		if !utf8.Valid(r.Value) {
 			tr.PayloadBase64 = base64.StdEncoding.EncodeToString(r.Value)
 		}
+		switch {
+		case decErr != nil:
+			tr.DecodeError = decErr.Error()
+		case o.decode:
+			tr.SchemaID, tr.Value = dec.ID, dec.JSON
+		}
 		return writeJSON(w, tr)
 	}
 	l := new(line).word(strconv.Itoa(int(r.Partition))+"/"+strconv.FormatInt(r.Offset, 10)).
-		kv("id", id).kv("correlation_id", header(r, meta.CorrelationID)).kv("key", string(r.Key)).
-		word(payload(r.Value))
+		kv("id", id).kv("correlation_id", header(r, meta.CorrelationID)).kv("key", string(r.Key))
+	switch {
+	case decErr != nil:
+		l.kv("decode_error", decErr.Error()).word(payload(r.Value))
+	case o.decode:
+		l.kv("schema_id", strconv.Itoa(dec.ID)).word(string(dec.JSON))
+	default:
+		l.word(payload(r.Value))
+	}
 	return l.writeTo(w)
 }
 

@@ -23,6 +23,7 @@ import (
 	"github.com/eventfx/eventfx/config"
 	"github.com/eventfx/eventfx/handlers"
 	"github.com/eventfx/eventfx/internal/webhook"
+	"github.com/eventfx/eventfx/schema"
 )
 
 func main() {
@@ -42,10 +43,14 @@ func build(cfg config.Config) fx.Option {
 		return fail(errNoRoutes)
 	}
 	client := webhook.NewClient()
+	reg, err := decodingRegistry(cfg)
+	if err != nil {
+		return fail(err)
+	}
 	hs := make([]handlers.Handler, 0, len(cfg.Subscriber.Routes))
 	var errs []error
 	for i, r := range cfg.Subscriber.Routes {
-		h, err := webhook.New(r, client)
+		h, err := webhook.New(r, client, webhook.WithRegistry(reg))
 		if err != nil {
 			errs = append(errs, fmt.Errorf("subscriber.routes[%d]: %w", i, err))
 			continue
@@ -53,9 +58,17 @@ func build(cfg config.Config) fx.Option {
 		hs = append(hs, h)
 	}
 	if err := errors.Join(errs...); err != nil {
+		if reg != nil {
+			reg.Close()
+		}
 		return fail(err)
 	}
+	ready := fx.Options()
+	if reg != nil {
+		ready = app.ReadinessCheck("schema_registry", reg.Ping)
+	}
 	return fx.Options(
+		ready,
 		app.KafkaModule,
 		app.SubscriberModule,
 		app.HTTPModule,
@@ -67,8 +80,22 @@ func build(cfg config.Config) fx.Option {
 					"timeout", r.Webhook.Timeout, "signed", r.Webhook.Secret != "")
 			}
 			lc.Append(fx.StopHook(client.CloseIdleConnections))
+			if reg != nil {
+				lc.Append(fx.StopHook(reg.Close))
+			}
 		}),
 	)
+}
+
+// decodingRegistry returns the schema registry of the routes with decode:
+// json, or nil when no route decodes.
+func decodingRegistry(cfg config.Config) (*schema.Registry, error) {
+	for _, r := range cfg.Subscriber.Routes {
+		if r.Decode == config.DecodeJSON {
+			return schema.New(cfg)
+		}
+	}
+	return nil, nil
 }
 
 // fail makes fx.New fail with err alone. (fx.Error would also make fx

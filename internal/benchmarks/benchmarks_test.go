@@ -278,6 +278,12 @@ func (discard) Close() error { return nil }
 // distinct keys in turn (none when keys is 0).
 func produce(b *testing.B, n, keys int) string {
 	b.Helper()
+	return produceValue(b, n, keys, payload)
+}
+
+// produceValue is produce with value as every record's value.
+func produceValue(b *testing.B, n, keys int, value []byte) string {
+	b.Helper()
 	topic := kafkatest.Unique("bench")
 	cl := kafkatest.Client(b, brokerAddr, kgo.AllowAutoTopicCreation(), kgo.ProducerLinger(5*time.Millisecond),
 		efxkafka.Partitioner(benchConfig().Kafka))
@@ -285,7 +291,7 @@ func produce(b *testing.B, n, keys int) string {
 	var failed atomic.Pointer[error]
 	for i := range n {
 		wg.Add(1)
-		r := &kgo.Record{Topic: topic, Value: payload, Headers: []kgo.RecordHeader{
+		r := &kgo.Record{Topic: topic, Value: value, Headers: []kgo.RecordHeader{
 			{Key: kafka.UUIDHeaderKey, Value: []byte(ids.New())},
 			{Key: meta.CorrelationID, Value: []byte(strconv.Itoa(i))},
 		}}
@@ -437,6 +443,12 @@ func BenchmarkKafkaConsume(b *testing.B) {
 	b.Run("eventfx-key", func(b *testing.B) {
 		c := newCounter(b.N)
 		consumeEventfx(b, produce(b, b.N, benchKeys), config.ConsumeKey, c, c.handle)
+	})
+	b.Run("eventfx-key-json", func(b *testing.B) {
+		consumeEventfxJSON(b, config.ConsumeKey, newCounter(b.N))
+	})
+	b.Run("eventfx-key-avro", func(b *testing.B) {
+		consumeEventfxAvro(b, config.ConsumeKey, newCounter(b.N))
 	})
 	b.Run("franz-go", func(b *testing.B) {
 		c := newCounter(b.N)

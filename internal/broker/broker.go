@@ -16,6 +16,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/eventfx/eventfx/internal/registry"
 )
 
 // Config configures an embedded broker. Zero values take the defaults.
@@ -39,6 +41,10 @@ type Config struct {
 	// with one of these users, of every client Kafka authenticates
 	// (librdkafka and kafka-python included: see front.go).
 	SASL []SASLUser
+	// SchemaRegistry, when set, is the listen address of a Confluent
+	// Schema Registry REST API served beside the broker (internal/registry);
+	// with DataDir its registrations survive a restart too.
+	SchemaRegistry string
 }
 
 // SASL mechanisms the broker supports.
@@ -136,10 +142,11 @@ const DefaultPartitions = 8
 
 // Broker is a running embedded broker. Topics are created on first use.
 type Broker struct {
-	cluster *kfake.Cluster
-	front   *front // with SASL: the public listener; nil without
-	addr    string
-	unlock  func()
+	cluster  *kfake.Cluster
+	front    *front             // with SASL: the public listener; nil without
+	registry *registry.Registry // nil without Config.SchemaRegistry
+	addr     string
+	unlock   func()
 }
 
 // Start starts a broker.
@@ -213,10 +220,27 @@ func Start(cfg Config) (*Broker, error) {
 		unlock()
 		return nil, fmt.Errorf("start embedded broker on %s: no listener", cfg.Addr)
 	}
+	b := &Broker{cluster: c, front: fr, addr: addrs[0], unlock: sync.OnceFunc(unlock)}
+	if cfg.SchemaRegistry != "" {
+		// In the locked data dir: one registry per dir, as one broker.
+		if b.registry, err = registry.Start(cfg.SchemaRegistry, cfg.DataDir); err != nil {
+			b.Close()
+			return nil, err
+		}
+	}
 	if fr != nil {
 		fr.start()
 	}
-	return &Broker{cluster: c, front: fr, addr: addrs[0], unlock: sync.OnceFunc(unlock)}, nil
+	return b, nil
+}
+
+// RegistryURL is the base URL of the broker's schema registry, or "" when
+// it serves none.
+func (b *Broker) RegistryURL() string {
+	if b.registry == nil {
+		return ""
+	}
+	return b.registry.URL()
 }
 
 // autoCreateForOldMetadata makes Metadata requests v0 to v3, which have no
@@ -239,6 +263,9 @@ func (b *Broker) Addr() string { return b.addr }
 // Close stops the broker, saving its state when it has a DataDir. It is
 // idempotent.
 func (b *Broker) Close() {
+	if b.registry != nil {
+		b.registry.Close()
+	}
 	if b.front != nil {
 		b.front.stopAccepting()
 	}

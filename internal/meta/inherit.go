@@ -62,11 +62,25 @@ type Marshaler interface {
 	ContentType() string
 }
 
-// Encode builds a message from a typed event: a new ID, the codec's
-// content type, what it inherits from ctx (Inherit) and, when the event
-// has an EventKey method (handlers.Keyed) returning a key, that key.
-func Encode(ctx context.Context, c Marshaler, v any) (*message.Message, error) {
-	payload, err := c.Marshal(v)
+// TopicMarshaler is a codec whose payloads depend on their topic
+// (handlers.TopicMarshaler).
+type TopicMarshaler interface {
+	MarshalTopic(topic string, v any) ([]byte, error)
+}
+
+// Encode builds a message from a typed event published to topic: a new
+// ID, the payload (from the codec's MarshalTopic when it is a
+// TopicMarshaler and topic is set, else Marshal), the codec's content
+// type, what it inherits from ctx (Inherit) and, when the event has an
+// EventKey method (handlers.Keyed) returning a key, that key.
+func Encode(ctx context.Context, c Marshaler, topic string, v any) (*message.Message, error) {
+	var payload []byte
+	var err error
+	if tm, ok := c.(TopicMarshaler); ok && topic != "" {
+		payload, err = tm.MarshalTopic(topic, v)
+	} else {
+		payload, err = c.Marshal(v)
+	}
 	if err != nil {
 		return nil, err
 	}

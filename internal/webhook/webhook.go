@@ -30,6 +30,7 @@ import (
 	"github.com/eventfx/eventfx/config"
 	"github.com/eventfx/eventfx/handlers"
 	"github.com/eventfx/eventfx/internal/meta"
+	"github.com/eventfx/eventfx/schema"
 )
 
 // Headers of a webhook delivery (the relay's HTTP contract, docs/services.md).
@@ -43,6 +44,9 @@ const (
 	// HeaderSignature is "sha256=<hex HMAC-SHA256 of the body>", sent when
 	// the route has a secret.
 	HeaderSignature = "X-Eventfx-Signature"
+	// HeaderSchemaID is the registry ID of the schema a value was decoded
+	// with, on deliveries of routes with decode: json.
+	HeaderSchemaID = "X-Schema-ID"
 
 	// Standard Webhooks (https://www.standardwebhooks.com): webhook-id and
 	// webhook-timestamp (unix seconds) are always sent, webhook-signature
@@ -128,9 +132,21 @@ func NewClient() *http.Client {
 // Errors never contain the secret, nor the URL's user info or query, which
 // may hold credentials. Response bodies are read (bounded) and closed.
 //
-// Webhook fails if the URL does not parse or a "whsec_" secret is not
-// base64.
-func New(route config.Route, client *http.Client) (handlers.Handler, error) {
+// With route.Decode "json", the payload must be in Confluent's Schema
+// Registry wire format: it is decoded with the schema its ID names and
+// delivered as JSON (Content-Type application/json, the schema ID in
+// X-Schema-ID; the signatures are of the JSON body). A value that does not
+// decode (not framed, an unknown schema ID, not readable with its schema)
+// is a Permanent error naming why; a registry that does not answer is
+// transient.
+//
+// Webhook fails if the URL does not parse, a "whsec_" secret is not
+// base64, or the route decodes and no registry was given (WithRegistry).
+func New(route config.Route, client *http.Client, opts ...Option) (handlers.Handler, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	// The config's defaults for one route, from the one place they live.
 	route.Webhook = config.Config{Subscriber: config.Subscriber{Routes: []config.Route{route}}}.
 		WithDefaults().Subscriber.Routes[0].Webhook
@@ -149,7 +165,15 @@ func New(route config.Route, client *http.Client) (handlers.Handler, error) {
 	if client == nil {
 		client = NewClient()
 	}
+	var decoder *schema.Registry
+	if route.Decode == config.DecodeJSON {
+		if o.registry == nil {
+			return handlers.Handler{}, fmt.Errorf("route %q: decode: json needs a schema registry (schema_registry.url)", route.Name)
+		}
+		decoder = o.registry
+	}
 	d := &delivery{
+		decoder: decoder,
 		span:    http.MethodPost + " " + route.Name,
 		client:  client,
 		url:     route.Webhook.URL,
@@ -161,6 +185,16 @@ func New(route config.Route, client *http.Client) (handlers.Handler, error) {
 	}
 	return handlers.Handler{Name: route.Name, Topic: route.Topic, Retry: route.Retry, Consume: route.Consume, MaxInFlight: route.MaxInFlight, Func: d.handle}, nil
 }
+
+// Option configures New.
+type Option func(*options)
+
+type options struct {
+	registry *schema.Registry
+}
+
+// WithRegistry gives the routes that decode (decode: json) their registry.
+func WithRegistry(r *schema.Registry) Option { return func(o *options) { o.registry = r } }
 
 // signingKey returns the HMAC key of a secret.
 func signingKey(secret string) ([]byte, error) {
@@ -201,6 +235,7 @@ type delivery struct {
 	timeout time.Duration
 	key     []byte               // nil: unsigned
 	attrs   []attribute.KeyValue // of every span: method, server, URL, route
+	decoder *schema.Registry     // decode: json; nil: the payload untouched
 }
 
 func (d *delivery) handle(msg *message.Message) (_ []*message.Message, err error) {
@@ -213,11 +248,18 @@ func (d *delivery) handle(msg *message.Message) (_ []*message.Message, err error
 		}
 		span.End()
 	}()
+	body, contentType, schemaID, err := d.body(msg)
+	if err != nil {
+		return nil, err
+	}
 	ctx, cancel := context.WithTimeout(ctx, d.timeout)
 	defer cancel()
-	req, err := d.request(ctx, msg)
+	req, err := d.request(ctx, msg, body, contentType)
 	if err != nil {
 		return nil, handlers.Permanent(err)
+	}
+	if schemaID != "" {
+		req.Header.Set(HeaderSchemaID, schemaID)
 	}
 	resp, err := d.client.Do(req)
 	if err != nil {
@@ -278,18 +320,36 @@ func clientAttributes(u *url.URL) []attribute.KeyValue {
 	return attrs
 }
 
+// body is what an attempt delivers: the payload and its content type (the
+// message's content_type, else application/octet-stream) or, for a route
+// that decodes, the decoded JSON and the schema ID.
+func (d *delivery) body(msg *message.Message) (body []byte, contentType, schemaID string, err error) {
+	if d.decoder == nil {
+		contentType = msg.Metadata.Get(meta.ContentType)
+		if contentType == "" {
+			contentType = defaultContentType
+		}
+		return msg.Payload, contentType, "", nil
+	}
+	dec, err := d.decoder.DecodeJSON(msg.Payload)
+	if err != nil {
+		err = fmt.Errorf("decode: %w", err)
+		if errors.Is(err, handlers.ErrCodecUnavailable) {
+			return nil, "", "", err
+		}
+		return nil, "", "", handlers.Permanent(err)
+	}
+	return dec.JSON, "application/json", strconv.Itoa(dec.ID), nil
+}
+
 // request builds the POST of one attempt.
-func (d *delivery) request(ctx context.Context, msg *message.Message) (*http.Request, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.url, bytes.NewReader(msg.Payload))
+func (d *delivery) request(ctx context.Context, msg *message.Message, body []byte, contentType string) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.url, bytes.NewReader(body))
 	if err != nil {
 		return nil, fmt.Errorf("webhook %s: build request: %w", d.shown, err)
 	}
 	h := req.Header
 	h.Set("User-Agent", "eventfx")
-	contentType := msg.Metadata.Get(meta.ContentType)
-	if contentType == "" {
-		contentType = defaultContentType
-	}
 	h.Set("Content-Type", contentType)
 
 	topic := message.SubscribeTopicFromCtx(ctx)
@@ -311,12 +371,12 @@ func (d *delivery) request(ctx context.Context, msg *message.Message) (*http.Req
 	h.Set(HeaderWebhookTimestamp, ts)
 	if d.key != nil {
 		mac := hmac.New(sha256.New, d.key)
-		mac.Write(msg.Payload)
+		mac.Write(body)
 		h.Set(HeaderSignature, "sha256="+hex.EncodeToString(mac.Sum(nil)))
 
 		mac = hmac.New(sha256.New, d.key)
 		mac.Write([]byte(msg.UUID + "." + ts + "."))
-		mac.Write(msg.Payload)
+		mac.Write(body)
 		h.Set(HeaderWebhookSignature, "v1,"+base64.StdEncoding.EncodeToString(mac.Sum(nil)))
 	}
 	return req, nil
