@@ -32,6 +32,10 @@ func TestRedacted(t *testing.T) {
 	assert.Equal(t, "https://user:xxxxx@example.com/b", r.Subscriber.Routes[1].Webhook.URL)
 	assert.Equal(t, c.Kafka.SASL.Username, r.Kafka.SASL.Username)
 
+	c.Console.Token = "c0nsole"
+	assert.Equal(t, "[redacted]", c.Redacted().Console.Token)
+	c.Console.Token = ""
+
 	assert.Equal(t, secretConfig(), c, "Redacted leaves c as it was")
 }
 
