@@ -58,6 +58,8 @@ type Config struct {
 	Subscriber Subscriber `koanf:"subscriber"`
 	// Observability configures logs, metrics and traces.
 	Observability Observability `koanf:"observability"`
+	// Outbox configures the transactional outbox (PostgreSQL).
+	Outbox Outbox `koanf:"outbox"`
 }
 
 // Kafka configures the Kafka transport.

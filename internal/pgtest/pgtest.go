@@ -36,6 +36,8 @@ import (
 
 // Cluster is a running PostgreSQL cluster.
 type Cluster struct {
+	bindir string
+	cred   *syscall.Credential
 	dir    string // owns data/ and the socket
 	socket string
 	cmd    *exec.Cmd
@@ -136,52 +138,63 @@ func Start(bindir string) (*Cluster, error) {
 			return nil, err
 		}
 	}
-	c := &Cluster{dir: dir, socket: dir, exited: make(chan struct{})}
-	data := filepath.Join(dir, "data")
-	initdb := exec.Command(filepath.Join(bindir, "initdb"), "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync", "--locale=C")
+	c := &Cluster{bindir: bindir, cred: cred, dir: dir, socket: dir}
+	initdb := exec.Command(filepath.Join(bindir, "initdb"), "-D", c.data(), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync", "--locale=C")
 	initdb.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
 	if out, err := initdb.CombinedOutput(); err != nil {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("initdb: %v\n%s", err, out)
 	}
-	c.cmd = exec.Command(filepath.Join(bindir, "postgres"), "-D", data,
+	if err := c.run(); err != nil {
+		c.Stop()
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *Cluster) data() string { return filepath.Join(c.dir, "data") }
+
+// run starts postgres on the cluster's directory and waits until it
+// accepts connections.
+func (c *Cluster) run() error {
+	c.exited = make(chan struct{})
+	c.cmd = exec.Command(filepath.Join(c.bindir, "postgres"), "-D", c.data(),
 		"-k", c.socket, "-p", "5432",
 		"-c", "listen_addresses=",
 		"-c", "fsync=off", "-c", "full_page_writes=off",
 		"-c", "max_connections=200", "-c", "shared_buffers=128MB",
 		"-c", "log_min_messages=warning")
 	// Pdeathsig: a test binary that dies takes the cluster with it.
-	c.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Pdeathsig: syscall.SIGKILL}
-	logf, err := os.Create(filepath.Join(dir, "postgres.log"))
+	c.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: c.cred, Pdeathsig: syscall.SIGKILL}
+	logf, err := os.OpenFile(filepath.Join(c.dir, "postgres.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
-		os.RemoveAll(dir)
-		return nil, err
+		close(c.exited)
+		return err
 	}
 	c.cmd.Stdout, c.cmd.Stderr = logf, logf
 	if err := c.cmd.Start(); err != nil {
 		logf.Close()
-		os.RemoveAll(dir)
-		return nil, fmt.Errorf("start postgres: %w", err)
+		close(c.exited)
+		return fmt.Errorf("start postgres: %w", err)
 	}
-	go func() { _ = c.cmd.Wait(); logf.Close(); close(c.exited) }()
+	exited := c.exited
+	go func() { _ = c.cmd.Wait(); logf.Close(); close(exited) }()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		err := c.exec(ctx, "postgres", "SELECT 1")
 		cancel()
 		if err == nil {
-			return c, nil
+			return nil
 		}
 		select {
-		case <-c.exited:
-			log, _ := os.ReadFile(filepath.Join(dir, "postgres.log"))
-			os.RemoveAll(dir)
-			return nil, fmt.Errorf("postgres exited at start:\n%s", log)
+		case <-exited:
+			log, _ := os.ReadFile(filepath.Join(c.dir, "postgres.log"))
+			return fmt.Errorf("postgres exited at start:\n%s", log)
 		default:
 		}
 		if time.Now().After(deadline) {
-			c.Stop()
-			return nil, fmt.Errorf("postgres not accepting connections after 30s: %v", err)
+			return fmt.Errorf("postgres not accepting connections after 30s: %v", err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -221,17 +234,43 @@ func (c *Cluster) exec(ctx context.Context, db, sql string) error {
 	return err
 }
 
-// Stop shuts the cluster down (fast shutdown: sessions are disconnected)
-// and removes its directory.
-func (c *Cluster) Stop() {
-	if c.cmd.Process != nil {
-		_ = c.cmd.Process.Signal(syscall.SIGINT)
-		select {
-		case <-c.exited:
-		case <-time.After(15 * time.Second):
-			_ = c.cmd.Process.Kill()
-			<-c.exited
-		}
+// Halt shuts PostgreSQL down (fast shutdown: sessions are disconnected)
+// and keeps its data: Resume starts it again.
+func (c *Cluster) Halt() {
+	if c.cmd == nil || c.cmd.Process == nil {
+		return
 	}
+	_ = c.cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case <-c.exited:
+	case <-time.After(15 * time.Second):
+		_ = c.cmd.Process.Kill()
+		<-c.exited
+	}
+}
+
+// Resume starts a halted cluster again, on the same socket.
+func (c *Cluster) Resume() error { return c.run() }
+
+// Stop shuts the cluster down and removes its directory.
+func (c *Cluster) Stop() {
+	c.Halt()
 	os.RemoveAll(c.dir)
+}
+
+// Private starts a cluster of t's own, stopped when t ends (for tests
+// that stop PostgreSQL), and returns it with the DSN of its "postgres"
+// database. It skips t when PostgreSQL is not installed.
+func Private(t testing.TB) (*Cluster, string) {
+	t.Helper()
+	bindir, err := binDir()
+	if err != nil {
+		t.Skipf("pgtest: PostgreSQL is not installed (%s); install Debian's postgresql package to run this test", err)
+	}
+	c, err := Start(bindir)
+	if err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	t.Cleanup(c.Stop)
+	return c, c.DSN("postgres")
 }

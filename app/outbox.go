@@ -1,0 +1,130 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/fx"
+
+	"github.com/eventfx/eventfx/config"
+	"github.com/eventfx/eventfx/outbox"
+)
+
+// OutboxModule provides *outbox.Outbox on the PostgreSQL database of
+// outbox.dsn (required) and runs the outbox's relay in the service, which
+// publishes through *Publisher: use it beside PublisherModule.
+//
+// At start it connects, creates the outbox's tables unless
+// outbox.skip_schema (a database that does not answer fails the start),
+// and starts the relay unless outbox.disabled; at stop the relay lets its
+// batches in flight finish, then the pool closes. /readyz checks that the
+// database answers ("postgres"); the metrics of outbox.Metrics are on the
+// service's registry.
+var OutboxModule = fx.Module("eventfx.outbox",
+	fx.Provide(newOutbox),
+	fx.Provide(fx.Annotate(outboxCheck, fx.ResultTags(`group:"eventfx.readiness"`))),
+	fx.Invoke(runRelay),
+)
+
+// outboxParams are what newOutbox needs.
+type outboxParams struct {
+	fx.In
+	Lifecycle fx.Lifecycle
+	Config    config.Config
+	Registry  *prometheus.Registry `optional:"true"`
+}
+
+// outboxResult is the Outbox and its metrics.
+type outboxResult struct {
+	fx.Out
+	Outbox  *outbox.Outbox
+	Metrics *outbox.Metrics
+}
+
+func newOutbox(p outboxParams) (outboxResult, error) {
+	cfg := p.Config.Outbox.WithDefaults()
+	if err := cfg.RequireDSN(); err != nil {
+		return outboxResult{}, err
+	}
+	pc, err := pgxpool.ParseConfig(cfg.DSN)
+	if err != nil {
+		return outboxResult{}, fmt.Errorf("outbox.dsn: %w", err)
+	}
+	// The relay's workers and its listener, beside the service's own
+	// transactions.
+	pc.MaxConns = max(pc.MaxConns, int32(cfg.Workers+4))
+	pool, err := pgxpool.NewWithConfig(context.Background(), pc)
+	if err != nil {
+		return outboxResult{}, fmt.Errorf("outbox.dsn: %w", err)
+	}
+	m := outbox.NewMetrics(pool)
+	if p.Registry != nil && !p.Config.Observability.Metrics.Disabled {
+		if err := p.Registry.Register(m); err != nil {
+			pool.Close()
+			return outboxResult{}, fmt.Errorf("register outbox metrics: %w", err)
+		}
+	}
+	p.Lifecycle.Append(fx.Hook{
+		OnStart: func(ctx context.Context) error {
+			if err := pool.Ping(ctx); err != nil {
+				return fmt.Errorf("outbox: connect to %s: %w", cfg.RedactedDSN(), err)
+			}
+			if cfg.SkipSchema {
+				return nil
+			}
+			return outbox.CreateSchema(ctx, pool)
+		},
+		OnStop: func(context.Context) error { pool.Close(); return nil },
+	})
+	return outboxResult{Outbox: outbox.New(pool, cfg), Metrics: m}, nil
+}
+
+// outboxCheck reports whether the outbox's database answers.
+func outboxCheck(o *outbox.Outbox) readiness {
+	return readiness{name: "postgres", check: o.Pool().Ping}
+}
+
+// relayParams are what runRelay needs.
+type relayParams struct {
+	fx.In
+	Lifecycle fx.Lifecycle
+	Config    config.Config
+	Logger    *slog.Logger
+	Outbox    *outbox.Outbox
+	Metrics   *outbox.Metrics
+	Publisher *Publisher
+}
+
+// runRelay runs the relay from start to stop, unless outbox.disabled.
+func runRelay(p relayParams) {
+	if p.Config.Outbox.Disabled {
+		return
+	}
+	r := outbox.NewRelay(p.Outbox, outbox.RelayParams{
+		Config:      p.Config.Outbox,
+		Publisher:   p.Publisher,
+		PoisonTopic: p.Config.Poison.Topic,
+		Logger:      p.Logger,
+		Metrics:     p.Metrics,
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	p.Lifecycle.Append(fx.Hook{
+		OnStart: func(context.Context) error {
+			go func() { defer close(done); _ = r.Run(ctx) }()
+			return nil
+		},
+		OnStop: func(stop context.Context) error {
+			cancel()
+			select {
+			case <-done:
+				return nil
+			case <-stop.Done():
+				return fmt.Errorf("outbox relay: %w", stop.Err())
+			}
+		},
+	})
+}
