@@ -346,7 +346,8 @@ func (r *Relay) publish(ctx context.Context, rows []outboxRow) ([]asideRow, erro
 		byTopic[row.topic] = append(byTopic[row.topic], row)
 	}
 	var aside []asideRow
-	var transient []error
+	var transient []error // the first of each topic
+	failed := 0
 	for _, topic := range topics {
 		group := byTopic[topic]
 		if reason := r.refusedTopic(topic); reason != "" {
@@ -376,18 +377,26 @@ func (r *Relay) publish(ctx context.Context, rows []outboxRow) ([]asideRow, erro
 				continue
 			}
 			transient = append(transient, err)
+			failed += len(group)
 			continue
 		}
+		var first error
 		for _, f := range pe.Failed {
 			if permanent(f.Err) {
 				aside = append(aside, asideRow{row: group[f.Index], reason: oneLine(f.Err)})
-			} else {
-				transient = append(transient, fmt.Errorf("%s: %w", f.ID, f.Err))
+				continue
 			}
+			failed++
+			if first == nil {
+				first = fmt.Errorf("%s: %s: %w", topic, f.ID, f.Err)
+			}
+		}
+		if first != nil {
+			transient = append(transient, first)
 		}
 	}
 	if len(transient) > 0 {
-		return nil, fmt.Errorf("publish: %w", errors.Join(transient...))
+		return nil, fmt.Errorf("%d of %d event(s) not acknowledged: %w", failed, len(rows), errors.Join(transient...))
 	}
 	return aside, nil
 }
