@@ -1,0 +1,151 @@
+package outbox_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/eventfx/eventfx/config"
+	"github.com/eventfx/eventfx/internal/kafkatest"
+	"github.com/eventfx/eventfx/internal/pgtest"
+	"github.com/eventfx/eventfx/internal/proctest"
+	"github.com/eventfx/eventfx/outbox"
+)
+
+// Relays as real processes (`eventfx outbox relay`), killed with SIGKILL
+// at random moments while writers commit: nothing is lost, each key keeps
+// its order, the outbox ends empty; the repeats a killed relay causes
+// (its batch in flight is published again) are counted.
+func TestRelayProcessesKilledLoseNothingAndKeepKeyOrder(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and kills processes")
+	}
+	tests := []struct {
+		name   string
+		relays int
+	}{
+		{"one relay killed 5 times", 1},
+		{"two relays, one killed 5 times", 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) { killRelays(t, tt.relays) })
+	}
+}
+
+func killRelays(t *testing.T, relays int) {
+	const (
+		keys    = 200
+		perKey  = 100 // 20,000 events
+		writers = 8
+		kills   = 5
+	)
+	bin := proctest.Build(t, "github.com/eventfx/eventfx/cmd/eventfx")
+	_, addr := proctest.Broker(t, "")
+	dsn := pgtest.DSN(t)
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, dsn)
+	require.NoError(t, err)
+	defer pool.Close()
+	require.NoError(t, outbox.CreateSchema(ctx, pool))
+	topic := kafkatest.Unique("orders")
+
+	env := proctest.Env(
+		"EVENTFX_OUTBOX_DSN", dsn,
+		"EVENTFX_OUTBOX_NOTIFY", "true",
+		"EVENTFX_OUTBOX_POLL_INTERVAL", "200ms",
+		"EVENTFX_OUTBOX_MAX_BACKOFF", "200ms",
+		"EVENTFX_OBSERVABILITY_LOG_LEVEL", "warn",
+	)
+	startRelay := func() *proctest.Proc {
+		p := proctest.Start(t, bin, env, "outbox", "relay", "--brokers", addr)
+		p.WaitOutput(`outbox relay running`, 20*time.Second)
+		return p
+	}
+	procs := make([]*proctest.Proc, relays)
+	for i := range procs {
+		procs[i] = startRelay()
+	}
+
+	// Writers commit through Tx, with a NOTIFY after each commit (the
+	// relays are other processes).
+	ob := outbox.New(pool, config.Outbox{Notify: true})
+	var written atomic.Int64
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			for i := range perKey {
+				for k := w; k < keys; k += writers {
+					order := fmt.Sprintf("o-%03d", k)
+					err := ob.Tx(ctx, func(tx pgx.Tx) error {
+						_, err := ob.Publish(ctx, tx, topic, OrderPlaced{Order: order, Seq: i})
+						return err
+					})
+					if !assert.NoError(t, err) {
+						return
+					}
+					written.Add(1)
+				}
+			}
+		})
+	}
+
+	// The first relay dies at random moments while the writers write.
+	for n := range kills {
+		time.Sleep(time.Duration(150+rand.IntN(500)) * time.Millisecond)
+		procs[0].Signal(syscall.SIGKILL)
+		procs[0].Wait(10 * time.Second)
+		t.Logf("kill %d: after %d of %d events written", n+1, written.Load(), keys*perKey)
+		procs[0] = startRelay()
+	}
+	wg.Wait()
+
+	// Read until every event arrived.
+	cl := kafkatest.Client(t, addr, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(100*time.Millisecond))
+	seen := map[string]bool{}
+	next := map[string]int{}
+	records, repeats := 0, 0
+	deadline := time.Now().Add(60 * time.Second)
+	for len(seen) < keys*perKey && time.Now().Before(deadline) {
+		pctx, cancel := context.WithTimeout(ctx, time.Second)
+		fs := cl.PollFetches(pctx)
+		cancel()
+		fs.EachRecord(func(r *kgo.Record) {
+			records++
+			id := kafkatest.Headers(r)["_watermill_message_uuid"]
+			if seen[id] {
+				repeats++
+				return
+			}
+			seen[id] = true
+			var e OrderPlaced
+			require.NoError(t, json.Unmarshal(r.Value, &e))
+			// A repeat may come late (a killed relay's batch sent again),
+			// but an event is never first seen before one earlier in its
+			// key.
+			require.Equal(t, next[e.Order], e.Seq, "order %s: event %d first seen when %d was due", e.Order, e.Seq, next[e.Order])
+			next[e.Order]++
+		})
+	}
+	require.Len(t, seen, keys*perKey, "every committed event delivered (%d records read)", records)
+	var st outbox.Status
+	kafkatest.Eventually(t, 10*time.Second, func() bool {
+		st, err = outbox.ReadStatus(ctx, pool)
+		return err == nil && st.Rows == 0 && len(st.Aside) == 0
+	}, func() string { return fmt.Sprintf("outbox not empty at the end: %d rows, %d set aside", st.Rows, len(st.Aside)) })
+	t.Logf("%d events, %d relay(s), %d kills: 0 lost, key order kept, %d repeats (%d records)", len(seen), relays, kills, repeats, records)
+	for _, p := range procs {
+		p.Stop(20 * time.Second)
+	}
+}
