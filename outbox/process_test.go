@@ -143,7 +143,9 @@ func killRelays(t *testing.T, relays int) {
 	kafkatest.Eventually(t, 10*time.Second, func() bool {
 		st, err = outbox.ReadStatus(ctx, pool)
 		return err == nil && st.Rows == 0 && len(st.Aside) == 0
-	}, func() string { return fmt.Sprintf("outbox not empty at the end: %d rows, %d set aside", st.Rows, len(st.Aside)) })
+	}, func() string {
+		return fmt.Sprintf("outbox not empty at the end: %d rows, %d set aside", st.Rows, len(st.Aside))
+	})
 	t.Logf("%d events, %d relay(s), %d kills: 0 lost, key order kept, %d repeats (%d records)", len(seen), relays, kills, repeats, records)
 	for _, p := range procs {
 		p.Stop(20 * time.Second)
