@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/fx"
 
@@ -46,19 +45,9 @@ type outboxResult struct {
 
 func newOutbox(p outboxParams) (outboxResult, error) {
 	cfg := p.Config.Outbox.WithDefaults()
-	if err := cfg.RequireDSN(); err != nil {
+	pool, err := outbox.Open(cfg)
+	if err != nil {
 		return outboxResult{}, err
-	}
-	pc, err := pgxpool.ParseConfig(cfg.DSN)
-	if err != nil {
-		return outboxResult{}, fmt.Errorf("outbox.dsn: %w", err)
-	}
-	// The relay's workers and its listener, beside the service's own
-	// transactions.
-	pc.MaxConns = max(pc.MaxConns, int32(cfg.Workers+4))
-	pool, err := pgxpool.NewWithConfig(context.Background(), pc)
-	if err != nil {
-		return outboxResult{}, fmt.Errorf("outbox.dsn: %w", err)
 	}
 	m := outbox.NewMetrics(pool)
 	if p.Registry != nil && !p.Config.Observability.Metrics.Disabled {
@@ -69,8 +58,8 @@ func newOutbox(p outboxParams) (outboxResult, error) {
 	}
 	p.Lifecycle.Append(fx.Hook{
 		OnStart: func(ctx context.Context) error {
-			if err := pool.Ping(ctx); err != nil {
-				return fmt.Errorf("outbox: connect to %s: %w", cfg.RedactedDSN(), err)
+			if err := outbox.Ping(ctx, pool, cfg); err != nil {
+				return err
 			}
 			if cfg.SkipSchema {
 				return nil

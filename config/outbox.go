@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"net/url"
 	"regexp"
+	"strings"
 	"time"
 )
 
@@ -97,15 +98,17 @@ var dsnPassword = regexp.MustCompile(`(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)`)
 // RedactedDSN is o.DSN with its password, if any, replaced.
 func (o Outbox) RedactedDSN() string {
 	if u, err := url.Parse(o.DSN); err == nil && u.Scheme != "" {
+		// A placeholder url.URL does not escape, replaced after.
+		const mark = "REDACTEDPASSWORD"
 		if _, set := u.User.Password(); set {
-			u.User = url.UserPassword(u.User.Username(), redacted)
+			u.User = url.UserPassword(u.User.Username(), mark)
 		}
 		q := u.Query()
 		if q.Has("password") {
-			q.Set("password", redacted)
+			q.Set("password", mark)
 			u.RawQuery = q.Encode()
 		}
-		return u.String()
+		return strings.ReplaceAll(u.String(), mark, redacted)
 	}
 	return dsnPassword.ReplaceAllString(o.DSN, "${1}"+redacted)
 }

@@ -32,6 +32,8 @@ import (
 var (
 	backlog         = flag.Int("outbox.backlog", 10_000, "rows of BenchmarkOutboxDrain's backlog (the issue's figure: 100000)")
 	latencyRate     = flag.Int("outbox.rate", 1000, "events per second BenchmarkOutboxLatency's writers commit")
+	drainBatch      = flag.Int("outbox.batch", 0, "outbox.batch_size of BenchmarkOutboxDrain's relay (0: the default)")
+	drainWorkers    = flag.Int("outbox.workers", 0, "outbox.workers of BenchmarkOutboxDrain's relay (0: the default)")
 	latencyDuration = flag.Duration("outbox.duration", 2*time.Second, "how long BenchmarkOutboxLatency's writers write (the issue's figure: 10s)")
 )
 
@@ -60,7 +62,8 @@ func benchService(b *testing.B) (*app.Publisher, *pgxpool.Pool, string, string) 
 // (the peer), with its defaults.
 func BenchmarkOutboxDrain(b *testing.B) {
 	n := *backlog
-	batch, workers := config.Outbox{}.WithDefaults().BatchSize, config.Outbox{}.WithDefaults().Workers
+	drainCfg := config.Outbox{BatchSize: *drainBatch, Workers: *drainWorkers}.WithDefaults()
+	batch, workers := drainCfg.BatchSize, drainCfg.Workers
 	b.Run("postgres", func(b *testing.B) {
 		pub, pool, _, _ := benchService(b)
 		ob := outbox.New(pool, config.Outbox{})
@@ -71,7 +74,7 @@ func BenchmarkOutboxDrain(b *testing.B) {
 			reg := prometheus.NewRegistry()
 			m := outbox.NewMetrics(pool)
 			reg.MustRegister(m)
-			r := outbox.NewRelay(ob, outbox.RelayParams{Publisher: pub, Metrics: m})
+			r := outbox.NewRelay(ob, outbox.RelayParams{Config: drainCfg, Publisher: pub, Metrics: m})
 			ctx, cancel := context.WithCancel(context.Background())
 			done := make(chan struct{})
 			start := time.Now()

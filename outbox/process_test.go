@@ -151,3 +151,65 @@ func killRelays(t *testing.T, relays int) {
 		p.Stop(20 * time.Second)
 	}
 }
+
+func TestOutboxCommandsShowAndRetrySetAsideRows(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the CLI")
+	}
+	bin := proctest.Build(t, "github.com/eventfx/eventfx/cmd/eventfx")
+	addr := kafkatest.Broker(t)
+	dsn := pgtest.DSN(t)
+	cfg := outboxConfig(addr, dsn)
+	s := start(t, cfg)
+	ctx := context.Background()
+	var id string
+	require.NoError(t, s.ob.Tx(ctx, func(tx pgx.Tx) error {
+		m, err := s.ob.Publish(ctx, tx, cfg.Poison.Topic, OrderPlaced{Order: "o-1"})
+		if err == nil {
+			id = m.UUID
+		}
+		return err
+	}))
+	var st outbox.Status
+	kafkatest.Eventually(t, 10*time.Second, func() bool {
+		out, code := proctest.Run(t, 30*time.Second, nil, nil, bin, "outbox", "status", "--dsn", dsn, "--json")
+		return code == 0 && json.Unmarshal([]byte(out), &st) == nil && len(st.Aside) == 1
+	}, func() string { return fmt.Sprintf("want one set-aside row in status, have %+v", st) })
+	assert.Equal(t, id, st.Aside[0].ID)
+	assert.Equal(t, fmt.Sprintf("topic %q is the poison topic", cfg.Poison.Topic), st.Aside[0].Reason)
+
+	out, code := proctest.Run(t, 30*time.Second, nil, nil, bin, "outbox", "status", "--dsn", dsn)
+	require.Equal(t, 0, code, out)
+	assert.Contains(t, out, "set aside: "+id+" topic="+cfg.Poison.Topic)
+
+	out, code = proctest.Run(t, 30*time.Second, nil, nil, bin, "outbox", "retry", "--dsn", dsn, "--id", id)
+	require.Equal(t, 0, code, out)
+	assert.Equal(t, "1 row(s) back in the outbox\n", out)
+	out, code = proctest.Run(t, 30*time.Second, nil, nil, bin, "outbox", "retry", "--dsn", dsn, "--id", "no-such-id")
+	require.Equal(t, 0, code, out)
+	assert.Equal(t, "0 row(s) back in the outbox\n", out)
+}
+
+func TestOutboxCommandsFailClearlyWithoutADatabase(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the CLI")
+	}
+	bin := proctest.Build(t, "github.com/eventfx/eventfx/cmd/eventfx")
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no dsn", []string{"outbox", "status"}, "outbox.dsn: required"},
+		{"nothing listens", []string{"outbox", "retry", "--dsn", "postgres://u:secret@127.0.0.1:1/db?connect_timeout=2"}, "outbox: connect to postgres://u:[redacted]@127.0.0.1:1/db"},
+		{"relay without dsn", []string{"outbox", "relay"}, "outbox.dsn: required"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, code := proctest.Run(t, 30*time.Second, nil, proctest.Env("EVENTFX_OUTBOX_DSN", ""), bin, tt.args...)
+			assert.Equal(t, 1, code, out)
+			assert.Contains(t, out, tt.want)
+			assert.NotContains(t, out, "secret")
+		})
+	}
+}

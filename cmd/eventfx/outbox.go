@@ -52,13 +52,13 @@ func outboxConfig(g *globals, dsn string) (config.Config, error) {
 
 // outboxPool connects to the outbox's database.
 func outboxPool(ctx context.Context, cfg config.Config) (*pgxpool.Pool, error) {
-	pool, err := pgxpool.New(ctx, cfg.Outbox.DSN)
+	pool, err := outbox.Open(cfg.Outbox)
 	if err != nil {
-		return nil, fmt.Errorf("outbox.dsn: %w", err)
+		return nil, err
 	}
-	if err := pool.Ping(ctx); err != nil {
+	if err := outbox.Ping(ctx, pool, cfg.Outbox); err != nil {
 		pool.Close()
-		return nil, fmt.Errorf("outbox: connect to %s: %w", cfg.Outbox.RedactedDSN(), err)
+		return nil, err
 	}
 	return pool, nil
 }
