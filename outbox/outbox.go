@@ -172,7 +172,7 @@ func (o *Outbox) PublishSQL(ctx context.Context, tx *sql.Tx, topic string, event
 // insertSQL writes one row; a duplicate ID writes nothing, without
 // aborting the transaction.
 const insertSQL = `INSERT INTO eventfx_outbox (id, topic, key, slot, payload, headers)
-VALUES ($1, $2, $3, $4, $5, $6::jsonb) ON CONFLICT (id) DO NOTHING`
+VALUES ($1, $2, $3, $4, $5, $6::json) ON CONFLICT (id) DO NOTHING`
 
 // Tx runs fn in a transaction on the Outbox's pool and commits it when fn
 // returns nil (rolls it back otherwise, or when fn panics). Once it

@@ -253,6 +253,12 @@ func (r *Relay) work(ctx context.Context) {
 // acknowledged and committed.
 const stopGrace = 10 * time.Second
 
+// relayTx begins a batch's transaction. Its commit does not wait for the
+// WAL to reach disk: a database crash can lose the deletion of a batch
+// already published, which is published again (at-least-once), never an
+// event.
+var relayTx = pgx.TxOptions{BeginQuery: "BEGIN; SET LOCAL synchronous_commit = off"}
+
 // outboxRow is a row taken from the table.
 type outboxRow struct {
 	seq     int64
@@ -272,7 +278,7 @@ func (r *Relay) drain(ctx context.Context, slot int) (int, error) {
 	// publish it again later.
 	work, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopGrace+r.cfg.MaxBackoff)
 	defer cancel()
-	tx, err := r.o.pool.Begin(work)
+	tx, err := r.o.pool.BeginTx(work, relayTx)
 	if err != nil {
 		return 0, fmt.Errorf("begin: %w", err)
 	}
@@ -308,8 +314,8 @@ func (r *Relay) drain(ctx context.Context, slot int) (int, error) {
 // transaction holds the lock.
 func takeBatch(ctx context.Context, tx pgx.Tx, slot, limit int) ([]outboxRow, error) {
 	q, err := tx.Query(ctx, `WITH lock AS (SELECT pg_try_advisory_xact_lock($1, $2) AS held)
-DELETE FROM eventfx_outbox WHERE (SELECT held FROM lock) AND seq IN (
-	SELECT seq FROM eventfx_outbox WHERE slot = $2 ORDER BY seq LIMIT $3)
+DELETE FROM eventfx_outbox WHERE (SELECT held FROM lock) AND ctid = ANY(ARRAY(
+	SELECT ctid FROM eventfx_outbox WHERE slot = $2 ORDER BY seq LIMIT $3))
 RETURNING seq, id, topic, key, slot, payload, headers, created_at`, int32(slotLock), int32(slot), limit)
 	if err != nil {
 		return nil, fmt.Errorf("take batch: %w", err)

@@ -18,7 +18,7 @@ CREATE TABLE IF NOT EXISTS eventfx_outbox (
     slot       smallint    NOT NULL CHECK (slot BETWEEN 0 AND 63),
     payload    bytea       NOT NULL,
     -- every other header, as a JSON object of strings
-    headers    jsonb       NOT NULL,
+    headers    json        NOT NULL,
     created_at timestamptz NOT NULL DEFAULT clock_timestamp(),
     CONSTRAINT eventfx_outbox_id_key UNIQUE (id)
 );
@@ -33,7 +33,7 @@ CREATE TABLE IF NOT EXISTS eventfx_outbox_aside (
     key          text,
     slot         smallint    NOT NULL,
     payload      bytea       NOT NULL,
-    headers      jsonb       NOT NULL,
+    headers      json        NOT NULL,
     created_at   timestamptz NOT NULL,
     reason       text        NOT NULL,
     set_aside_at timestamptz NOT NULL DEFAULT clock_timestamp()
