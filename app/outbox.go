@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/fx"
@@ -21,11 +22,13 @@ import (
 // and starts the relay unless outbox.disabled; at stop the relay lets its
 // batches in flight finish, then the pool closes. /readyz checks that the
 // database answers ("postgres"); the metrics of outbox.Metrics are on the
-// service's registry.
+// service's registry. The inbox records of transactional handlers
+// (outbox.Handler) older than outbox.inbox_retention are deleted at start
+// and then every hour.
 var OutboxModule = fx.Module("eventfx.outbox",
 	fx.Provide(newOutbox),
 	fx.Provide(fx.Annotate(outboxCheck, fx.ResultTags(`group:"eventfx.readiness"`))),
-	fx.Invoke(runRelay),
+	fx.Invoke(runRelay, cleanInbox),
 )
 
 // outboxParams are what newOutbox needs.
@@ -36,24 +39,17 @@ type outboxParams struct {
 	Registry  *prometheus.Registry `optional:"true"`
 }
 
-// outboxResult is the Outbox and its metrics.
-type outboxResult struct {
-	fx.Out
-	Outbox  *outbox.Outbox
-	Metrics *outbox.Metrics
-}
-
-func newOutbox(p outboxParams) (outboxResult, error) {
+func newOutbox(p outboxParams) (*outbox.Outbox, error) {
 	cfg := p.Config.Outbox.WithDefaults()
 	pool, err := outbox.Open(cfg)
 	if err != nil {
-		return outboxResult{}, err
+		return nil, err
 	}
-	m := outbox.NewMetrics(pool)
+	ob := outbox.New(pool, cfg)
 	if p.Registry != nil && !p.Config.Observability.Metrics.Disabled {
-		if err := p.Registry.Register(m); err != nil {
+		if err := p.Registry.Register(ob.Metrics()); err != nil {
 			pool.Close()
-			return outboxResult{}, fmt.Errorf("register outbox metrics: %w", err)
+			return nil, fmt.Errorf("register outbox metrics: %w", err)
 		}
 	}
 	p.Lifecycle.Append(fx.Hook{
@@ -68,7 +64,7 @@ func newOutbox(p outboxParams) (outboxResult, error) {
 		},
 		OnStop: func(context.Context) error { pool.Close(); return nil },
 	})
-	return outboxResult{Outbox: outbox.New(pool, cfg), Metrics: m}, nil
+	return ob, nil
 }
 
 // outboxCheck reports whether the outbox's database answers.
@@ -83,7 +79,6 @@ type relayParams struct {
 	Config    config.Config
 	Logger    *slog.Logger
 	Outbox    *outbox.Outbox
-	Metrics   *outbox.Metrics
 	Publisher *Publisher
 }
 
@@ -97,7 +92,6 @@ func runRelay(p relayParams) {
 		Publisher:   p.Publisher,
 		PoisonTopic: p.Config.Poison.Topic,
 		Logger:      p.Logger,
-		Metrics:     p.Metrics,
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -115,5 +109,38 @@ func runRelay(p relayParams) {
 				return fmt.Errorf("outbox relay: %w", stop.Err())
 			}
 		},
+	})
+}
+
+// inboxCleanEvery is how often the inbox's old records are deleted.
+const inboxCleanEvery = time.Hour
+
+// cleanInbox deletes old inbox records from start to stop.
+func cleanInbox(lc fx.Lifecycle, cfg config.Config, logger *slog.Logger, ob *outbox.Outbox) {
+	retention := cfg.Outbox.WithDefaults().InboxRetention
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	lc.Append(fx.Hook{
+		OnStart: func(context.Context) error {
+			go func() {
+				defer close(done)
+				t := time.NewTicker(inboxCleanEvery)
+				defer t.Stop()
+				for {
+					if n, err := outbox.CleanInbox(ctx, ob.Pool(), retention); err != nil && ctx.Err() == nil {
+						logger.Warn("outbox: clean inbox", "error", err)
+					} else if n > 0 {
+						logger.Debug("outbox: inbox records deleted", "records", n, "retention", retention)
+					}
+					select {
+					case <-ctx.Done():
+						return
+					case <-t.C:
+					}
+				}
+			}()
+			return nil
+		},
+		OnStop: func(context.Context) error { cancel(); <-done; return nil },
 	})
 }

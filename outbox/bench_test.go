@@ -66,15 +66,14 @@ func BenchmarkOutboxDrain(b *testing.B) {
 	batch, workers := drainCfg.BatchSize, drainCfg.Workers
 	b.Run("postgres", func(b *testing.B) {
 		pub, pool, _, _ := benchService(b)
-		ob := outbox.New(pool, config.Outbox{})
 		for range b.N {
 			b.StopTimer()
+			ob := outbox.New(pool, config.Outbox{})
 			topic := kafkatest.Unique("drain")
 			fill(b, ob, topic, n)
 			reg := prometheus.NewRegistry()
-			m := outbox.NewMetrics(pool)
-			reg.MustRegister(m)
-			r := outbox.NewRelay(ob, outbox.RelayParams{Config: drainCfg, Publisher: pub, Metrics: m})
+			reg.MustRegister(ob.Metrics())
+			r := outbox.NewRelay(ob, outbox.RelayParams{Config: drainCfg, Publisher: pub})
 			ctx, cancel := context.WithCancel(context.Background())
 			done := make(chan struct{})
 			start := time.Now()

@@ -20,7 +20,9 @@ import (
 //   - eventfx_outbox_set_aside_total: rows this relay set aside;
 //   - eventfx_outbox_batches_total{outcome="acked|failed"}: batches;
 //   - eventfx_outbox_commit_to_ack_seconds: from a row's insertion (in a
-//     short transaction, its commit) to the broker's acknowledgement.
+//     short transaction, its commit) to the broker's acknowledgement;
+//   - eventfx_inbox_duplicates_total{handler}: messages a transactional
+//     handler acknowledged without running, handled before.
 //
 // A nil *Metrics records nothing.
 type Metrics struct {
@@ -29,13 +31,13 @@ type Metrics struct {
 	setAside  prometheus.Counter
 	batches   *prometheus.CounterVec
 	latency   prometheus.Histogram
+	dups      *prometheus.CounterVec
 
 	backlog, oldest, aside *prometheus.Desc
 }
 
-// NewMetrics returns the metrics of the outbox on pool; register it on a
-// registry.
-func NewMetrics(pool *pgxpool.Pool) *Metrics {
+// newMetrics returns the metrics of the outbox on pool.
+func newMetrics(pool *pgxpool.Pool) *Metrics {
 	return &Metrics{
 		pool: pool,
 		published: prometheus.NewCounter(prometheus.CounterOpts{
@@ -52,6 +54,9 @@ func NewMetrics(pool *pgxpool.Pool) *Metrics {
 			Help:    "From an outbox row's insertion to the broker's acknowledgement of its event.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
 		}),
+		dups: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "eventfx_inbox_duplicates_total", Help: "Messages a transactional handler acknowledged without running: handled before.",
+		}, []string{"handler"}),
 		backlog: prometheus.NewDesc("eventfx_outbox_backlog_rows", "Rows waiting in the outbox.", nil, nil),
 		oldest:  prometheus.NewDesc("eventfx_outbox_oldest_age_seconds", "Age of the oldest row waiting in the outbox (0 when none).", nil, nil),
 		aside:   prometheus.NewDesc("eventfx_outbox_set_aside_rows", "Outbox rows set aside, waiting for a retry.", nil, nil),
@@ -64,6 +69,7 @@ func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 	m.setAside.Describe(ch)
 	m.batches.Describe(ch)
 	m.latency.Describe(ch)
+	m.dups.Describe(ch)
 	ch <- m.backlog
 	ch <- m.oldest
 	ch <- m.aside
@@ -76,6 +82,7 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	m.setAside.Collect(ch)
 	m.batches.Collect(ch)
 	m.latency.Collect(ch)
+	m.dups.Collect(ch)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	var rows, aside int64
@@ -112,5 +119,11 @@ func (m *Metrics) acked(rows []outboxRow, aside []asideRow) {
 	m.setAside.Add(float64(len(aside)))
 	for _, r := range rows {
 		m.latency.Observe(now.Sub(r.created).Seconds())
+	}
+}
+
+func (m *Metrics) duplicate(handler string) {
+	if m != nil {
+		m.dups.WithLabelValues(handler).Inc()
 	}
 }

@@ -70,9 +70,10 @@ const notifyChannel = "eventfx_outbox"
 // poll (outbox.poll_interval). With outbox.notify, Tx also sends a NOTIFY
 // after its commit, which wakes relays in other processes.
 type Outbox struct {
-	pool   *pgxpool.Pool
-	notify bool
-	codec  handlers.Codec
+	pool    *pgxpool.Pool
+	notify  bool
+	codec   handlers.Codec
+	metrics *Metrics
 
 	// committed holds the slots of rows committed through Tx since the
 	// relay last looked; written holds those of rows written by Publish
@@ -90,13 +91,19 @@ type Outbox struct {
 // each commit. It does not create the schema (CreateSchema does).
 func New(pool *pgxpool.Pool, cfg config.Outbox) *Outbox {
 	return &Outbox{
-		pool:   pool,
-		notify: cfg.Notify,
-		codec:  handlers.JSON{},
-		wake:   make(chan struct{}, 1),
-		soon:   make(chan struct{}, 1),
+		pool:    pool,
+		notify:  cfg.Notify,
+		codec:   handlers.JSON{},
+		metrics: newMetrics(pool),
+		wake:    make(chan struct{}, 1),
+		soon:    make(chan struct{}, 1),
 	}
 }
+
+// Metrics are the Outbox's metrics, its relay's and its transactional
+// handlers': register them on a Prometheus registry (app.OutboxModule
+// does).
+func (o *Outbox) Metrics() *Metrics { return o.metrics }
 
 // Pool is the connection pool the Outbox was made with.
 func (o *Outbox) Pool() *pgxpool.Pool { return o.pool }

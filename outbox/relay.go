@@ -40,8 +40,6 @@ type RelayParams struct {
 	PoisonTopic string
 	// Logger logs failures and backoffs; nil: slog.Default().
 	Logger *slog.Logger
-	// Metrics records the relay's work; nil: none.
-	Metrics *Metrics
 }
 
 // Relay publishes the outbox's committed rows: per slot, in seq order, a
@@ -69,7 +67,7 @@ type Relay struct {
 
 // NewRelay returns a relay of o's table. Run starts it.
 func NewRelay(o *Outbox, p RelayParams) *Relay {
-	r := &Relay{o: o, cfg: p.Config.WithDefaults(), pub: p.Publisher, poison: p.PoisonTopic, log: p.Logger, m: p.Metrics}
+	r := &Relay{o: o, cfg: p.Config.WithDefaults(), pub: p.Publisher, poison: p.PoisonTopic, log: p.Logger, m: o.metrics}
 	if r.poison == "" {
 		r.poison = config.DefaultPoisonTopic
 	}

@@ -38,3 +38,15 @@ CREATE TABLE IF NOT EXISTS eventfx_outbox_aside (
     reason       text        NOT NULL,
     set_aside_at timestamptz NOT NULL DEFAULT clock_timestamp()
 );
+
+-- The inbox of transactional handlers (outbox.Handler): one row per message
+-- a handler handled, written in the transaction of its effects, so a
+-- redelivered message is acknowledged without running again. Rows older
+-- than outbox.inbox_retention are deleted in the background.
+CREATE TABLE IF NOT EXISTS eventfx_inbox (
+    handler    text        NOT NULL,
+    message_id text        NOT NULL,
+    handled_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+    PRIMARY KEY (handler, message_id)
+);
+CREATE INDEX IF NOT EXISTS eventfx_inbox_handled_at ON eventfx_inbox (handled_at);
