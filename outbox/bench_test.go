@@ -20,10 +20,12 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/fx"
 
 	"github.com/eventfx/eventfx/app"
 	"github.com/eventfx/eventfx/config"
+	"github.com/eventfx/eventfx/handlers"
 	"github.com/eventfx/eventfx/internal/kafkatest"
 	"github.com/eventfx/eventfx/internal/pgtest"
 	"github.com/eventfx/eventfx/outbox"
@@ -357,4 +359,57 @@ func fxStart(b *testing.B, cfg config.Config, targets ...any) *fx.App {
 	defer cancel()
 	require.NoError(b, a.Start(ctx))
 	return a
+}
+
+// BenchmarkInbox: a transactional handler in key mode (kafka.max_in_flight
+// 256) handles b.N events already on the topic — inbox record, one INSERT
+// of its own, one event through the outbox, commit — msgs/s.
+func BenchmarkInbox(b *testing.B) {
+	b.Run("postgres", func(b *testing.B) {
+		b.StopTimer()
+		addr := kafkatest.Broker(b)
+		dsn := pgtest.DSN(b)
+		ctx := context.Background()
+		conn, err := pgx.Connect(ctx, dsn)
+		require.NoError(b, err)
+		_, err = conn.Exec(ctx, "CREATE TABLE payments (order_id text, seq int, PRIMARY KEY (order_id, seq))")
+		require.NoError(b, err)
+		require.NoError(b, conn.Close(ctx))
+		orders, payments := kafkatest.Unique("orders"), kafkatest.Unique("payments")
+		recs := make([]*kgo.Record, b.N)
+		for i := range recs {
+			e := OrderPlaced{Order: fmt.Sprintf("o-%03d", i%benchKeys), Seq: i}
+			v, _ := json.Marshal(e)
+			recs[i] = &kgo.Record{Topic: orders, Key: []byte(e.Order), Value: v, Headers: []kgo.RecordHeader{{Key: "_watermill_message_uuid", Value: fmt.Appendf(nil, "order-%d", i)}}}
+		}
+		kafkatest.Produce(b, addr, recs...)
+		var handled atomic.Int64
+		h := fx.Provide(handlers.AsHandler(func(ob *outbox.Outbox) handlers.Handler {
+			return outbox.Handler(ob, "billing", orders, func(ctx context.Context, tx pgx.Tx, e OrderPlaced) error {
+				if _, err := tx.Exec(ctx, "INSERT INTO payments (order_id, seq) VALUES ($1, $2)", e.Order, e.Seq); err != nil {
+					return err
+				}
+				_, err := ob.Publish(ctx, tx, payments, PaymentCaptured{Order: e.Order, Seq: e.Seq})
+				if err == nil {
+					handled.Add(1)
+				}
+				return err
+			}, handlers.ConsumeByKey(256))
+		}))
+		cfg := outboxConfig(addr, dsn)
+		cfg.Outbox.PollInterval = time.Second
+		a := fx.New(app.Core(cfg), app.KafkaModule, app.PublisherModule, app.OutboxModule, app.SubscriberModule, h, fx.NopLogger)
+		start := time.Now()
+		b.StartTimer()
+		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		require.NoError(b, a.Start(sctx))
+		for handled.Load() < int64(b.N) {
+			time.Sleep(2 * time.Millisecond)
+		}
+		b.StopTimer()
+		elapsed := time.Since(start)
+		require.NoError(b, a.Stop(ctx))
+		b.ReportMetric(float64(b.N)/elapsed.Seconds(), "msgs/s")
+	})
 }
