@@ -213,3 +213,28 @@ func TestOutboxCommandsFailClearlyWithoutADatabase(t *testing.T) {
 		})
 	}
 }
+
+func TestOutboxExampleRuns(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the example")
+	}
+	bin := proctest.Build(t, "github.com/eventfx/eventfx/examples/outbox")
+	dsn := pgtest.DSN(t)
+	for run := range 2 { // a second run on the same database tells the same story
+		out, code := proctest.Run(t, 90*time.Second, nil, proctest.Env("EVENTFX_OUTBOX_DSN", dsn, "EVENTFX_OBSERVABILITY_LOG_LEVEL", "warn"), bin)
+		require.Equal(t, 0, code, "run %d:\n%s", run+1, out)
+		for _, want := range []string{
+			"[orders]   o-2 rolled back: order o-2: amount must be positive, got -5 (no row, no event)",
+			"[ledger]   PaymentCaptured o-1 4200",
+			"[ledger]   PaymentCaptured o-3 1999",
+			"[billing]  skipped the repeat; payments: 2 rows, 6199 in total",
+			"== The end",
+		} {
+			assert.Contains(t, out, want, "run %d", run+1)
+		}
+		assert.NotContains(t, out, "PaymentCaptured o-2")
+	}
+	out, code := proctest.Run(t, 60*time.Second, nil, proctest.Env("EVENTFX_OUTBOX_DSN", ""), bin)
+	assert.Equal(t, 1, code, out)
+	assert.Contains(t, out, "set EVENTFX_OUTBOX_DSN")
+}
