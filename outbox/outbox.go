@@ -109,9 +109,20 @@ func (o *Outbox) Metrics() *Metrics { return o.metrics }
 func (o *Outbox) Pool() *pgxpool.Pool { return o.pool }
 
 // CreateSchema creates the outbox's tables if they are missing (Schema).
-// Several processes may run it at once.
+// Several processes may run it at once, and beside running relays and
+// handlers: when every table and index exists it takes no lock.
 func CreateSchema(ctx context.Context, pool *pgxpool.Pool) error {
-	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+	var missing bool
+	err := pool.QueryRow(ctx, `SELECT to_regclass('eventfx_outbox') IS NULL OR to_regclass('eventfx_outbox_slot_seq') IS NULL
+	OR to_regclass('eventfx_outbox_aside') IS NULL OR to_regclass('eventfx_inbox') IS NULL
+	OR to_regclass('eventfx_inbox_handled_at') IS NULL`).Scan(&missing)
+	if err != nil {
+		return fmt.Errorf("create outbox schema: %w", err)
+	}
+	if !missing {
+		return nil
+	}
+	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 		// Concurrent CREATE … IF NOT EXISTS can collide: one at a time.
 		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", schemaLock); err != nil {
 			return err

@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/eventfx/eventfx/config"
@@ -32,6 +33,7 @@ func TestRelayProcessesKilledLoseNothingAndKeepKeyOrder(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and kills processes")
 	}
+	t.Parallel()
 	tests := []struct {
 		name   string
 		relays int
@@ -218,6 +220,7 @@ func TestOutboxExampleRuns(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the example")
 	}
+	t.Parallel()
 	bin := proctest.Build(t, "github.com/eventfx/eventfx/examples/outbox")
 	dsn := pgtest.DSN(t)
 	for run := range 2 { // a second run on the same database tells the same story
@@ -237,4 +240,112 @@ func TestOutboxExampleRuns(t *testing.T) {
 	out, code := proctest.Run(t, 60*time.Second, nil, proctest.Env("EVENTFX_OUTBOX_DSN", ""), bin)
 	assert.Equal(t, 1, code, out)
 	assert.Contains(t, out, "set EVENTFX_OUTBOX_DSN")
+}
+
+// The transactional handler's service as real processes, its messages
+// redelivered by every means: killed with SIGKILL (3 times, at random
+// moments), a rebalance (a second instance joins, then leaves), and an
+// offset reset (a new consumer group reads everything again). The effect
+// per event counted in the database is 1 for every event, and every
+// emitted event is there under one ID.
+func TestTransactionalHandlerProcessesChangeNothingTwice(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and kills processes")
+	}
+	t.Parallel()
+	const events, kills = 3000, 3
+	bin := proctest.Build(t, "github.com/eventfx/eventfx/outbox/testdata/billing")
+	_, addr := proctest.Broker(t, "")
+	dsn := pgtest.DSN(t)
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, dsn)
+	require.NoError(t, err)
+	defer pool.Close()
+	_, err = pool.Exec(ctx, "CREATE TABLE effects (order_id text, seq int, n int NOT NULL, PRIMARY KEY (order_id, seq))")
+	require.NoError(t, err)
+	orders, payments := kafkatest.Unique("orders"), kafkatest.Unique("payments")
+	recs := make([]*kgo.Record, events)
+	for i := range recs {
+		e := OrderPlaced{Order: fmt.Sprintf("o-%03d", i%100), Seq: i}
+		v, _ := json.Marshal(e)
+		recs[i] = &kgo.Record{Topic: orders, Key: []byte(e.Order), Value: v, Headers: []kgo.RecordHeader{{Key: "_watermill_message_uuid", Value: fmt.Appendf(nil, "order-%d", i)}}}
+	}
+	kafkatest.Produce(t, addr, recs...)
+
+	env := func(group string) []string {
+		return proctest.Env(
+			"ORDERS_TOPIC", orders, "PAYMENTS_TOPIC", payments, "HANDLE_DELAY", "10ms",
+			"EVENTFX_SERVICE", "billing-svc", "EVENTFX_KAFKA_CONSUMER_GROUP", group,
+			"EVENTFX_KAFKA_BROKERS", addr, "EVENTFX_HTTP_ADDR", "127.0.0.1:0",
+			"EVENTFX_KAFKA_SESSION_TIMEOUT", "1s", "EVENTFX_KAFKA_HEARTBEAT_INTERVAL", "100ms",
+			"EVENTFX_KAFKA_REBALANCE_TIMEOUT", "1s", "EVENTFX_KAFKA_COMMIT_INTERVAL", "100ms",
+			"EVENTFX_OUTBOX_DSN", dsn, "EVENTFX_OUTBOX_POLL_INTERVAL", "100ms", "EVENTFX_OUTBOX_MAX_BACKOFF", "200ms",
+			"EVENTFX_OBSERVABILITY_LOG_LEVEL", "warn", "EVENTFX_SHUTDOWN_TIMEOUT", "5s",
+		)
+	}
+	startSvc := func(group string) *proctest.Proc {
+		p := proctest.Start(t, bin, env(group))
+		p.WaitOutput(`billing running`, 30*time.Second)
+		return p
+	}
+	effects := func() (distinct, total int) {
+		require.NoError(t, pool.QueryRow(ctx, "SELECT count(*), COALESCE(sum(n), 0) FROM effects").Scan(&distinct, &total))
+		return distinct, total
+	}
+
+	a := startSvc("billing-a")
+	for n := range kills {
+		// Once it handles again, at a random moment.
+		before, _ := effects()
+		kafkatest.Eventually(t, 30*time.Second, func() bool { d, _ := effects(); return d > before }, func() string { return "no progress after a restart" })
+		time.Sleep(time.Duration(rand.IntN(200)) * time.Millisecond)
+		if n == 1 { // a second instance joins: a rebalance
+			b := startSvc("billing-a")
+			time.Sleep(time.Duration(200+rand.IntN(400)) * time.Millisecond)
+			b.Stop(30 * time.Second) // and leaves: another
+		}
+		a.Signal(syscall.SIGKILL)
+		a.Wait(10 * time.Second)
+		d, _ := effects()
+		t.Logf("kill %d: %d of %d events handled", n+1, d, events)
+		a = startSvc("billing-a")
+	}
+	kafkatest.Eventually(t, 60*time.Second, func() bool { d, _ := effects(); return d == events }, func() string {
+		d, tot := effects()
+		return fmt.Sprintf("%d of %d events handled (%d effects)", d, events, tot)
+	})
+	a.Stop(30 * time.Second)
+
+	// An offset reset: a new group of the same handler reads everything
+	// again, and skips it all.
+	c := startSvc("billing-reset")
+	cl := kafkatest.Client(t, addr)
+	adm := kadm.NewClient(cl)
+	kafkatest.Eventually(t, 60*time.Second, func() bool {
+		offs, err := adm.FetchOffsets(ctx, "billing-reset.billing")
+		if err != nil {
+			return false
+		}
+		var n int64
+		offs.Each(func(o kadm.OffsetResponse) { n += max(o.At, 0) })
+		return n == events
+	}, func() string { return "the reset group did not consume every message" })
+	c.Stop(30 * time.Second)
+
+	d, total := effects()
+	assert.Equal(t, events, d)
+	assert.Equal(t, events, total, "each event's effect once")
+	emitted := kafkatest.Read(t, addr, payments, events, 30*time.Second)
+	ids := map[string]bool{}
+	seqs := map[int]bool{}
+	for _, r := range emitted {
+		ids[kafkatest.Headers(r)["_watermill_message_uuid"]] = true
+		var e OrderPlaced
+		require.NoError(t, json.Unmarshal(r.Value, &e))
+		seqs[e.Seq] = true
+	}
+	total64 := kafkatest.Count(t, addr, payments)
+	assert.Len(t, seqs, events, "an emitted event per event")
+	assert.Len(t, ids, events, "one ID per emitted event: emitted once, in the committed transaction")
+	t.Logf("%d events, %d kills, a rebalance and an offset reset: effects %d, emitted %d distinct, %d records (%d relay repeats)", events, kills, total, len(ids), total64, total64-int64(len(ids)))
 }
