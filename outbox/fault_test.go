@@ -31,6 +31,7 @@ type Big struct {
 func (e Big) EventKey() string { return e.Order }
 
 func TestRefusedRowsAreSetAsideWithTheirReasonAndRetried(t *testing.T) {
+	t.Parallel()
 	addr := kafkatest.Broker(t)
 	cfg := outboxConfig(addr, pgtest.DSN(t))
 	s := start(t, cfg)
@@ -112,6 +113,7 @@ func gauge(t *testing.T, s *service, name string) float64 {
 }
 
 func TestDatabaseDownRelayWaitsAndResumesLosingNothing(t *testing.T) {
+	t.Parallel()
 	addr := kafkatest.Broker(t)
 	cluster, dsn := pgtest.Private(t)
 	cfg := outboxConfig(addr, dsn)
@@ -165,6 +167,7 @@ func readyz(t *testing.T, addr string) response {
 }
 
 func TestBrokerDownRowsStayAndTheRelayResumes(t *testing.T) {
+	t.Parallel()
 	// An outage, not a new cluster: the broker keeps its data.
 	dir := t.TempDir()
 	b, err := broker.Start(broker.Config{Partitions: 4, DataDir: dir})
@@ -215,6 +218,7 @@ func TestBrokerDownRowsStayAndTheRelayResumes(t *testing.T) {
 }
 
 func TestStatusListsTheBacklogPerSlot(t *testing.T) {
+	t.Parallel()
 	addr := kafkatest.Broker(t)
 	cfg := outboxConfig(addr, pgtest.DSN(t))
 	cfg.Outbox.Disabled = true // writes only: no relay drains

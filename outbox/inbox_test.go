@@ -45,6 +45,7 @@ ON CONFLICT (order_id, seq) DO UPDATE SET n = effects.n + 1`, e.Order, e.Seq); e
 }
 
 func TestTransactionalHandlerChangesNothingTwiceUnderRedelivery(t *testing.T) {
+	t.Parallel()
 	addr := kafkatest.Broker(t)
 	dsn := pgtest.DSN(t)
 	orders, payments := kafkatest.Unique("orders"), kafkatest.Unique("payments")
@@ -109,6 +110,7 @@ func TestTransactionalHandlerChangesNothingTwiceUnderRedelivery(t *testing.T) {
 }
 
 func TestTransactionalHandlerErrorRollsBackItsEffectsAndEvents(t *testing.T) {
+	t.Parallel()
 	addr := kafkatest.Broker(t)
 	dsn := pgtest.DSN(t)
 	orders, payments := kafkatest.Unique("orders"), kafkatest.Unique("payments")

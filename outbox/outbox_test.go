@@ -75,6 +75,7 @@ func eventsOf(t *testing.T, recs []*kgo.Record) []OrderPlaced {
 }
 
 func TestOutboxWritesWhatPublishEventPutsOnTheWire(t *testing.T) {
+	t.Parallel()
 	addr := kafkatest.Broker(t)
 	s := start(t, outboxConfig(addr, pgtest.DSN(t)))
 	topic := kafkatest.Unique("orders")
@@ -137,6 +138,7 @@ func traceID(traceparent string) string {
 }
 
 func TestRolledBackTransactionPublishesNothing(t *testing.T) {
+	t.Parallel()
 	addr := kafkatest.Broker(t)
 	s := start(t, outboxConfig(addr, pgtest.DSN(t)))
 	topic := kafkatest.Unique("orders")
@@ -175,6 +177,7 @@ func TestRolledBackTransactionPublishesNothing(t *testing.T) {
 }
 
 func TestRelayDeliversEveryKeyInCommitOrder(t *testing.T) {
+	t.Parallel()
 	addr := kafkatest.Broker(t)
 	s := start(t, outboxConfig(addr, pgtest.DSN(t)))
 	topic := kafkatest.Unique("orders")
@@ -222,6 +225,7 @@ func TestRelayDeliversEveryKeyInCommitOrder(t *testing.T) {
 }
 
 func TestDuplicateEventIDIsAClearErrorAndLeavesTheTransactionUsable(t *testing.T) {
+	t.Parallel()
 	addr := kafkatest.Broker(t)
 	s := start(t, outboxConfig(addr, pgtest.DSN(t)))
 	topic := kafkatest.Unique("orders")
@@ -244,6 +248,7 @@ func TestDuplicateEventIDIsAClearErrorAndLeavesTheTransactionUsable(t *testing.T
 }
 
 func TestBadInputIsRefusedAtPublish(t *testing.T) {
+	t.Parallel()
 	addr := kafkatest.Broker(t)
 	s := start(t, outboxConfig(addr, pgtest.DSN(t)))
 	ctx := context.Background()
@@ -261,6 +266,7 @@ func TestBadInputIsRefusedAtPublish(t *testing.T) {
 }
 
 func TestPublishSQLWritesInADatabaseSQLTransaction(t *testing.T) {
+	t.Parallel()
 	addr := kafkatest.Broker(t)
 	dsn := pgtest.DSN(t)
 	s := start(t, outboxConfig(addr, dsn))
@@ -297,6 +303,7 @@ func TestPublishSQLWritesInADatabaseSQLTransaction(t *testing.T) {
 }
 
 func TestTwoRelaysShareTheWorkWithoutDuplicates(t *testing.T) {
+	t.Parallel()
 	addr := kafkatest.Broker(t)
 	dsn := pgtest.DSN(t)
 	cfg := outboxConfig(addr, dsn)
