@@ -2,6 +2,8 @@ package config
 
 import (
 	"cmp"
+	"fmt"
+	"log/slog"
 	"net/url"
 	"regexp"
 	"strings"
@@ -112,3 +114,22 @@ func (o Outbox) RedactedDSN() string {
 	}
 	return dsnPassword.ReplaceAllString(o.DSN, "${1}"+redacted)
 }
+
+// plainOutbox prints the fields of Outbox without its methods.
+type plainOutbox Outbox
+
+// String formats o with the password of its DSN redacted (so does a
+// Config holding it).
+func (o Outbox) String() string {
+	o.DSN = o.RedactedDSN()
+	return fmt.Sprintf("%+v", plainOutbox(o))
+}
+
+// GoString formats o with the password of its DSN redacted.
+func (o Outbox) GoString() string {
+	o.DSN = o.RedactedDSN()
+	return fmt.Sprintf("%#v", plainOutbox(o))
+}
+
+// LogValue logs o with the password of its DSN redacted.
+func (o Outbox) LogValue() slog.Value { return slog.StringValue(o.String()) }

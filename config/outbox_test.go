@@ -1,6 +1,7 @@
 package config_test
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -41,6 +42,11 @@ func TestOutboxDSNIsPrintedRedacted(t *testing.T) {
 	}
 	for _, tt := range tests {
 		assert.Equal(t, tt.want, config.Outbox{DSN: tt.dsn}.RedactedDSN(), tt.dsn)
+	}
+	cfg := config.Config{Outbox: config.Outbox{DSN: tests[0].dsn}}
+	for _, printed := range []string{fmt.Sprint(cfg), fmt.Sprintf("%+v", cfg), fmt.Sprintf("%#v", cfg), fmt.Sprint(cfg.Outbox)} {
+		assert.NotContains(t, printed, "s3cret")
+		assert.Contains(t, printed, "postgres://app:[redacted]@db:5432/orders")
 	}
 }
 
