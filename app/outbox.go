@@ -10,6 +10,7 @@ import (
 	"go.uber.org/fx"
 
 	"github.com/eventfx/eventfx/config"
+	"github.com/eventfx/eventfx/internal/transport"
 	"github.com/eventfx/eventfx/outbox"
 )
 
@@ -80,19 +81,26 @@ type relayParams struct {
 	Logger    *slog.Logger
 	Outbox    *outbox.Outbox
 	Publisher *Publisher
+	Transport transport.Transport
 }
 
 // runRelay runs the relay from start to stop, unless outbox.disabled.
-func runRelay(p relayParams) {
+func runRelay(p relayParams) error {
 	if p.Config.Outbox.Disabled {
-		return
+		return nil
 	}
-	r := outbox.NewRelay(p.Outbox, outbox.RelayParams{
-		Config:      p.Config.Outbox,
-		Publisher:   p.Publisher,
-		PoisonTopic: p.Config.Poison.Topic,
-		Logger:      p.Logger,
+	r, err := outbox.NewRelay(p.Outbox, outbox.RelayParams{
+		Config:              p.Config.Outbox,
+		Publisher:           p.Publisher,
+		PoisonTopic:         p.Config.Poison.Topic,
+		Logger:              p.Logger,
+		Kafka:               p.Config.Kafka,
+		Brokers:             p.Transport.Brokers,
+		TransactionalPrefix: p.Config.Service + ".outbox",
 	})
+	if err != nil {
+		return err
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	p.Lifecycle.Append(fx.Hook{
@@ -110,6 +118,7 @@ func runRelay(p relayParams) {
 			}
 		},
 	})
+	return nil
 }
 
 // inboxCleanEvery is how often the inbox's old records are deleted.

@@ -53,6 +53,12 @@ type Outbox struct {
 	// outbox, and a relay elsewhere (`eventfx outbox relay`) drains it.
 	// Default false.
 	Disabled bool `koanf:"disabled"`
+	// ExactlyOnce publishes each batch in a Kafka transaction with a
+	// relay-state record (outbox.StateTopic), so a relay taking over after
+	// a crash does not publish again what the dead one published:
+	// read_committed consumers see each event once. The broker must
+	// support transactions. Default false (at-least-once).
+	ExactlyOnce bool `koanf:"exactly_once"`
 	// InboxRetention is how long inbox records (handled message IDs) are
 	// kept. Default 168h (7 days).
 	InboxRetention time.Duration `koanf:"inbox_retention"`

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -35,18 +36,20 @@ func TestRelayProcessesKilledLoseNothingAndKeepKeyOrder(t *testing.T) {
 	}
 	t.Parallel()
 	tests := []struct {
-		name   string
-		relays int
+		name        string
+		relays      int
+		exactlyOnce bool
 	}{
-		{"one relay killed 5 times", 1},
-		{"two relays, one killed 5 times", 2},
+		{"one relay killed 5 times", 1, false},
+		{"two relays, one killed 5 times", 2, false},
+		{"exactly-once: one relay killed 5 times, read_committed", 1, true},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) { killRelays(t, tt.relays) })
+		t.Run(tt.name, func(t *testing.T) { killRelays(t, tt.relays, tt.exactlyOnce) })
 	}
 }
 
-func killRelays(t *testing.T, relays int) {
+func killRelays(t *testing.T, relays int, exactlyOnce bool) {
 	const (
 		keys    = 200
 		perKey  = 100 // 20,000 events
@@ -69,6 +72,7 @@ func killRelays(t *testing.T, relays int) {
 		"EVENTFX_OUTBOX_POLL_INTERVAL", "200ms",
 		"EVENTFX_OUTBOX_MAX_BACKOFF", "200ms",
 		"EVENTFX_OBSERVABILITY_LOG_LEVEL", "warn",
+		"EVENTFX_OUTBOX_EXACTLY_ONCE", strconv.FormatBool(exactlyOnce),
 	)
 	startRelay := func() *proctest.Proc {
 		p := proctest.Start(t, bin, env, "outbox", "relay", "--brokers", addr)
@@ -114,7 +118,12 @@ func killRelays(t *testing.T, relays int) {
 	wg.Wait()
 
 	// Read until every event arrived.
-	cl := kafkatest.Client(t, addr, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(100*time.Millisecond))
+	isolation := kgo.ReadUncommitted()
+	if exactlyOnce {
+		isolation = kgo.ReadCommitted()
+	}
+	cl := kafkatest.Client(t, addr, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchMaxWait(100*time.Millisecond), kgo.FetchIsolationLevel(isolation))
 	seen := map[string]bool{}
 	next := map[string]int{}
 	records, repeats := 0, 0
@@ -148,7 +157,10 @@ func killRelays(t *testing.T, relays int) {
 	}, func() string {
 		return fmt.Sprintf("outbox not empty at the end: %d rows, %d set aside", st.Rows, len(st.Aside))
 	})
-	t.Logf("%d events, %d relay(s), %d kills: 0 lost, key order kept, %d repeats (%d records)", len(seen), relays, kills, repeats, records)
+	t.Logf("%d events, %d relay(s), %d kills, exactly-once %v: 0 lost, key order kept, %d repeats (%d records)", len(seen), relays, kills, exactlyOnce, repeats, records)
+	if exactlyOnce {
+		assert.Zero(t, repeats, "a read_committed consumer sees each event once")
+	}
 	for _, p := range procs {
 		p.Stop(20 * time.Second)
 	}

@@ -40,6 +40,14 @@ type RelayParams struct {
 	PoisonTopic string
 	// Logger logs failures and backoffs; nil: slog.Default().
 	Logger *slog.Logger
+
+	// With Config.ExactlyOnce, the relay publishes with transactional
+	// producers of its own, on Brokers (asked at Run) with the settings
+	// of Kafka, their transactional IDs TransactionalPrefix + "." + slot
+	// (the service's name: "<service>.outbox").
+	Kafka               config.Kafka
+	Brokers             func() []string
+	TransactionalPrefix string
 }
 
 // Relay publishes the outbox's committed rows: per slot, in seq order, a
@@ -63,11 +71,20 @@ type Relay struct {
 	log    *slog.Logger
 	m      *Metrics
 	sched  scheduler
+	params RelayParams
+	eos    *eos // exactly-once mode
 }
 
 // NewRelay returns a relay of o's table. Run starts it.
-func NewRelay(o *Outbox, p RelayParams) *Relay {
-	r := &Relay{o: o, cfg: p.Config.WithDefaults(), pub: p.Publisher, poison: p.PoisonTopic, log: p.Logger, m: o.metrics}
+func NewRelay(o *Outbox, p RelayParams) (*Relay, error) {
+	r := &Relay{o: o, cfg: p.Config.WithDefaults(), pub: p.Publisher, poison: p.PoisonTopic, log: p.Logger, m: o.metrics, params: p}
+	if r.cfg.ExactlyOnce {
+		e, err := newEOS(p)
+		if err != nil {
+			return nil, err
+		}
+		r.eos = e
+	}
 	if r.poison == "" {
 		r.poison = config.DefaultPoisonTopic
 	}
@@ -75,15 +92,18 @@ func NewRelay(o *Outbox, p RelayParams) *Relay {
 		r.log = slog.Default()
 	}
 	r.sched.ready = make(chan struct{}, 1)
-	return r
+	return r, nil
 }
 
 // Run relays until ctx ends, then lets the batches in flight finish (their
 // publish and commit, bounded by a timeout) and returns nil. It returns
 // an error only for a wiring mistake (no publisher).
 func (r *Relay) Run(ctx context.Context) error {
-	if r.pub == nil {
+	if r.pub == nil && r.eos == nil {
 		return errors.New("outbox relay: no publisher")
+	}
+	if r.eos != nil {
+		defer r.eos.close()
 	}
 	var wg sync.WaitGroup
 	r.sched.mark(allSlots)
@@ -281,6 +301,9 @@ func (r *Relay) drain(ctx context.Context, slot int) (int, error) {
 		return 0, fmt.Errorf("begin: %w", err)
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(work)) }()
+	if r.eos != nil {
+		return r.drainExactlyOnce(work, tx, slot)
+	}
 	rows, err := takeBatch(work, tx, slot, r.cfg.BatchSize)
 	if err != nil {
 		return 0, err

@@ -1,0 +1,405 @@
+package outbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/eventfx/eventfx/internal/kafka"
+)
+
+// StateTopic holds the relay's state in exactly-once mode: per slot, in
+// partition slot, the seq of the last row each committed Kafka
+// transaction published, keyed by the slot's transactional ID.
+const StateTopic = "eventfx.outbox.state"
+
+// Exactly-once mode (outbox.exactly_once): each slot has a transactional
+// producer whose ID names the service and the slot. A batch is published
+// in one Kafka transaction with a state record (the batch's last seq, in
+// partition slot of StateTopic); only then are its rows deleted. A relay
+// that takes a slot over starts its producer (which fences the previous
+// owner's and aborts its open transaction), reads the slot's last
+// committed state, and deletes without publishing the rows up to it: what
+// a dead relay published but did not delete is not published again.
+// read_committed consumers see each event once.
+type eos struct {
+	prefix string
+	opts   []kgo.Opt
+
+	mu    sync.Mutex
+	slots map[int]*slotProducer
+	admin *kgo.Client
+	ready bool
+}
+
+// slotProducer is the transactional producer of one slot, and the last
+// seq the slot's committed transactions published.
+type slotProducer struct {
+	cl        *kgo.Client
+	published int64
+}
+
+func newEOS(p RelayParams) (*eos, error) {
+	if p.Brokers == nil {
+		return nil, errors.New("outbox relay: exactly-once needs the brokers")
+	}
+	if p.TransactionalPrefix == "" {
+		return nil, errors.New("outbox relay: exactly-once needs a transactional ID prefix")
+	}
+	return &eos{prefix: p.TransactionalPrefix, slots: map[int]*slotProducer{}}, nil
+}
+
+// start connects: the admin client, and the state topic with a partition
+// per slot.
+func (e *eos) start(ctx context.Context, p RelayParams) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.ready {
+		return nil
+	}
+	opts, err := kafka.ClientOpts(p.Brokers(), p.Kafka, e.prefix)
+	if err != nil {
+		return err
+	}
+	e.opts = append(opts,
+		kgo.RecordPartitioner(statePartitioner{def: kafka.PartitionerOf(p.Kafka)}),
+		kgo.AllowAutoTopicCreation(),
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.ProducerLinger(0),
+		kgo.TransactionTimeout(60*time.Second),
+	)
+	admin, err := kgo.NewClient(opts...)
+	if err != nil {
+		return fmt.Errorf("exactly-once: %w", err)
+	}
+	adm := kadm.NewClient(admin)
+	res, err := adm.CreateTopic(ctx, Slots, -1, map[string]*string{"cleanup.policy": ptr("compact")}, StateTopic)
+	if err == nil {
+		err = res.Err
+	}
+	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+		admin.Close()
+		return fmt.Errorf("exactly-once: create %s: %w", StateTopic, err)
+	}
+	details, err := adm.ListTopics(ctx, StateTopic)
+	if err != nil {
+		admin.Close()
+		return fmt.Errorf("exactly-once: describe %s: %w", StateTopic, err)
+	}
+	if n := len(details[StateTopic].Partitions); n != Slots {
+		admin.Close()
+		return fmt.Errorf("exactly-once: %s has %d partitions, want %d", StateTopic, n, Slots)
+	}
+	e.admin, e.ready = admin, true
+	return nil
+}
+
+func ptr(s string) *string { return &s }
+
+// producer returns slot's producer, starting it (and learning what the
+// slot's last owner published) when it has none.
+func (e *eos) producer(ctx context.Context, slot int) (*slotProducer, error) {
+	e.mu.Lock()
+	sp := e.slots[slot]
+	e.mu.Unlock()
+	if sp != nil {
+		return sp, nil
+	}
+	id := e.prefix + "." + strconv.Itoa(slot)
+	cl, err := kgo.NewClient(append(e.opts, kgo.TransactionalID(id))...)
+	if err != nil {
+		return nil, fmt.Errorf("exactly-once: producer %s: %w", id, err)
+	}
+	// An empty, aborted transaction: the producer's ID is initialised,
+	// which fences the last owner's producer and ends its transaction.
+	if err := cl.BeginTransaction(); err != nil {
+		cl.Close()
+		return nil, fmt.Errorf("exactly-once: producer %s: %w", id, err)
+	}
+	probe := &kgo.Record{Topic: StateTopic, Partition: int32(slot), Key: []byte(id), Value: []byte("probe")}
+	perr := cl.ProduceSync(ctx, probe).FirstErr()
+	if err := errors.Join(perr, cl.EndTransaction(ctx, kgo.TryAbort)); err != nil {
+		cl.Close()
+		return nil, fmt.Errorf("exactly-once: start producer %s: %w", id, err)
+	}
+	published, err := e.lastPublished(ctx, slot, id)
+	if err != nil {
+		cl.Close()
+		return nil, err
+	}
+	sp = &slotProducer{cl: cl, published: published}
+	e.mu.Lock()
+	e.slots[slot] = sp
+	e.mu.Unlock()
+	return sp, nil
+}
+
+// drop closes slot's producer after a failure whose outcome is unknown:
+// the next batch starts a new one and reads the state again.
+func (e *eos) drop(slot int) {
+	e.mu.Lock()
+	sp := e.slots[slot]
+	delete(e.slots, slot)
+	e.mu.Unlock()
+	if sp != nil {
+		sp.cl.Close()
+	}
+}
+
+// lastPublished reads the seq of the last committed state record of id
+// in partition slot (-1 when none): the last records of the partition,
+// further back until one is found.
+func (e *eos) lastPublished(ctx context.Context, slot int, id string) (int64, error) {
+	adm := kadm.NewClient(e.admin)
+	ends, err := adm.ListEndOffsets(ctx, StateTopic)
+	if err != nil {
+		return 0, fmt.Errorf("exactly-once: end of %s: %w", StateTopic, err)
+	}
+	end, ok := ends.Lookup(StateTopic, int32(slot))
+	if !ok || end.Err != nil {
+		return 0, fmt.Errorf("exactly-once: end of %s/%d: %v", StateTopic, slot, end.Err)
+	}
+	for back := int64(32); ; back *= 8 {
+		from := max(end.Offset-back, 0)
+		seq, found, err := e.readState(ctx, slot, id, from, end.Offset)
+		if err != nil || found {
+			return seq, err
+		}
+		if from == 0 {
+			return -1, nil
+		}
+	}
+}
+
+// readState reads partition slot of StateTopic from offset from to until
+// (read_committed) and returns the last seq id committed there.
+func (e *eos) readState(ctx context.Context, slot int, id string, from, until int64) (int64, bool, error) {
+	if from >= until {
+		return -1, false, nil
+	}
+	cl, err := kgo.NewClient(append(e.opts[:len(e.opts):len(e.opts)],
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{StateTopic: {int32(slot): kgo.NewOffset().At(from)}}),
+	)...)
+	if err != nil {
+		return 0, false, err
+	}
+	defer cl.Close()
+	var seq int64 = -1
+	found := false
+	for {
+		pctx, cancel := context.WithTimeout(ctx, time.Second)
+		fs := cl.PollFetches(pctx)
+		cancel()
+		if err := ctx.Err(); err != nil {
+			return 0, false, err
+		}
+		n, last := 0, int64(-1)
+		fs.EachRecord(func(r *kgo.Record) {
+			n++
+			last = r.Offset
+			if string(r.Key) != id {
+				return
+			}
+			if v, err := strconv.ParseInt(string(r.Value), 10, 64); err == nil {
+				seq, found = v, true
+			}
+		})
+		// Past the last record, or only markers and aborted records left.
+		if n == 0 || last >= until-1 {
+			return seq, found, nil
+		}
+	}
+}
+
+// close closes every producer.
+func (e *eos) close() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for slot, sp := range e.slots {
+		sp.cl.Close()
+		delete(e.slots, slot)
+	}
+	if e.admin != nil {
+		e.admin.Close()
+		e.admin, e.ready = nil, false
+	}
+}
+
+// statePartitioner places state records in their record's partition and
+// every other record as eventfx's producer does.
+type statePartitioner struct{ def kgo.Partitioner }
+
+func (p statePartitioner) ForTopic(topic string) kgo.TopicPartitioner {
+	if topic == StateTopic {
+		return kgo.ManualPartitioner().ForTopic(topic)
+	}
+	return p.def.ForTopic(topic)
+}
+
+// drainExactlyOnce is drain in exactly-once mode: take the batch (without
+// deleting it yet), publish what the slot's last transaction did not,
+// with the state record, in one Kafka transaction, then delete.
+func (r *Relay) drainExactlyOnce(ctx context.Context, tx pgx.Tx, slot int) (int, error) {
+	if err := r.eos.start(ctx, r.params); err != nil {
+		return 0, err
+	}
+	rows, err := peekBatch(ctx, tx, slot, r.cfg.BatchSize)
+	if err != nil || len(rows) == 0 {
+		return 0, err
+	}
+	sp, err := r.eos.producer(ctx, slot)
+	if err != nil {
+		return 0, err
+	}
+	var fresh []outboxRow
+	for _, row := range rows {
+		if row.seq > sp.published {
+			fresh = append(fresh, row)
+		}
+	}
+	var aside []asideRow
+	if len(fresh) > 0 {
+		aside, err = r.publishTxn(ctx, sp, slot, fresh)
+		if err != nil {
+			return 0, err
+		}
+	}
+	seqs := make([]int64, len(rows))
+	for i, row := range rows {
+		seqs[i] = row.seq
+	}
+	if _, err := tx.Exec(ctx, "DELETE FROM eventfx_outbox WHERE seq = ANY($1)", seqs); err != nil {
+		return 0, fmt.Errorf("delete batch: %w", err)
+	}
+	if err := setAside(ctx, tx, aside); err != nil {
+		return 0, err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return 0, fmt.Errorf("commit: %w", err)
+	}
+	r.m.batch(true)
+	r.m.acked(rows, aside)
+	for _, a := range aside {
+		r.log.Warn("outbox relay: event set aside", "message_id", a.row.id, "topic", a.row.topic, "reason", a.reason)
+	}
+	return len(rows), nil
+}
+
+// publishTxn publishes rows and the state record in one transaction of
+// sp. Rows the broker refuses for good abort the transaction, are left
+// out of the next and returned; any other failure aborts, drops the
+// producer and returns the error.
+func (r *Relay) publishTxn(ctx context.Context, sp *slotProducer, slot int, rows []outboxRow) ([]asideRow, error) {
+	var aside []asideRow
+	for {
+		send := rows[:0:0]
+		for _, row := range rows {
+			if !isAside(aside, row.seq) {
+				send = append(send, row)
+			}
+		}
+		refused, err := r.sendTxn(ctx, sp, slot, send)
+		if err != nil {
+			r.eos.drop(slot)
+			r.m.batch(false)
+			return nil, err
+		}
+		if len(refused) == 0 {
+			return aside, nil // committed
+		}
+		aside = append(aside, refused...) // each round leaves one out at least
+	}
+}
+
+func isAside(aside []asideRow, seq int64) bool {
+	for _, a := range aside {
+		if a.row.seq == seq {
+			return true
+		}
+	}
+	return false
+}
+
+// sendTxn runs one transaction: the rows (the topic-level refusals set
+// aside before), then the state record; commit. Rows refused for good
+// abort the transaction and are returned.
+func (r *Relay) sendTxn(ctx context.Context, sp *slotProducer, slot int, rows []outboxRow) ([]asideRow, error) {
+	var refused []asideRow
+	recs := make([]*kgo.Record, 0, len(rows)+1)
+	rowOf := make(map[*kgo.Record]outboxRow, len(rows))
+	var last int64 = -1
+	for _, row := range rows {
+		last = max(last, row.seq)
+		if reason := r.refusedTopic(row.topic); reason != "" {
+			refused = append(refused, asideRow{row: row, reason: reason})
+			continue
+		}
+		m, err := row.message()
+		if err != nil {
+			return nil, err
+		}
+		rec := kafka.Record(row.topic, m)
+		rowOf[rec] = row
+		recs = append(recs, rec)
+	}
+	if len(refused) > 0 {
+		return refused, nil // the caller tries again without them
+	}
+	if len(recs) == 0 {
+		return nil, nil
+	}
+	id := r.eos.prefix + "." + strconv.Itoa(slot)
+	recs = append(recs, &kgo.Record{Topic: StateTopic, Partition: int32(slot), Key: []byte(id), Value: []byte(strconv.FormatInt(last, 10))})
+	if err := sp.cl.BeginTransaction(); err != nil {
+		return nil, fmt.Errorf("exactly-once: begin: %w", err)
+	}
+	results := sp.cl.ProduceSync(ctx, recs...) // in the order of the acknowledgements
+	for _, res := range results {
+		if row, ok := rowOf[res.Record]; ok && res.Err != nil && permanent(res.Err) {
+			refused = append(refused, asideRow{row: row, reason: oneLine(res.Err)})
+		}
+	}
+	if err := results.FirstErr(); err != nil {
+		if aerr := sp.cl.EndTransaction(ctx, kgo.TryAbort); aerr != nil {
+			return nil, fmt.Errorf("exactly-once: abort: %w", errors.Join(err, aerr))
+		}
+		if len(refused) > 0 {
+			return refused, nil
+		}
+		return nil, fmt.Errorf("exactly-once: publish: %w", err)
+	}
+	if err := sp.cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		return nil, fmt.Errorf("exactly-once: commit: %w", err)
+	}
+	sp.published = last
+	return nil, nil
+}
+
+// peekBatch returns the first rows of slot, in seq order, in the
+// transaction that holds the slot's lock; none when another holds it.
+func peekBatch(ctx context.Context, tx pgx.Tx, slot, limit int) ([]outboxRow, error) {
+	q, err := tx.Query(ctx, `WITH lock AS (SELECT pg_try_advisory_xact_lock($1, $2) AS held)
+SELECT seq, id, topic, key, slot, payload, headers, created_at FROM eventfx_outbox
+WHERE (SELECT held FROM lock) AND slot = $2 ORDER BY seq LIMIT $3`, int32(slotLock), int32(slot), limit)
+	if err != nil {
+		return nil, fmt.Errorf("take batch: %w", err)
+	}
+	rows, err := pgx.CollectRows(q, func(row pgx.CollectableRow) (outboxRow, error) {
+		var o outboxRow
+		err := row.Scan(&o.seq, &o.id, &o.topic, &o.key, &o.slot, &o.payload, &o.headers, &o.created)
+		return o, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("take batch: %w", err)
+	}
+	return rows, nil
+}
