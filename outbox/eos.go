@@ -104,6 +104,11 @@ func (e *eos) start(ctx context.Context, p RelayParams) error {
 
 func ptr(s string) *string { return &s }
 
+// errFenced: another relay started the slot's producer since this one
+// did (it drained the slot meanwhile). Nothing of the batch was
+// published; the next try starts a producer again and reads the state.
+var errFenced = errors.New("exactly-once: the slot's producer was fenced by another relay")
+
 // producer returns slot's producer, starting it (and learning what the
 // slot's last owner published) when it has none.
 func (e *eos) producer(ctx context.Context, slot int) (*slotProducer, error) {
@@ -311,6 +316,9 @@ func (r *Relay) publishTxn(ctx context.Context, sp *slotProducer, slot int, rows
 		if err != nil {
 			r.eos.drop(slot)
 			r.m.batch(false)
+			if errors.Is(err, kerr.ProducerFenced) || errors.Is(err, kerr.InvalidProducerEpoch) {
+				return nil, errFenced
+			}
 			return nil, err
 		}
 		if len(refused) == 0 {

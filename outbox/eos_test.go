@@ -102,3 +102,37 @@ func TestExactlyOnceRelayDoesNotRepublishWhatADeadRelayPublished(t *testing.T) {
 		next[e.Order]++
 	}
 }
+
+func TestTwoExactlyOnceRelaysShareTheWorkWithoutRepeats(t *testing.T) {
+	t.Parallel()
+	addr := kafkatest.Broker(t)
+	dsn := pgtest.DSN(t)
+	cfg := outboxConfig(addr, dsn)
+	cfg.Service = "shop"
+	cfg.Outbox.ExactlyOnce = true
+	cfg.Outbox.PollInterval = 20 * time.Millisecond
+	cfg.Outbox.BatchSize = 50
+	a := start(t, cfg)
+	b := start(t, cfg)
+	topic := kafkatest.Unique("orders")
+	ctx := context.Background()
+	const keys, perKey = 50, 40
+	for i := range perKey {
+		require.NoError(t, a.ob.Tx(ctx, func(tx pgx.Tx) error {
+			for k := range keys {
+				if _, err := a.ob.Publish(ctx, tx, topic, OrderPlaced{Order: fmt.Sprintf("o-%d", k), Seq: i}); err != nil {
+					return err
+				}
+			}
+			return nil
+		}))
+	}
+	recs := readCommitted(t, addr, topic, keys*perKey)
+	require.Equal(t, keys*perKey, len(recs), "each event once")
+	next := map[string]int{}
+	for _, e := range eventsOf(t, recs) {
+		require.Equal(t, next[e.Order], e.Seq, "order %s", e.Order)
+		next[e.Order]++
+	}
+	t.Logf("rows done: relay a %v, relay b %v", published(t, a), published(t, b))
+}

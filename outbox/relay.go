@@ -254,6 +254,11 @@ func (r *Relay) work(ctx context.Context) {
 			return
 		}
 		n, err := r.drain(ctx, slot)
+		if errors.Is(err, errFenced) {
+			r.log.Debug("outbox relay: slot taken over and back", "slot", slot)
+			r.sched.done(slot, true)
+			continue
+		}
 		if err != nil {
 			r.sched.done(slot, true)
 			d := b.next()
