@@ -34,10 +34,12 @@ type eos struct {
 	prefix string
 	opts   []kgo.Opt
 
+	startMu sync.Mutex // start, one at a time
+	admin   *kgo.Client
+	ready   bool
+
 	mu    sync.Mutex
 	slots map[int]*slotProducer
-	admin *kgo.Client
-	ready bool
 }
 
 // slotProducer is the transactional producer of one slot, and the last
@@ -45,6 +47,7 @@ type eos struct {
 type slotProducer struct {
 	cl        *kgo.Client
 	published int64
+	known     bool // published was read
 }
 
 func newEOS(p RelayParams) (*eos, error) {
@@ -60,8 +63,8 @@ func newEOS(p RelayParams) (*eos, error) {
 // start connects: the admin client, and the state topic with a partition
 // per slot.
 func (e *eos) start(ctx context.Context, p RelayParams) error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	e.startMu.Lock()
+	defer e.startMu.Unlock()
 	if e.ready {
 		return nil
 	}
@@ -74,7 +77,7 @@ func (e *eos) start(ctx context.Context, p RelayParams) error {
 		kgo.AllowAutoTopicCreation(),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.ProducerLinger(0),
-		kgo.TransactionTimeout(60*time.Second),
+		kgo.TransactionTimeout(txnTimeout),
 	)
 	admin, err := kgo.NewClient(opts...)
 	if err != nil {
@@ -98,33 +101,61 @@ func (e *eos) start(ctx context.Context, p RelayParams) error {
 		admin.Close()
 		return fmt.Errorf("exactly-once: %s has %d partitions, want %d", StateTopic, n, Slots)
 	}
-	e.admin, e.ready = admin, true
+	e.admin = admin
+	if err := e.startAll(ctx); err != nil {
+		return err
+	}
+	e.ready = true
 	return nil
 }
 
 func ptr(s string) *string { return &s }
+
+// txnTimeout is the transactions' timeout: the broker aborts the open
+// transaction of a relay that died and was not followed by another after
+// it.
+const txnTimeout = 10 * time.Second
 
 // errFenced: another relay started the slot's producer since this one
 // did (it drained the slot meanwhile). Nothing of the batch was
 // published; the next try starts a producer again and reads the state.
 var errFenced = errors.New("exactly-once: the slot's producer was fenced by another relay")
 
-// producer returns slot's producer, starting it (and learning what the
-// slot's last owner published) when it has none.
+// producer returns slot's producer, starting it when it has none, and
+// learns what the slot's last committed transaction published the first
+// time it is used.
 func (e *eos) producer(ctx context.Context, slot int) (*slotProducer, error) {
 	e.mu.Lock()
 	sp := e.slots[slot]
 	e.mu.Unlock()
-	if sp != nil {
-		return sp, nil
+	if sp == nil {
+		var err error
+		if sp, err = e.startProducer(ctx, slot); err != nil {
+			return nil, err
+		}
 	}
-	id := e.prefix + "." + strconv.Itoa(slot)
+	if !sp.known {
+		published, err := e.lastPublished(ctx, slot, e.id(slot))
+		if err != nil {
+			return nil, err
+		}
+		sp.published, sp.known = published, true
+	}
+	return sp, nil
+}
+
+func (e *eos) id(slot int) string { return e.prefix + "." + strconv.Itoa(slot) }
+
+// startProducer starts slot's transactional producer: an empty, aborted
+// transaction initialises its producer ID, which fences the last owner's
+// producer and ends the transaction a dead relay left open (until then,
+// read_committed consumers of the partitions it wrote to wait).
+func (e *eos) startProducer(ctx context.Context, slot int) (*slotProducer, error) {
+	id := e.id(slot)
 	cl, err := kgo.NewClient(append(e.opts, kgo.TransactionalID(id))...)
 	if err != nil {
 		return nil, fmt.Errorf("exactly-once: producer %s: %w", id, err)
 	}
-	// An empty, aborted transaction: the producer's ID is initialised,
-	// which fences the last owner's producer and ends its transaction.
 	if err := cl.BeginTransaction(); err != nil {
 		cl.Close()
 		return nil, fmt.Errorf("exactly-once: producer %s: %w", id, err)
@@ -135,16 +166,26 @@ func (e *eos) producer(ctx context.Context, slot int) (*slotProducer, error) {
 		cl.Close()
 		return nil, fmt.Errorf("exactly-once: start producer %s: %w", id, err)
 	}
-	published, err := e.lastPublished(ctx, slot, id)
-	if err != nil {
-		cl.Close()
-		return nil, err
-	}
-	sp = &slotProducer{cl: cl, published: published}
+	sp := &slotProducer{cl: cl}
 	e.mu.Lock()
+	if old := e.slots[slot]; old != nil {
+		old.cl.Close()
+	}
 	e.slots[slot] = sp
 	e.mu.Unlock()
 	return sp, nil
+}
+
+// startAll starts the producer of every slot at once, so that what dead
+// relays left open is ended now, not when each slot next has rows.
+func (e *eos) startAll(ctx context.Context) error {
+	errs := make([]error, Slots)
+	var wg sync.WaitGroup
+	for slot := range Slots {
+		wg.Go(func() { _, errs[slot] = e.startProducer(ctx, slot) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // drop closes slot's producer after a failure whose outcome is unknown:
@@ -201,7 +242,9 @@ func (e *eos) readState(ctx context.Context, slot int, id string, from, until in
 	var seq int64 = -1
 	found := false
 	for {
-		pctx, cancel := context.WithTimeout(ctx, time.Second)
+		// The partition's transactions are all ended (startProducer): what
+		// is committed comes at once.
+		pctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
 		fs := cl.PollFetches(pctx)
 		cancel()
 		if err := ctx.Err(); err != nil {
@@ -227,12 +270,14 @@ func (e *eos) readState(ctx context.Context, slot int, id string, from, until in
 
 // close closes every producer.
 func (e *eos) close() {
+	e.startMu.Lock()
+	defer e.startMu.Unlock()
 	e.mu.Lock()
-	defer e.mu.Unlock()
 	for slot, sp := range e.slots {
 		sp.cl.Close()
 		delete(e.slots, slot)
 	}
+	e.mu.Unlock()
 	if e.admin != nil {
 		e.admin.Close()
 		e.admin, e.ready = nil, false
