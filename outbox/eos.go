@@ -103,6 +103,8 @@ func (e *eos) start(ctx context.Context, p RelayParams) error {
 	}
 	e.admin = admin
 	if err := e.startAll(ctx); err != nil {
+		e.admin = nil
+		admin.Close()
 		return err
 	}
 	e.ready = true

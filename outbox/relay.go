@@ -33,7 +33,7 @@ type Publisher interface {
 type RelayParams struct {
 	// Config is the outbox block (defaults applied by NewRelay).
 	Config config.Outbox
-	// Publisher publishes the rows (required).
+	// Publisher publishes the rows (required, unless Config.ExactlyOnce).
 	Publisher Publisher
 	// PoisonTopic is refused as a destination: rows for it are set aside.
 	// Empty: config.DefaultPoisonTopic.
