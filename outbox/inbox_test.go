@@ -152,3 +152,30 @@ func counterVec(t *testing.T, s *service, name string) float64 {
 	}
 	return sum
 }
+
+func TestOutboxModuleDeletesInboxRecordsPastTheRetention(t *testing.T) {
+	t.Parallel()
+	addr := kafkatest.Broker(t)
+	dsn := pgtest.DSN(t)
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn)
+	require.NoError(t, err)
+	defer conn.Close(ctx)
+	_, err = conn.Exec(ctx, outbox.Schema)
+	require.NoError(t, err)
+	_, err = conn.Exec(ctx, `INSERT INTO eventfx_inbox (handler, message_id, handled_at) VALUES
+	('billing', 'old', clock_timestamp() - interval '8 days'), ('billing', 'recent', clock_timestamp() - interval '6 days')`)
+	require.NoError(t, err)
+
+	start(t, outboxConfig(addr, dsn)) // the default retention: 7 days
+	var left []string
+	kafkatest.Eventually(t, 10*time.Second, func() bool {
+		rows, err := conn.Query(ctx, "SELECT message_id FROM eventfx_inbox ORDER BY message_id")
+		if err != nil {
+			return false
+		}
+		left, err = pgx.CollectRows(rows, pgx.RowTo[string])
+		return err == nil && len(left) == 1
+	}, func() string { return fmt.Sprintf("inbox holds %v", left) })
+	assert.Equal(t, []string{"recent"}, left)
+}
