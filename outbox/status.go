@@ -39,10 +39,16 @@ type AsideRow struct {
 	SetAsideAt time.Time `json:"set_aside_at"`
 }
 
-// ReadStatus reads the backlog per slot and the set-aside rows.
+// ReadStatus reads the backlog per slot and the set-aside rows, as of one
+// moment (one snapshot).
 func ReadStatus(ctx context.Context, pool *pgxpool.Pool) (Status, error) {
 	var s Status
-	q, err := pool.Query(ctx, "SELECT slot, count(*), min(created_at) FROM eventfx_outbox GROUP BY slot ORDER BY slot")
+	tx, err := pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return s, fmt.Errorf("outbox status: %w", err)
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	q, err := tx.Query(ctx, "SELECT slot, count(*), min(created_at) FROM eventfx_outbox GROUP BY slot ORDER BY slot")
 	if err != nil {
 		return s, fmt.Errorf("outbox status: %w", err)
 	}
@@ -60,7 +66,7 @@ func ReadStatus(ctx context.Context, pool *pgxpool.Pool) (Status, error) {
 			s.Oldest = st.Oldest
 		}
 	}
-	q, err = pool.Query(ctx, "SELECT id, topic, COALESCE(key, ''), reason, created_at, set_aside_at FROM eventfx_outbox_aside ORDER BY seq")
+	q, err = tx.Query(ctx, "SELECT id, topic, COALESCE(key, ''), reason, created_at, set_aside_at FROM eventfx_outbox_aside ORDER BY seq")
 	if err != nil {
 		return s, fmt.Errorf("outbox status: %w", err)
 	}
