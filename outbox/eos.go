@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -17,18 +18,21 @@ import (
 )
 
 // StateTopic holds the relay's state in exactly-once mode: per slot, in
-// partition slot, the seq of the last row each committed Kafka
-// transaction published, keyed by the slot's transactional ID.
+// partition slot, the seqs of the rows each committed Kafka transaction
+// published (comma-separated), keyed by the slot's transactional ID.
 const StateTopic = "eventfx.outbox.state"
 
 // Exactly-once mode (outbox.exactly_once): each slot has a transactional
 // producer whose ID names the service and the slot. A batch is published
-// in one Kafka transaction with a state record (the batch's last seq, in
-// partition slot of StateTopic); only then are its rows deleted. A relay
-// that takes a slot over starts its producer (which fences the previous
-// owner's and aborts its open transaction), reads the slot's last
-// committed state, and deletes without publishing the rows up to it: what
-// a dead relay published but did not delete is not published again.
+// in one Kafka transaction with a state record (the batch's seqs, in
+// partition slot of StateTopic); only then are its rows deleted, before
+// the slot's next batch is taken, so only the last committed batch of a
+// slot can still be in the table. A relay that takes a slot over starts
+// its producer (which fences the previous owner's and aborts its open
+// transaction), reads the slot's last committed state, and deletes
+// without publishing the rows it names: what a dead relay published but
+// did not delete is not published again. (Seqs, not a high-water mark: a
+// row with a lower seq may commit after a higher one was published.)
 // read_committed consumers see each event once.
 type eos struct {
 	prefix string
@@ -42,11 +46,11 @@ type eos struct {
 	slots map[int]*slotProducer
 }
 
-// slotProducer is the transactional producer of one slot, and the last
-// seq the slot's committed transactions published.
+// slotProducer is the transactional producer of one slot, and the seqs
+// the slot's last committed transaction published.
 type slotProducer struct {
 	cl        *kgo.Client
-	published int64
+	published map[int64]bool
 	known     bool // published was read
 }
 
@@ -202,46 +206,47 @@ func (e *eos) drop(slot int) {
 	}
 }
 
-// lastPublished reads the seq of the last committed state record of id
-// in partition slot (-1 when none): the last records of the partition,
-// further back until one is found.
-func (e *eos) lastPublished(ctx context.Context, slot int, id string) (int64, error) {
+// lastPublished reads the seqs of the last committed state record of id
+// in partition slot (none when there is none): the last records of the
+// partition, further back until one is found.
+func (e *eos) lastPublished(ctx context.Context, slot int, id string) (map[int64]bool, error) {
 	adm := kadm.NewClient(e.admin)
 	ends, err := adm.ListEndOffsets(ctx, StateTopic)
 	if err != nil {
-		return 0, fmt.Errorf("exactly-once: end of %s: %w", StateTopic, err)
+		return nil, fmt.Errorf("exactly-once: end of %s: %w", StateTopic, err)
 	}
 	end, ok := ends.Lookup(StateTopic, int32(slot))
 	if !ok || end.Err != nil {
-		return 0, fmt.Errorf("exactly-once: end of %s/%d: %v", StateTopic, slot, end.Err)
+		return nil, fmt.Errorf("exactly-once: end of %s/%d: %v", StateTopic, slot, end.Err)
 	}
 	for back := int64(32); ; back *= 8 {
 		from := max(end.Offset-back, 0)
-		seq, found, err := e.readState(ctx, slot, id, from, end.Offset)
+		seqs, found, err := e.readState(ctx, slot, id, from, end.Offset)
 		if err != nil || found {
-			return seq, err
+			return seqs, err
 		}
 		if from == 0 {
-			return -1, nil
+			return map[int64]bool{}, nil
 		}
 	}
 }
 
 // readState reads partition slot of StateTopic from offset from to until
-// (read_committed) and returns the last seq id committed there.
-func (e *eos) readState(ctx context.Context, slot int, id string, from, until int64) (int64, bool, error) {
+// (read_committed) and returns the seqs of the last state id committed
+// there.
+func (e *eos) readState(ctx context.Context, slot int, id string, from, until int64) (map[int64]bool, bool, error) {
 	if from >= until {
-		return -1, false, nil
+		return nil, false, nil
 	}
 	cl, err := kgo.NewClient(append(e.opts[:len(e.opts):len(e.opts)],
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{StateTopic: {int32(slot): kgo.NewOffset().At(from)}}),
 	)...)
 	if err != nil {
-		return 0, false, err
+		return nil, false, err
 	}
 	defer cl.Close()
-	var seq int64 = -1
+	var seqs map[int64]bool
 	found := false
 	for {
 		// The partition's transactions are all ended (startProducer): what
@@ -250,7 +255,7 @@ func (e *eos) readState(ctx context.Context, slot int, id string, from, until in
 		fs := cl.PollFetches(pctx)
 		cancel()
 		if err := ctx.Err(); err != nil {
-			return 0, false, err
+			return nil, false, err
 		}
 		n, last := 0, int64(-1)
 		fs.EachRecord(func(r *kgo.Record) {
@@ -259,13 +264,13 @@ func (e *eos) readState(ctx context.Context, slot int, id string, from, until in
 			if string(r.Key) != id {
 				return
 			}
-			if v, err := strconv.ParseInt(string(r.Value), 10, 64); err == nil {
-				seq, found = v, true
+			if v, err := parseSeqs(r.Value); err == nil {
+				seqs, found = v, true
 			}
 		})
 		// Past the last record, or only markers and aborted records left.
 		if n == 0 || last >= until-1 {
-			return seq, found, nil
+			return seqs, found, nil
 		}
 	}
 }
@@ -312,12 +317,25 @@ func (r *Relay) drainExactlyOnce(ctx context.Context, tx pgx.Tx, slot int) (int,
 	if err != nil {
 		return 0, err
 	}
-	var fresh []outboxRow
+	// Rows the slot's last committed transaction published and whose
+	// deletion did not commit: delete them first, and alone, so the
+	// table never holds rows of two published batches.
+	var done []int64
 	for _, row := range rows {
-		if row.seq > sp.published {
-			fresh = append(fresh, row)
+		if sp.published[row.seq] {
+			done = append(done, row.seq)
 		}
 	}
+	if len(done) > 0 {
+		if _, err := tx.Exec(ctx, "DELETE FROM eventfx_outbox WHERE seq = ANY($1)", done); err != nil {
+			return 0, fmt.Errorf("delete published rows: %w", err)
+		}
+		if err := tx.Commit(ctx); err != nil {
+			return 0, fmt.Errorf("commit: %w", err)
+		}
+		return r.cfg.BatchSize, nil // the slot is due again at once
+	}
+	fresh := rows
 	var aside []asideRow
 	if len(fresh) > 0 {
 		aside, err = r.publishTxn(ctx, sp, slot, fresh)
@@ -391,9 +409,8 @@ func (r *Relay) sendTxn(ctx context.Context, sp *slotProducer, slot int, rows []
 	var refused []asideRow
 	recs := make([]*kgo.Record, 0, len(rows)+1)
 	rowOf := make(map[*kgo.Record]outboxRow, len(rows))
-	var last int64 = -1
+	sent := make(map[int64]bool, len(rows))
 	for _, row := range rows {
-		last = max(last, row.seq)
 		if reason := r.refusedTopic(row.topic); reason != "" {
 			refused = append(refused, asideRow{row: row, reason: reason})
 			continue
@@ -405,6 +422,7 @@ func (r *Relay) sendTxn(ctx context.Context, sp *slotProducer, slot int, rows []
 		rec := kafka.Record(row.topic, m)
 		rowOf[rec] = row
 		recs = append(recs, rec)
+		sent[row.seq] = true
 	}
 	if len(refused) > 0 {
 		return refused, nil // the caller tries again without them
@@ -413,7 +431,7 @@ func (r *Relay) sendTxn(ctx context.Context, sp *slotProducer, slot int, rows []
 		return nil, nil
 	}
 	id := r.eos.prefix + "." + strconv.Itoa(slot)
-	recs = append(recs, &kgo.Record{Topic: StateTopic, Partition: int32(slot), Key: []byte(id), Value: []byte(strconv.FormatInt(last, 10))})
+	recs = append(recs, &kgo.Record{Topic: StateTopic, Partition: int32(slot), Key: []byte(id), Value: formatSeqs(sent)})
 	if err := sp.cl.BeginTransaction(); err != nil {
 		return nil, fmt.Errorf("exactly-once: begin: %w", err)
 	}
@@ -435,7 +453,7 @@ func (r *Relay) sendTxn(ctx context.Context, sp *slotProducer, slot int, rows []
 	if err := sp.cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
 		return nil, fmt.Errorf("exactly-once: commit: %w", err)
 	}
-	sp.published = last
+	sp.published = sent
 	return nil, nil
 }
 
@@ -457,4 +475,30 @@ WHERE (SELECT held FROM lock) AND slot = $2 ORDER BY seq LIMIT $3`, int32(slotLo
 		return nil, fmt.Errorf("take batch: %w", err)
 	}
 	return rows, nil
+}
+
+// formatSeqs is the value of a state record: the seqs, comma-separated.
+func formatSeqs(seqs map[int64]bool) []byte {
+	var b []byte
+	for seq := range seqs {
+		if len(b) > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendInt(b, seq, 10)
+	}
+	return b
+}
+
+// parseSeqs reads the value of a state record ("probe", a producer's
+// start, is not one).
+func parseSeqs(v []byte) (map[int64]bool, error) {
+	seqs := map[int64]bool{}
+	for f := range strings.SplitSeq(string(v), ",") {
+		seq, err := strconv.ParseInt(f, 10, 64)
+		if err != nil {
+			return nil, err
+		}
+		seqs[seq] = true
+	}
+	return seqs, nil
 }

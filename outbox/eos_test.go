@@ -136,3 +136,40 @@ func TestTwoExactlyOnceRelaysShareTheWorkWithoutRepeats(t *testing.T) {
 	}
 	t.Logf("rows done: relay a %v, relay b %v", published(t, a), published(t, b))
 }
+
+// A row that commits after a later-inserted row of its slot was published
+// is published too: the relay's state names the rows it published, not
+// the highest seq.
+func TestExactlyOnceRelayPublishesARowThatCommitsLate(t *testing.T) {
+	t.Parallel()
+	addr := kafkatest.Broker(t)
+	cfg := outboxConfig(addr, pgtest.DSN(t))
+	cfg.Service = "shop"
+	cfg.Outbox.ExactlyOnce = true
+	cfg.Outbox.PollInterval = 20 * time.Millisecond
+	s := start(t, cfg)
+	topic := kafkatest.Unique("orders")
+	ctx := context.Background()
+	// Two keys of one slot.
+	late, early := "k-0", ""
+	for i := 1; early == ""; i++ {
+		if k := fmt.Sprintf("k-%d", i); outbox.SlotOf(k) == outbox.SlotOf(late) {
+			early = k
+		}
+	}
+
+	slow, err := s.ob.Pool().Begin(ctx)
+	require.NoError(t, err)
+	_, err = s.ob.Publish(ctx, slow, topic, OrderPlaced{Order: late}) // the lower seq, not committed yet
+	require.NoError(t, err)
+	require.NoError(t, s.ob.Tx(ctx, func(tx pgx.Tx) error {
+		_, err := s.ob.Publish(ctx, tx, topic, OrderPlaced{Order: early})
+		return err
+	}))
+	first := eventsOf(t, readCommitted(t, addr, topic, 1))
+	require.Equal(t, []OrderPlaced{{Order: early}}, first)
+	require.NoError(t, slow.Commit(ctx))
+
+	both := eventsOf(t, readCommitted(t, addr, topic, 2))
+	assert.Equal(t, []OrderPlaced{{Order: early}, {Order: late}}, both)
+}
