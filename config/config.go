@@ -62,6 +62,8 @@ type Config struct {
 	Observability Observability `koanf:"observability"`
 	// Console configures `eventfx console`.
 	Console Console `koanf:"console"`
+	// Outbox configures the transactional outbox (PostgreSQL).
+	Outbox Outbox `koanf:"outbox"`
 }
 
 // Kafka configures the Kafka transport.

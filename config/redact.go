@@ -19,13 +19,14 @@ func redact(s string) string {
 
 // Redacted returns a copy of c, safe to print: Kafka.SASL.Password,
 // HTTP.AuthToken, Console.Token, the registry's password and bearer token
-// and every webhook's Secret are "[redacted]" if set, and the password of a
-// webhook URL is masked.
+// and every webhook's Secret are "[redacted]" if set, and the passwords of a
+// webhook URL and of outbox.dsn are masked.
 func (c Config) Redacted() Config {
 	c.Kafka.SASL = c.Kafka.SASL.redacted()
 	c.HTTP = c.HTTP.redacted()
 	c.SchemaRegistry = c.SchemaRegistry.redacted()
 	c.Console = c.Console.redacted()
+	c.Outbox.DSN = c.Outbox.RedactedDSN()
 	c.Subscriber.Routes = slices.Clone(c.Subscriber.Routes)
 	for i := range c.Subscriber.Routes {
 		c.Subscriber.Routes[i].Webhook = c.Subscriber.Routes[i].Webhook.redacted()

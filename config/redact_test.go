@@ -35,6 +35,9 @@ func TestRedacted(t *testing.T) {
 	c.Console.Token = "c0nsole"
 	assert.Equal(t, "[redacted]", c.Redacted().Console.Token)
 	c.Console.Token = ""
+	c.Outbox.DSN = "postgres://app:pgs3cret@127.0.0.1/orders"
+	assert.Equal(t, "postgres://app:[redacted]@127.0.0.1/orders", c.Redacted().Outbox.DSN)
+	c.Outbox.DSN = ""
 
 	assert.Equal(t, secretConfig(), c, "Redacted leaves c as it was")
 }

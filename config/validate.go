@@ -98,6 +98,7 @@ func (p *problems) config(c Config) {
 	}
 	p.positive("publisher.publish_timeout", c.Publisher.PublishTimeout)
 	p.routes(c.Subscriber.Routes, c.Retry)
+	p.outbox(c.Outbox)
 	o := c.Observability
 	p.oneOf("observability.log.level", o.Log.Level, LogDebug, LogInfo, LogWarn, LogError)
 	p.oneOf("observability.log.format", o.Log.Format, LogText, LogJSON)

@@ -26,7 +26,7 @@ func newRootCmd() *cobra.Command {
 	}
 	root.PersistentFlags().StringSliceVar(&g.brokers, "brokers", nil, "Kafka brokers, host:port,… (default: kafka.brokers from --config/EVENTFX_*, else "+defaultBrokers+")")
 	root.PersistentFlags().StringVar(&g.configPath, "config", "", "YAML config file (default $EVENTFX_CONFIG)")
-	root.AddCommand(newBrokerCmd(), newPublishCmd(g), newTailCmd(g), newPoisonCmd(g), newBenchCmd(g), newConsoleCmd(g))
+	root.AddCommand(newBrokerCmd(), newPublishCmd(g), newTailCmd(g), newPoisonCmd(g), newBenchCmd(g), newOutboxCmd(g), newConsoleCmd(g))
 	return root
 }
 

@@ -1,0 +1,201 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/spf13/cobra"
+	"go.uber.org/fx"
+
+	"github.com/eventfx/eventfx/app"
+	"github.com/eventfx/eventfx/config"
+	"github.com/eventfx/eventfx/outbox"
+)
+
+func newOutboxCmd(g *globals) *cobra.Command {
+	var dsn string
+	cmd := &cobra.Command{
+		Use:   "outbox",
+		Short: "Run the transactional outbox's relay, show its backlog, retry set-aside rows",
+		Long: `The outbox is a PostgreSQL table services write their events into, in the
+transaction of their own data (package outbox). "outbox relay" publishes the
+committed rows to Kafka and deletes them once acknowledged; "outbox status"
+shows what waits, per slot, and the rows set aside for a permanent failure
+with their reasons; "outbox retry" puts set-aside rows back.
+
+The database is --dsn, else outbox.dsn from --config or EVENTFX_OUTBOX_DSN.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
+	}
+	cmd.PersistentFlags().StringVar(&dsn, "dsn", "", "PostgreSQL connection string (default: outbox.dsn from --config/EVENTFX_OUTBOX_DSN)")
+	cmd.AddCommand(newOutboxRelayCmd(g, &dsn), newOutboxStatusCmd(g, &dsn), newOutboxRetryCmd(g, &dsn))
+	return cmd
+}
+
+// outboxConfig is the config with --dsn applied and the outbox defaults.
+func outboxConfig(g *globals, dsn string) (config.Config, error) {
+	cfg, err := config.Load(g.configPath)
+	if err != nil {
+		return cfg, err
+	}
+	if dsn != "" {
+		cfg.Outbox.DSN = dsn
+	}
+	cfg.Outbox = cfg.Outbox.WithDefaults()
+	return cfg, cfg.Outbox.RequireDSN()
+}
+
+// outboxPool connects to the outbox's database.
+func outboxPool(ctx context.Context, cfg config.Config) (*pgxpool.Pool, error) {
+	pool, err := outbox.Open(cfg.Outbox)
+	if err != nil {
+		return nil, err
+	}
+	if err := outbox.Ping(ctx, pool, cfg.Outbox); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return pool, nil
+}
+
+func newOutboxRelayCmd(g *globals, dsn *string) *cobra.Command {
+	var httpAddr string
+	cmd := &cobra.Command{
+		Use:   "relay",
+		Short: "Publish the outbox's committed rows to Kafka until SIGINT/SIGTERM",
+		Long: `Runs the outbox relay standalone: every outbox.poll_interval (and on a NOTIFY
+with outbox.notify) it publishes the committed rows, slot by slot, in batches
+of outbox.batch_size, and deletes them once the broker acknowledged them.
+Several relays share the slots. SIGINT/SIGTERM let the batches in flight
+finish, then it exits 0. With --http-addr, /healthz, /readyz and /metrics
+are served there.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := outboxConfig(g, *dsn)
+			if err != nil {
+				return err
+			}
+			brokers, _, err := g.resolveBrokers()
+			if err != nil {
+				return err
+			}
+			cfg.Kafka.Brokers = brokers
+			cfg.Outbox.Disabled = false
+			modules := []fx.Option{app.Core(cfg), app.KafkaModule, app.PublisherModule, app.OutboxModule}
+			if httpAddr != "" {
+				cfg.HTTP.Addr = httpAddr
+				modules[0] = app.Core(cfg)
+				modules = append(modules, app.HTTPModule)
+			}
+			a := fx.New(modules...)
+			if err := a.Err(); err != nil {
+				return err
+			}
+			start, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
+			defer cancel()
+			if err := a.Start(start); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "eventfx outbox relay running (brokers %s, database %s)\n", strings.Join(brokers, ","), cfg.Outbox.RedactedDSN())
+			select {
+			case <-cmd.Context().Done():
+			case sig := <-a.Wait():
+				if sig.ExitCode != 0 {
+					return fmt.Errorf("outbox relay stopped: exit code %d", sig.ExitCode)
+				}
+			}
+			stop, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+			defer cancel()
+			return a.Stop(stop)
+		},
+	}
+	cmd.Flags().StringVar(&httpAddr, "http-addr", "", "serve /healthz, /readyz and /metrics on this address")
+	return cmd
+}
+
+func newOutboxStatusCmd(g *globals, dsn *string) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show the outbox's backlog per slot and its set-aside rows with their reasons",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := outboxConfig(g, *dsn)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
+			defer cancel()
+			pool, err := outboxPool(ctx, cfg)
+			if err != nil {
+				return err
+			}
+			defer pool.Close()
+			st, err := outbox.ReadStatus(ctx, pool)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return json.NewEncoder(cmd.OutOrStdout()).Encode(st)
+			}
+			printStatus(cmd.OutOrStdout(), st, time.Now())
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the status as one JSON object")
+	return cmd
+}
+
+// printStatus writes st for a terminal.
+func printStatus(w io.Writer, st outbox.Status, now time.Time) {
+	age := "-"
+	if !st.Oldest.IsZero() {
+		age = now.Sub(st.Oldest).Round(time.Millisecond).String()
+	}
+	fmt.Fprintf(w, "backlog: %d row(s), oldest %s old; set aside: %d row(s)\n", st.Rows, age, len(st.Aside))
+	for _, s := range st.Slots {
+		fmt.Fprintf(w, "slot %2d: %d row(s), oldest %s old\n", s.Slot, s.Rows, now.Sub(s.Oldest).Round(time.Millisecond))
+	}
+	for _, a := range st.Aside {
+		fmt.Fprintf(w, "set aside: %s topic=%s key=%q at=%s reason=%s\n", a.ID, a.Topic, a.Key, a.SetAsideAt.UTC().Format(time.RFC3339), a.Reason)
+	}
+}
+
+func newOutboxRetryCmd(g *globals, dsn *string) *cobra.Command {
+	var ids []string
+	cmd := &cobra.Command{
+		Use:   "retry",
+		Short: "Put set-aside rows back into the outbox (all, or those of --id)",
+		Long: `Moves rows the relay set aside for a permanent failure back into the outbox,
+once their cause is fixed: all of them, or those given with --id. Each goes
+to the end of its key's order. A row set aside again keeps its reason in
+"outbox status".`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := outboxConfig(g, *dsn)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
+			defer cancel()
+			pool, err := outboxPool(ctx, cfg)
+			if err != nil {
+				return err
+			}
+			defer pool.Close()
+			n, err := outbox.Retry(ctx, pool, ids...)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%d row(s) back in the outbox\n", n)
+			return nil
+		},
+	}
+	cmd.Flags().StringSliceVar(&ids, "id", nil, "retry only the rows with these event IDs (repeatable)")
+	return cmd
+}
