@@ -1,6 +1,7 @@
-// Command eventfx runs an embedded Kafka-protocol broker and operates on
-// topics and the poison queue: broker, publish, tail, poison list, poison
-// stats, poison replay. Run `eventfx --help`.
+// Command eventfx runs an embedded Kafka-protocol broker (with a Schema
+// Registry) and operates on topics, the poison queue and the outbox:
+// broker, publish, tail, poison list, poison stats, poison replay, bench,
+// outbox relay, outbox status, outbox retry, console. Run `eventfx --help`.
 package main
 
 import (
