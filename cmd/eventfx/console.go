@@ -31,6 +31,7 @@ type consoleOpts struct {
 	readOnly    bool
 	poisonTopic string
 	sampleEvery time.Duration
+	registry    string
 }
 
 func newConsoleCmd(g *globals) *cobra.Command {
@@ -81,7 +82,19 @@ change anything. See docs/console.md.`,
 			if topic == "" {
 				topic = c.cfg.Poison.Topic
 			}
-			con, err := console.New(console.Options{Client: c.Client, PoisonTopic: topic, Token: o.token, ReadOnly: o.readOnly, SampleEvery: o.sampleEvery})
+			opts := console.Options{Client: c.Client, PoisonTopic: topic, Token: o.token, ReadOnly: o.readOnly, SampleEvery: o.sampleEvery}
+			if o.registry != "" || c.cfg.SchemaRegistry.URL != "" {
+				reg, err := openRegistry(o.registry, c.cfg)
+				if err != nil {
+					return err
+				}
+				defer reg.Close()
+				opts.Decode = func(payload []byte) (int, []byte, error) {
+					d, err := reg.DecodeJSON(payload)
+					return d.ID, d.JSON, err
+				}
+			}
+			con, err := console.New(opts)
 			if err != nil {
 				return err
 			}
@@ -108,6 +121,7 @@ change anything. See docs/console.md.`,
 	cmd.Flags().BoolVar(&o.readOnly, "read-only", false, "refuse every request that changes something (403; also console.read_only)")
 	cmd.Flags().StringVar(&o.poisonTopic, "poison-topic", "", "poison topic (default: poison.topic from --config/EVENTFX_*, else eventfx.poison)")
 	cmd.Flags().DurationVar(&o.sampleEvery, "sample-every", console.DefaultSampleEvery, "how often to read announcements, offsets and new poison records")
+	registryFlag(cmd, &o.registry)
 	return cmd
 }
 

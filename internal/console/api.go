@@ -129,8 +129,8 @@ type PoisonMessage struct {
 	Problems          []string  `json:"problems,omitempty"`
 }
 
-func newPoisonMessage(p poison.Record) PoisonMessage {
-	m := newMessage(&kgo.Record{Topic: p.PoisonTopic, Partition: p.PoisonPartition, Offset: p.PoisonOffset, Timestamp: p.Timestamp, Key: p.Key, Value: p.Payload, Headers: p.Headers})
+func newPoisonMessage(p poison.Record, dec decoder) PoisonMessage {
+	m := newMessage(&kgo.Record{Topic: p.PoisonTopic, Partition: p.PoisonPartition, Offset: p.PoisonOffset, Timestamp: p.Timestamp, Key: p.Key, Value: p.Payload, Headers: p.Headers}, dec)
 	m.ID = p.ID
 	return PoisonMessage{
 		Message: m, OriginalTopic: p.Topic, OriginalPartition: p.Partition, OriginalOffset: p.Offset,
@@ -176,7 +176,7 @@ func (c *Console) groupMessages(ctx context.Context, group string, limit int) (G
 			out.Truncated = true
 			break
 		}
-		out.Messages = append(out.Messages, newPoisonMessage(p))
+		out.Messages = append(out.Messages, newPoisonMessage(p, c.o.Decode))
 	}
 	return out, nil
 }
@@ -309,7 +309,7 @@ func (c *Console) apiReplay(w http.ResponseWriter, r *http.Request) {
 			ans.Truncated = true
 			return nil
 		}
-		ans.Messages = append(ans.Messages, replayedMessage(res))
+		ans.Messages = append(ans.Messages, replayedMessage(res, c.o.Decode))
 		return nil
 	}
 	sum, err := c.o.Client.Replay(r.Context(), o)
@@ -341,7 +341,7 @@ type ReplayProgress struct {
 	ID     string `json:"id"`
 }
 
-func replayedMessage(res poison.ReplayResult) ReplayedMessage {
+func replayedMessage(res poison.ReplayResult, dec decoder) ReplayedMessage {
 	out := ReplayedMessage{Action: res.Action.String(), PoisonPartition: res.Record.PoisonPartition, PoisonOffset: res.Record.PoisonOffset}
 	rec := res.Replay
 	if rec == nil {
@@ -351,7 +351,7 @@ func replayedMessage(res poison.ReplayResult) ReplayedMessage {
 		if res.Replay == nil {
 			rec.Partition, rec.Offset = -1, -1
 		}
-		out.Message = newMessage(rec)
+		out.Message = newMessage(rec, dec)
 	} else {
 		out.Message = Message{Topic: res.Record.Topic, Partition: -1, Offset: -1, ID: res.Record.ID, Headers: []Header{}}
 	}
@@ -505,7 +505,7 @@ func (c *Console) messages(ctx context.Context, b browse) (Messages, error) {
 		}
 	}
 	for _, r := range recs {
-		out.Messages = append(out.Messages, newMessage(r))
+		out.Messages = append(out.Messages, newMessage(r, c.o.Decode))
 	}
 	return out, nil
 }
@@ -694,7 +694,7 @@ func (c *Console) conversation(ctx context.Context, id string, at time.Time, win
 	}
 	top := c.current().topologyOrEmpty()
 	for _, r := range recs {
-		out.Entries = append(out.Entries, newEntry(r, top))
+		out.Entries = append(out.Entries, newEntry(r, top, c.o.Decode))
 	}
 	slices.SortFunc(out.Entries, func(a, b Entry) int {
 		return cmp.Or(a.Timestamp.Compare(b.Timestamp), cmp.Compare(a.Topic, b.Topic), cmp.Compare(a.Partition, b.Partition), cmp.Compare(a.Offset, b.Offset))
@@ -712,8 +712,8 @@ func headerValue(r *kgo.Record, key string) string {
 	return v
 }
 
-func newEntry(r *kgo.Record, top Topology) Entry {
-	e := Entry{Kind: "event", Message: newMessage(r)}
+func newEntry(r *kgo.Record, top Topology, dec decoder) Entry {
+	e := Entry{Kind: "event", Message: newMessage(r, dec)}
 	if reason := headerValue(r, meta.ReasonPoisoned); reason != "" {
 		p := poison.Parse(r)
 		e.Kind, e.Handler, e.Reason = "poisoned", p.Handler, p.Reason

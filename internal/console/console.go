@@ -66,6 +66,11 @@ type Options struct {
 	// AgeOut is how long an instance that stopped, or stopped
 	// heartbeating, stays in the topology. Default DefaultAgeOut (5m).
 	AgeOut time.Duration
+	// Decode, when set, decodes Schema-Registry-framed payloads for the
+	// views (schema.Registry's DecodeJSON): a payload it decodes is shown
+	// as its JSON with its schema ID, one it cannot as it is with the
+	// reason. Default nil: payloads are shown as they are.
+	Decode func(payload []byte) (schemaID int, value []byte, err error)
 	// Logger logs the sampler's failures. Default slog.Default().
 	Logger *slog.Logger
 }

@@ -30,7 +30,20 @@ type Message struct {
 	PayloadBase64 string `json:"payload_base64,omitempty"`
 	// JSON says whether the payload is JSON.
 	JSON bool `json:"json"`
+	// SchemaID is the Schema Registry ID of a framed payload the console
+	// decoded (Payload is then its JSON); DecodeError why a payload that
+	// looked framed did not decode (the payload is then shown as it is).
+	SchemaID    int    `json:"schema_id,omitempty"`
+	DecodeError string `json:"decode_error,omitempty"`
 }
+
+// decoder decodes Schema-Registry-framed payloads (Options.Decode); nil
+// decodes nothing.
+type decoder func(payload []byte) (schemaID int, value []byte, err error)
+
+// framed reports whether v may be a Schema-Registry-framed value: magic
+// byte 0 and a schema ID.
+func framed(v []byte) bool { return len(v) >= 5 && v[0] == 0 }
 
 // Header is one record header. Values of headers whose names say they
 // hold a secret (authorization, password, secret, token) are masked.
@@ -52,8 +65,8 @@ func secretHeader(key string) bool {
 	return false
 }
 
-// newMessage describes r.
-func newMessage(r *kgo.Record) Message {
+// newMessage describes r, its payload decoded by dec when framed.
+func newMessage(r *kgo.Record, dec decoder) Message {
 	m := Message{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Timestamp: r.Timestamp.UTC(), Key: printable(r.Key), Headers: headers(r.Headers)}
 	for _, h := range r.Headers {
 		switch h.Key {
@@ -62,6 +75,15 @@ func newMessage(r *kgo.Record) Message {
 		case meta.CorrelationID:
 			m.CorrelationID = string(h.Value)
 		}
+	}
+	if dec != nil && framed(r.Value) {
+		id, value, err := dec(r.Value)
+		if err == nil {
+			m.SchemaID = id
+			m.Payload, m.PayloadBase64, m.JSON = payload(value)
+			return m
+		}
+		m.DecodeError = err.Error()
 	}
 	m.Payload, m.PayloadBase64, m.JSON = payload(r.Value)
 	return m

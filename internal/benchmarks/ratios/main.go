@@ -138,6 +138,8 @@ var ratios = []ratio{
 	{"consume: eventfx by partition / watermill-kafka with eventfx's intake", "KafkaConsume/eventfx", "KafkaConsume/watermill-kafka-intake-per-core", "", none},
 	{"consume: eventfx by partition / raw franz-go", "KafkaConsume/eventfx", "KafkaConsume/franz-go", "", none},
 	{"consume: eventfx by key / watermill-kafka", "KafkaConsume/eventfx-key", "KafkaConsume/watermill-kafka", "", atLeast(1.5)},
+	{"consume: typed Avro handler by key / raw handler by key", "KafkaConsume/eventfx-key-avro", "KafkaConsume/eventfx-key", "", atLeast(0.90)},
+	{"consume: typed JSON handler by key / raw handler by key", "KafkaConsume/eventfx-key-json", "KafkaConsume/eventfx-key", "", none},
 	{"consume, 1 ms handler: eventfx by key / watermill-kafka", "KafkaConsumeIO/eventfx-key", "KafkaConsumeIO/watermill-kafka", "", atLeast(20)},
 	{"publish: eventfx batch / watermill-kafka sequential", "KafkaPublish/eventfx-batch", "KafkaPublish/watermill-kafka-sequential", "", atLeast(10)},
 	{"publish: eventfx batch / raw franz-go", "KafkaPublish/eventfx-batch", "KafkaPublish/franz-go", "", atLeast(0.25)},
