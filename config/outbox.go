@@ -100,10 +100,15 @@ func (o Outbox) RequireDSN() error {
 	return nil
 }
 
-// dsnPassword finds the password of a key=value connection string.
-var dsnPassword = regexp.MustCompile(`(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)`)
+// dsnPassword finds the password (and sslpassword) of a key=value
+// connection string; urlPassword the password of a URL, also one that
+// url.Parse refuses.
+var (
+	dsnPassword = regexp.MustCompile(`((?:^|\s)(?:ssl)?password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)`)
+	urlPassword = regexp.MustCompile(`^([a-zA-Z][a-zA-Z0-9+.-]*://[^:/@?#]*:)(.*)@`)
+)
 
-// RedactedDSN is o.DSN with its password, if any, replaced.
+// RedactedDSN is o.DSN with its passwords, if any, replaced.
 func (o Outbox) RedactedDSN() string {
 	if u, err := url.Parse(o.DSN); err == nil && u.Scheme != "" {
 		// A placeholder url.URL does not escape, replaced after.
@@ -112,11 +117,19 @@ func (o Outbox) RedactedDSN() string {
 			u.User = url.UserPassword(u.User.Username(), mark)
 		}
 		q := u.Query()
-		if q.Has("password") {
-			q.Set("password", mark)
-			u.RawQuery = q.Encode()
+		for _, k := range []string{"password", "sslpassword"} {
+			if q.Has(k) {
+				q.Set(k, mark)
+				u.RawQuery = q.Encode()
+			}
 		}
 		return strings.ReplaceAll(u.String(), mark, redacted)
+	}
+	if strings.Contains(o.DSN, "://") {
+		// Not a URL Go parses (a '#' or '/' in the password…): mask from
+		// the user's ':' to the host's '@', and any password parameter.
+		dsn := urlPassword.ReplaceAllString(o.DSN, "${1}"+redacted+"@")
+		return regexp.MustCompile(`([?&](?:ssl)?password=)[^&]*`).ReplaceAllString(dsn, "${1}"+redacted)
 	}
 	return dsnPassword.ReplaceAllString(o.DSN, "${1}"+redacted)
 }

@@ -39,9 +39,16 @@ func TestOutboxDSNIsPrintedRedacted(t *testing.T) {
 		{"host=db user=app password=s3cret dbname=orders", "host=db user=app password=[redacted] dbname=orders"},
 		{"host=db password='s3 cret' dbname=orders", "host=db password=[redacted] dbname=orders"},
 		{"host=/tmp/pg dbname=orders", "host=/tmp/pg dbname=orders"},
+		{"host=db sslpassword=s3cret dbname=orders", "host=db sslpassword=[redacted] dbname=orders"},
+		{"postgres://app@db/orders?sslpassword=s3cret", "postgres://app@db/orders?sslpassword=[redacted]"},
+		// Passwords url.Parse refuses.
+		{"postgres://app:pa#s3cret@db/orders", "postgres://app:[redacted]@db/orders"},
+		{"postgresql://app:pa/s3cret@db/orders", "postgresql://app:[redacted]@db/orders"},
+		{"postgres://app:pa s3cret@db/orders?password=s3cret", "postgres://app:[redacted]@db/orders?password=[redacted]"},
 	}
 	for _, tt := range tests {
 		assert.Equal(t, tt.want, config.Outbox{DSN: tt.dsn}.RedactedDSN(), tt.dsn)
+		assert.NotContains(t, config.Outbox{DSN: tt.dsn}.RedactedDSN(), "s3cret")
 	}
 	cfg := config.Config{Outbox: config.Outbox{DSN: tests[0].dsn}}
 	for _, printed := range []string{fmt.Sprint(cfg), fmt.Sprintf("%+v", cfg), fmt.Sprintf("%#v", cfg), fmt.Sprint(cfg.Outbox)} {

@@ -96,6 +96,16 @@ func TestRefusedRowsAreSetAsideWithTheirReasonAndRetried(t *testing.T) {
 		return err == nil && len(st.Aside) == 2 && st.Rows == 0
 	}, func() string { return fmt.Sprintf("want the retried row set aside again, have %+v", st) })
 	assert.Equal(t, poisoned, st.Aside[1].ID, "set aside again, after the other")
+
+	// A retry without IDs (`eventfx outbox retry`) puts back every
+	// set-aside row.
+	n, err = outbox.Retry(ctx, s.ob.Pool())
+	require.NoError(t, err)
+	assert.Equal(t, int64(2), n, "a retry without IDs retries every set-aside row")
+	kafkatest.Eventually(t, 10*time.Second, func() bool {
+		st, err = outbox.ReadStatus(ctx, s.ob.Pool())
+		return err == nil && len(st.Aside) == 2 && st.Rows == 0
+	}, func() string { return fmt.Sprintf("want both rows set aside again, have %+v", st) })
 }
 
 // gauge reads a gauge of s's registry.

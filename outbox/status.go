@@ -86,6 +86,9 @@ func ReadStatus(ctx context.Context, pool *pgxpool.Pool) (Status, error) {
 // to the end of its key's order (a new seq). It returns how many moved.
 // A row whose ID is back in the outbox meanwhile stays set aside.
 func Retry(ctx context.Context, pool *pgxpool.Pool, ids ...string) (int64, error) {
+	if ids == nil {
+		ids = []string{} // a nil slice is NULL, whose cardinality is NULL
+	}
 	tag, err := pool.Exec(ctx, `WITH moved AS (
 	DELETE FROM eventfx_outbox_aside a
 	WHERE (cardinality($1::text[]) = 0 OR a.id = ANY($1))
