@@ -32,11 +32,11 @@ import (
 )
 
 var (
-	backlog         = flag.Int("outbox.backlog", 10_000, "rows of BenchmarkOutboxDrain's backlog (the issue's figure: 100000)")
+	backlog         = flag.Int("outbox.backlog", 10_000, "rows of BenchmarkOutboxDrain's backlog (the documented figures use 100000)")
 	latencyRate     = flag.Int("outbox.rate", 1000, "events per second BenchmarkOutboxLatency's writers commit")
 	drainBatch      = flag.Int("outbox.batch", 0, "outbox.batch_size of BenchmarkOutboxDrain's relay (0: the default)")
 	drainWorkers    = flag.Int("outbox.workers", 0, "outbox.workers of BenchmarkOutboxDrain's relay (0: the default)")
-	latencyDuration = flag.Duration("outbox.duration", 2*time.Second, "how long BenchmarkOutboxLatency's writers write (the issue's figure: 10s)")
+	latencyDuration = flag.Duration("outbox.duration", 2*time.Second, "how long BenchmarkOutboxLatency's writers write (the documented figures use 10s)")
 )
 
 // benchKeys is how many keys the benchmarks' events spread over.

@@ -66,7 +66,7 @@ const notifyChannel = "eventfx_outbox"
 // What wakes the relay of the same process: a commit made through Tx, at
 // once; a Publish in a transaction the caller commits itself, within a
 // few milliseconds of the commit when the transaction is short (the relay
-// looks again 5, 25, 125 and 625 ms after the Publish), else at the next
+// looks again 5, 20, 100 and 500 ms after the Publish), else at the next
 // poll (outbox.poll_interval). With outbox.notify, Tx also sends a NOTIFY
 // after its commit, which wakes relays in other processes.
 type Outbox struct {

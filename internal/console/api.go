@@ -433,6 +433,10 @@ func parseBrowse(r *http.Request, topic string) (browse, error) {
 		if !ok || k == "" {
 			q.fail(fmt.Errorf("header: %q is not name=value", h))
 		}
+		if secretHeader(k) {
+			// Its values are shown masked: no filter may guess them.
+			q.fail(fmt.Errorf("header: %q holds a secret and cannot be filtered on", k))
+		}
 		b.headerKey, b.headerValue = k, v
 	}
 	b.correlationID = r.URL.Query().Get("correlation_id")

@@ -158,6 +158,9 @@ func TestAPIOnARunningService(t *testing.T) {
 		assert.Equal(t, http.StatusMethodNotAllowed, res.StatusCode, "no mutation on GET")
 		var e map[string]string
 		assert.Equal(t, http.StatusNotFound, s.get(t, "/api/topics/no-such-topic/messages", &e))
+		assert.Equal(t, http.StatusBadRequest, s.get(t, "/api/topics/"+s.orders+"/messages?header=Authorization=Bearer+x", &e),
+			"a header shown masked cannot be probed by filtering on it")
+		assert.Contains(t, e["error"], "holds a secret")
 		var ts console.TopicList
 		s.get(t, "/api/topics", &ts)
 		for _, tp := range ts.Topics {
