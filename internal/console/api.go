@@ -486,28 +486,37 @@ func (c *Console) messages(ctx context.Context, b browse) (Messages, error) {
 		out.Partitions = append(out.Partitions, PartitionSpan{Partition: p, Start: s.from, End: s.to, From: read.from})
 	}
 	slices.SortFunc(out.Partitions, func(a, b PartitionSpan) int { return cmp.Compare(a.Partition, b.Partition) })
+	// At most 2×limit matches are held while scanning: past that, the
+	// ones that cannot be shown (the oldest when showing the newest, else
+	// the newest) are dropped.
 	var recs []*kgo.Record
+	keep := func() {
+		slices.SortFunc(recs, func(x, y *kgo.Record) int {
+			return cmp.Or(x.Timestamp.Compare(y.Timestamp), cmp.Compare(x.Partition, y.Partition), cmp.Compare(x.Offset, y.Offset))
+		})
+		if len(recs) > b.limit {
+			out.Truncated = true
+			if newest {
+				recs = slices.Clone(recs[len(recs)-b.limit:])
+			} else {
+				recs = slices.Clone(recs[:b.limit])
+			}
+		}
+	}
 	err = c.scan(ctx, map[string]map[int32]span{b.topic: spans}, func(r *kgo.Record) bool {
 		out.Scanned++
 		if b.matches(r) {
 			recs = append(recs, r)
+			if len(recs) >= 2*b.limit {
+				keep()
+			}
 		}
 		return true
 	})
 	if err != nil {
 		return Messages{}, err
 	}
-	slices.SortFunc(recs, func(x, y *kgo.Record) int {
-		return cmp.Or(x.Timestamp.Compare(y.Timestamp), cmp.Compare(x.Partition, y.Partition), cmp.Compare(x.Offset, y.Offset))
-	})
-	if len(recs) > b.limit {
-		out.Truncated = true
-		if newest {
-			recs = recs[len(recs)-b.limit:]
-		} else {
-			recs = recs[:b.limit]
-		}
-	}
+	keep()
 	for _, r := range recs {
 		out.Messages = append(out.Messages, newMessage(r, c.o.Decode))
 	}

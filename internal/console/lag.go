@@ -104,6 +104,7 @@ type tracker struct {
 }
 
 type progress struct {
+	group     string
 	committed int64
 	since     time.Time
 }
@@ -317,6 +318,7 @@ func position(topic string, p int32, o int64) string {
 func (t *tracker) settle(ls []HandlerLag, born map[string]time.Time, now time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.forget(ls)
 	for i := range ls {
 		l := &ls[i]
 		stalled, lagging := false, false
@@ -326,7 +328,7 @@ func (t *tracker) settle(ls []HandlerLag, born map[string]time.Time, now time.Ti
 			key := l.ConsumerGroup + "/" + position(l.Topic, p.Partition, 0)
 			pr, ok := t.progress[key]
 			if !ok || pr.committed != p.Committed || p.Lag == 0 {
-				pr = progress{committed: p.Committed, since: now}
+				pr = progress{group: l.ConsumerGroup, committed: p.Committed, since: now}
 				t.progress[key] = pr
 			}
 			p.SinceProgress = now.Sub(pr.since).Seconds()
@@ -363,5 +365,25 @@ func (t *tracker) settle(ls []HandlerLag, born map[string]time.Time, now time.Ti
 		}
 		t.history[l.ConsumerGroup] = h
 		l.History = slices.Clone(h)
+	}
+}
+
+// forget drops what the tracker remembers of handlers no longer in the
+// sample ls (their instances are gone), so that its memory follows the
+// handlers that exist.
+func (t *tracker) forget(ls []HandlerLag) {
+	groups := make(map[string]bool, len(ls))
+	for _, l := range ls {
+		groups[l.ConsumerGroup] = true
+	}
+	for g := range t.history {
+		if !groups[g] {
+			delete(t.history, g)
+		}
+	}
+	for key, pr := range t.progress {
+		if !groups[pr.group] {
+			delete(t.progress, key)
+		}
 	}
 }

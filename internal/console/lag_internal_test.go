@@ -67,3 +67,21 @@ func TestHistoryKeepsTheLastSamples(t *testing.T) {
 	}
 	assert.Equal(t, []int64{2, 3, 4}, lags)
 }
+
+func TestTheTrackerForgetsHandlersThatAreGone(t *testing.T) {
+	tr := newTracker(Options{}.withDefaults())
+	now := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
+	sample := func(groups ...string) {
+		var ls []HandlerLag
+		for _, g := range groups {
+			ls = append(ls, HandlerLag{ConsumerGroup: g, Topic: "t", Partitions: []PartitionLag{{Committed: 1, End: 5, Lag: 4}}})
+		}
+		tr.settle(ls, nil, now)
+		now = now.Add(time.Second)
+	}
+	sample("svc.a", "svc.b")
+	sample("svc.b")
+	assert.NotContains(t, tr.history, "svc.a")
+	assert.Contains(t, tr.history, "svc.b")
+	assert.Len(t, tr.progress, 1, "only svc.b's partition: %v", tr.progress)
+}
