@@ -6,11 +6,14 @@ import (
 	"net"
 	"os"
 	"runtime/debug"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/eventfx/eventfx/handlers"
 	"github.com/eventfx/eventfx/internal/console"
+	"github.com/eventfx/eventfx/schema"
 )
 
 // defaultConsoleAddr is where the console listens: loopback only.
@@ -89,10 +92,7 @@ change anything. See docs/console.md.`,
 					return err
 				}
 				defer reg.Close()
-				opts.Decode = func(payload []byte) (int, []byte, error) {
-					d, err := reg.DecodeJSON(payload)
-					return d.ID, d.JSON, err
-				}
+				opts.Decode = (&consoleDecoder{reg: reg}).decode
 			}
 			con, err := console.New(opts)
 			if err != nil {
@@ -131,4 +131,38 @@ func isLoopbackHost(host string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// consoleDecoder decodes framed payloads for the console's views. A
+// registry that did not answer is not asked again for
+// registryRetryAfter (the views show the payloads as they are, with the
+// reason), so that one page of messages cannot wait for it once per
+// message.
+type consoleDecoder struct {
+	reg *schema.Registry
+
+	mu        sync.Mutex
+	downUntil time.Time
+	downErr   error
+}
+
+// registryRetryAfter is how long the console leaves a registry that did
+// not answer alone.
+const registryRetryAfter = 30 * time.Second
+
+func (d *consoleDecoder) decode(payload []byte) (int, []byte, error) {
+	d.mu.Lock()
+	if time.Now().Before(d.downUntil) {
+		err := d.downErr
+		d.mu.Unlock()
+		return 0, nil, err
+	}
+	d.mu.Unlock()
+	v, err := d.reg.DecodeJSON(payload)
+	if errors.Is(err, handlers.ErrCodecUnavailable) {
+		d.mu.Lock()
+		d.downUntil, d.downErr = time.Now().Add(registryRetryAfter), fmt.Errorf("not asked again before %s: %w", time.Now().Add(registryRetryAfter).UTC().Format(time.TimeOnly), err)
+		d.mu.Unlock()
+	}
+	return v.ID, v.JSON, err
 }
