@@ -271,3 +271,31 @@ func TestStatusListsTheBacklogPerSlot(t *testing.T) {
 	require.NoError(t, err)
 	assert.Contains(t, string(js), `"rows":3`)
 }
+
+// A row written by hand whose headers are not a JSON object of strings is
+// set aside with the reason; the rows beside it are published.
+func TestARowWithBadHeadersIsSetAsideNotRetriedForever(t *testing.T) {
+	t.Parallel()
+	addr := kafkatest.Broker(t)
+	cfg := outboxConfig(addr, pgtest.DSN(t))
+	s := start(t, cfg)
+	topic := kafkatest.Unique("orders")
+	ctx := context.Background()
+
+	_, err := s.ob.Pool().Exec(ctx, `INSERT INTO eventfx_outbox (id, topic, key, slot, payload, headers) VALUES ('by-hand', $1, 'o-1', 0, '{}', '[1, 2]')`, topic)
+	require.NoError(t, err)
+	require.NoError(t, s.ob.Tx(ctx, func(tx pgx.Tx) error {
+		_, err := s.ob.Publish(ctx, tx, topic, OrderPlaced{Order: "o-1", Seq: 1})
+		return err
+	}))
+
+	events := eventsOf(t, kafkatest.Read(t, addr, topic, 1, 10*time.Second))
+	assert.Equal(t, []OrderPlaced{{Order: "o-1", Seq: 1}}, events)
+	var st outbox.Status
+	kafkatest.Eventually(t, 10*time.Second, func() bool {
+		st, err = outbox.ReadStatus(ctx, s.ob.Pool())
+		return err == nil && len(st.Aside) == 1 && st.Rows == 0
+	}, func() string { return fmt.Sprintf("want the hand-written row set aside, have %+v", st) })
+	assert.Equal(t, "by-hand", st.Aside[0].ID)
+	assert.Contains(t, st.Aside[0].Reason, "headers")
+}

@@ -388,13 +388,22 @@ func (r *Relay) publish(ctx context.Context, rows []outboxRow) ([]asideRow, erro
 			}
 			continue
 		}
-		msgs := make([]*message.Message, len(group))
-		for i, row := range group {
+		// A row whose headers do not decode (one written by hand) can
+		// never be published: it is set aside, the others go.
+		msgs := make([]*message.Message, 0, len(group))
+		sendable := group[:0:0]
+		for _, row := range group {
 			m, err := row.message()
 			if err != nil {
-				return nil, err
+				aside = append(aside, asideRow{row: row, reason: oneLine(err)})
+				continue
 			}
-			msgs[i] = m
+			msgs = append(msgs, m)
+			sendable = append(sendable, row)
+		}
+		group = sendable
+		if len(msgs) == 0 {
+			continue
 		}
 		err := r.pub.PublishMessages(ctx, topic, msgs...)
 		if err == nil {
