@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/eventfx/eventfx/internal/refcount"
 	"github.com/eventfx/eventfx/internal/registry"
 )
 
@@ -279,36 +280,8 @@ func (b *Broker) Close() {
 // The process's shared embedded broker: every app of one process whose
 // config says "embedded" talks to the same broker, as they would to one
 // cluster. It starts with the first user and stops with the last.
-var shared struct {
-	mu    sync.Mutex
-	b     *Broker
-	users int
-}
+var shared = refcount.New(func() (*Broker, error) { return Start(Config{}) }, (*Broker).Close)
 
 // Acquire returns the process's shared embedded broker, starting it if no
 // one uses it, and a release function to call once done with it.
-func Acquire() (*Broker, func(), error) {
-	shared.mu.Lock()
-	defer shared.mu.Unlock()
-	if shared.b == nil {
-		b, err := Start(Config{})
-		if err != nil {
-			return nil, nil, err
-		}
-		shared.b = b
-	}
-	shared.users++
-	var once sync.Once
-	release := func() {
-		once.Do(func() {
-			shared.mu.Lock()
-			defer shared.mu.Unlock()
-			shared.users--
-			if shared.users == 0 {
-				shared.b.Close()
-				shared.b = nil
-			}
-		})
-	}
-	return shared.b, release, nil
-}
+func Acquire() (*Broker, func(), error) { return shared.Acquire() }

@@ -31,6 +31,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/eventfx/eventfx/internal/refcount"
 	"github.com/twmb/avro"
 	"github.com/twmb/franz-go/pkg/sr"
 	"github.com/twmb/franz-go/pkg/sr/srfake"
@@ -397,36 +398,8 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // whose kafka.brokers is [embedded] and whose schema_registry.url is empty
 // uses it, as they share the embedded broker. It starts with the first
 // user and stops with the last; it keeps nothing after that.
-var shared struct {
-	mu    sync.Mutex
-	r     *Registry
-	users int
-}
+var shared = refcount.New(func() (*Registry, error) { return Start("127.0.0.1:0", "") }, (*Registry).Close)
 
 // Acquire returns the process's shared registry, starting it if no one
 // uses it, and a release function to call once done with it.
-func Acquire() (*Registry, func(), error) {
-	shared.mu.Lock()
-	defer shared.mu.Unlock()
-	if shared.r == nil {
-		r, err := Start("127.0.0.1:0", "")
-		if err != nil {
-			return nil, nil, err
-		}
-		shared.r = r
-	}
-	shared.users++
-	var once sync.Once
-	release := func() {
-		once.Do(func() {
-			shared.mu.Lock()
-			defer shared.mu.Unlock()
-			shared.users--
-			if shared.users == 0 {
-				shared.r.Close()
-				shared.r = nil
-			}
-		})
-	}
-	return shared.r, release, nil
-}
+func Acquire() (*Registry, func(), error) { return shared.Acquire() }
