@@ -350,18 +350,7 @@ func (r *Relay) drainExactlyOnce(ctx context.Context, tx pgx.Tx, slot int) (int,
 	if _, err := tx.Exec(ctx, "DELETE FROM eventfx_outbox WHERE seq = ANY($1)", seqs); err != nil {
 		return 0, fmt.Errorf("delete batch: %w", err)
 	}
-	if err := setAside(ctx, tx, aside); err != nil {
-		return 0, err
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return 0, fmt.Errorf("commit: %w", err)
-	}
-	r.m.batch(true)
-	r.m.acked(rows, aside)
-	for _, a := range aside {
-		r.log.Warn("outbox relay: event set aside", "message_id", a.row.id, "topic", a.row.topic, "reason", a.reason)
-	}
-	return len(rows), nil
+	return r.commit(ctx, tx, rows, aside)
 }
 
 // publishTxn publishes rows and the state record in one transaction of

@@ -321,10 +321,17 @@ func (r *Relay) drain(ctx context.Context, slot int) (int, error) {
 		r.m.batch(false)
 		return 0, err
 	}
-	if err := setAside(work, tx, aside); err != nil {
+	return r.commit(work, tx, rows, aside)
+}
+
+// commit ends a batch whose rows were published (or set aside): the
+// set-aside rows moved, tx committed, the metrics and the log told. It
+// returns how many rows the batch held.
+func (r *Relay) commit(ctx context.Context, tx pgx.Tx, rows []outboxRow, aside []asideRow) (int, error) {
+	if err := setAside(ctx, tx, aside); err != nil {
 		return 0, err
 	}
-	if err := tx.Commit(work); err != nil {
+	if err := tx.Commit(ctx); err != nil {
 		return 0, fmt.Errorf("commit: %w", err)
 	}
 	r.m.batch(true)
