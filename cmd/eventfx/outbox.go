@@ -118,6 +118,26 @@ are served there.`,
 	return cmd
 }
 
+// withOutboxPool runs fn on a pool of the outbox's database (the --dsn
+// flag, else outbox.dsn), within outboxCommandTimeout.
+func withOutboxPool(cmd *cobra.Command, g *globals, dsn string, fn func(context.Context, *pgxpool.Pool) error) error {
+	cfg, err := outboxConfig(g, dsn)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(cmd.Context(), outboxCommandTimeout)
+	defer cancel()
+	pool, err := outboxPool(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	return fn(ctx, pool)
+}
+
+// outboxCommandTimeout bounds `outbox status` and `outbox retry`.
+const outboxCommandTimeout = 30 * time.Second
+
 func newOutboxStatusCmd(g *globals, dsn *string) *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
@@ -125,26 +145,17 @@ func newOutboxStatusCmd(g *globals, dsn *string) *cobra.Command {
 		Short: "Show the outbox's backlog per slot and its set-aside rows with their reasons",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := outboxConfig(g, *dsn)
-			if err != nil {
-				return err
-			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
-			defer cancel()
-			pool, err := outboxPool(ctx, cfg)
-			if err != nil {
-				return err
-			}
-			defer pool.Close()
-			st, err := outbox.ReadStatus(ctx, pool)
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return json.NewEncoder(cmd.OutOrStdout()).Encode(st)
-			}
-			printStatus(cmd.OutOrStdout(), st, time.Now())
-			return nil
+			return withOutboxPool(cmd, g, *dsn, func(ctx context.Context, pool *pgxpool.Pool) error {
+				st, err := outbox.ReadStatus(ctx, pool)
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					return json.NewEncoder(cmd.OutOrStdout()).Encode(st)
+				}
+				printStatus(cmd.OutOrStdout(), st, time.Now())
+				return nil
+			})
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the status as one JSON object")
@@ -177,23 +188,14 @@ to the end of its key's order. A row set aside again keeps its reason in
 "outbox status".`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := outboxConfig(g, *dsn)
-			if err != nil {
-				return err
-			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
-			defer cancel()
-			pool, err := outboxPool(ctx, cfg)
-			if err != nil {
-				return err
-			}
-			defer pool.Close()
-			n, err := outbox.Retry(ctx, pool, ids...)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%d row(s) back in the outbox\n", n)
-			return nil
+			return withOutboxPool(cmd, g, *dsn, func(ctx context.Context, pool *pgxpool.Pool) error {
+				n, err := outbox.Retry(ctx, pool, ids...)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%d row(s) back in the outbox\n", n)
+				return nil
+			})
 		},
 	}
 	cmd.Flags().StringSliceVar(&ids, "id", nil, "retry only the rows with these event IDs (repeatable)")
