@@ -14,15 +14,16 @@ import (
 	"github.com/eventfx/eventfx/outbox"
 )
 
-// OutboxModule provides *outbox.Outbox on the PostgreSQL database of
-// outbox.dsn (required) and runs the outbox's relay in the service, which
+// OutboxModule provides *outbox.Outbox on the database of outbox.dsn
+// (required: PostgreSQL, or "sqlite:PATH" with package outbox/sqlite
+// imported) and runs the outbox's relay in the service, which
 // publishes through *Publisher: use it beside PublisherModule.
 //
 // At start it connects, creates the outbox's tables unless
 // outbox.skip_schema (a database that does not answer fails the start),
 // and starts the relay unless outbox.disabled; at stop the relay lets its
 // batches in flight finish, then the pool closes. /readyz checks that the
-// database answers ("postgres"); the metrics of outbox.Metrics are on the
+// database answers ("postgres" or "sqlite"); the metrics of outbox.Metrics are on the
 // service's registry. The inbox records of transactional handlers
 // (outbox.Handler) older than outbox.inbox_retention are deleted at start
 // and then every hour.
@@ -42,35 +43,35 @@ type outboxParams struct {
 
 func newOutbox(p outboxParams) (*outbox.Outbox, error) {
 	cfg := p.Config.Outbox.WithDefaults()
-	pool, err := outbox.Open(cfg)
+	ob, err := outbox.Connect(cfg)
 	if err != nil {
 		return nil, err
 	}
-	ob := outbox.New(pool, cfg)
 	if p.Registry != nil && !p.Config.Observability.Metrics.Disabled {
 		if err := p.Registry.Register(ob.Metrics()); err != nil {
-			pool.Close()
+			ob.Close()
 			return nil, fmt.Errorf("register outbox metrics: %w", err)
 		}
 	}
 	p.Lifecycle.Append(fx.Hook{
 		OnStart: func(ctx context.Context) error {
-			if err := outbox.Ping(ctx, pool, cfg); err != nil {
+			if err := ob.Ping(ctx, cfg); err != nil {
 				return err
 			}
 			if cfg.SkipSchema {
 				return nil
 			}
-			return outbox.CreateSchema(ctx, pool)
+			return ob.CreateSchema(ctx)
 		},
-		OnStop: func(context.Context) error { pool.Close(); return nil },
+		OnStop: func(context.Context) error { ob.Close(); return nil },
 	})
 	return ob, nil
 }
 
-// outboxCheck reports whether the outbox's database answers.
-func outboxCheck(o *outbox.Outbox) readiness {
-	return readiness{name: "postgres", check: o.Pool().Ping}
+// outboxCheck reports whether the outbox's database answers; the check
+// is named after it ("postgres" or "sqlite").
+func outboxCheck(o *outbox.Outbox, cfg config.Config) readiness {
+	return readiness{name: o.Dialect(), check: func(ctx context.Context) error { return o.Ping(ctx, cfg.Outbox) }}
 }
 
 // relayParams are what runRelay needs.
@@ -136,7 +137,7 @@ func cleanInbox(lc fx.Lifecycle, cfg config.Config, logger *slog.Logger, ob *out
 				t := time.NewTicker(inboxCleanEvery)
 				defer t.Stop()
 				for {
-					if n, err := outbox.CleanInbox(ctx, ob.Pool(), retention); err != nil && ctx.Err() == nil {
+					if n, err := ob.CleanInbox(ctx, retention); err != nil && ctx.Err() == nil {
 						logger.Warn("outbox: clean inbox", "error", err)
 					} else if n > 0 {
 						logger.Debug("outbox: inbox records deleted", "records", n, "retention", retention)

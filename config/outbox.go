@@ -19,14 +19,16 @@ const (
 	defaultInboxRetention     = 7 * 24 * time.Hour
 )
 
-// Outbox configures the transactional outbox on PostgreSQL (package
-// outbox, app.OutboxModule, `eventfx outbox`). A service that does not use
+// Outbox configures the transactional outbox on PostgreSQL or the
+// embedded SQLite store (package outbox, app.OutboxModule, `eventfx
+// outbox`). A service that does not use
 // the outbox leaves it empty.
 type Outbox struct {
 	// DSN is the PostgreSQL connection string (a URL or key=value pairs,
-	// as pgx and libpq read them). Required by the outbox module and the
-	// outbox commands; empty otherwise. It may carry a password: it is
-	// printed redacted.
+	// as pgx and libpq read them), or "sqlite:PATH" / "sqlite::memory:"
+	// for the embedded SQLite store (package outbox/sqlite). Required by
+	// the outbox module and the outbox commands; empty otherwise. It may
+	// carry a password: it is printed redacted.
 	DSN string `koanf:"dsn"`
 	// PollInterval is how often the relay looks for rows committed by
 	// other processes (or by transactions eventfx did not commit). Rows
@@ -89,13 +91,16 @@ func (p *problems) outbox(o Outbox) {
 	}
 	p.positive("outbox.max_backoff", o.MaxBackoff)
 	p.positive("outbox.inbox_retention", o.InboxRetention)
+	if o.Notify && strings.HasPrefix(o.DSN, "sqlite:") {
+		p.add("outbox.notify", "PostgreSQL's LISTEN/NOTIFY: not available on the SQLite store (%s)", o.DSN)
+	}
 }
 
 // RequireDSN reports a missing outbox.dsn the way Validate reports its
 // fields: the outbox module and commands need it.
 func (o Outbox) RequireDSN() error {
 	if o.DSN == "" {
-		return invalid("", []FieldError{{Path: "outbox.dsn", Msg: "required: the PostgreSQL connection string of the outbox"}})
+		return invalid("", []FieldError{{Path: "outbox.dsn", Msg: "required: the outbox's database: a PostgreSQL connection string, or sqlite:PATH for the embedded store"}})
 	}
 	return nil
 }

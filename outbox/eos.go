@@ -9,7 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -305,11 +304,11 @@ func (p statePartitioner) ForTopic(topic string) kgo.TopicPartitioner {
 // drainExactlyOnce is drain in exactly-once mode: take the batch (without
 // deleting it yet), publish what the slot's last transaction did not,
 // with the state record, in one Kafka transaction, then delete.
-func (r *Relay) drainExactlyOnce(ctx context.Context, tx pgx.Tx, slot int) (int, error) {
+func (r *Relay) drainExactlyOnce(ctx context.Context, tx batchTx, slot int) (int, error) {
 	if err := r.eos.start(ctx, r.params); err != nil {
 		return 0, err
 	}
-	rows, err := peekBatch(ctx, tx, slot, r.cfg.BatchSize)
+	rows, err := tx.peek(ctx, slot, r.cfg.BatchSize)
 	if err != nil || len(rows) == 0 {
 		return 0, err
 	}
@@ -327,10 +326,10 @@ func (r *Relay) drainExactlyOnce(ctx context.Context, tx pgx.Tx, slot int) (int,
 		}
 	}
 	if len(done) > 0 {
-		if _, err := tx.Exec(ctx, "DELETE FROM eventfx_outbox WHERE seq = ANY($1)", done); err != nil {
-			return 0, fmt.Errorf("delete published rows: %w", err)
+		if err := tx.remove(ctx, done); err != nil {
+			return 0, err
 		}
-		if err := tx.Commit(ctx); err != nil {
+		if err := tx.commit(ctx); err != nil {
 			return 0, fmt.Errorf("commit: %w", err)
 		}
 		return r.cfg.BatchSize, nil // the slot is due again at once
@@ -347,8 +346,8 @@ func (r *Relay) drainExactlyOnce(ctx context.Context, tx pgx.Tx, slot int) (int,
 	for i, row := range rows {
 		seqs[i] = row.seq
 	}
-	if _, err := tx.Exec(ctx, "DELETE FROM eventfx_outbox WHERE seq = ANY($1)", seqs); err != nil {
-		return 0, fmt.Errorf("delete batch: %w", err)
+	if err := tx.remove(ctx, seqs); err != nil {
+		return 0, err
 	}
 	return r.commit(ctx, tx, rows, aside)
 }
@@ -444,26 +443,6 @@ func (r *Relay) sendTxn(ctx context.Context, sp *slotProducer, slot int, rows []
 	}
 	sp.published = sent
 	return nil, nil
-}
-
-// peekBatch returns the first rows of slot, in seq order, in the
-// transaction that holds the slot's lock; none when another holds it.
-func peekBatch(ctx context.Context, tx pgx.Tx, slot, limit int) ([]outboxRow, error) {
-	q, err := tx.Query(ctx, `WITH lock AS (SELECT pg_try_advisory_xact_lock($1, $2) AS held)
-SELECT seq, id, topic, key, slot, payload, headers, created_at FROM eventfx_outbox
-WHERE (SELECT held FROM lock) AND slot = $2 ORDER BY seq LIMIT $3`, int32(slotLock), int32(slot), limit)
-	if err != nil {
-		return nil, fmt.Errorf("take batch: %w", err)
-	}
-	rows, err := pgx.CollectRows(q, func(row pgx.CollectableRow) (outboxRow, error) {
-		var o outboxRow
-		err := row.Scan(&o.seq, &o.id, &o.topic, &o.key, &o.slot, &o.payload, &o.headers, &o.created)
-		return o, err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("take batch: %w", err)
-	}
-	return rows, nil
 }
 
 // formatSeqs is the value of a state record: the seqs, comma-separated.

@@ -2,6 +2,7 @@ package outbox
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"time"
 
@@ -34,11 +35,31 @@ func Handler[T any](ob *Outbox, name, topic string, fn func(ctx context.Context,
 	return handlers.New(name, topic, func(ctx context.Context, e T) error {
 		id := handlers.MessageID(ctx)
 		return ob.Tx(ctx, func(tx pgx.Tx) error {
-			tag, err := tx.Exec(ctx, "INSERT INTO eventfx_inbox (handler, message_id) VALUES ($1, $2) ON CONFLICT DO NOTHING", name, id)
+			tag, err := tx.Exec(ctx, inboxSQL, name, id)
 			if err != nil {
 				return fmt.Errorf("inbox: record %s: %w", id, err)
 			}
 			if tag.RowsAffected() == 0 {
+				ob.metrics.duplicate(name)
+				return nil // handled before: acknowledge
+			}
+			return fn(ctx, tx, e)
+		})
+	}, opts...)
+}
+
+// HandlerSQL is Handler for database/sql: fn runs in a transaction of
+// ob.TxSQL, and publishes with ob.PublishSQL in it. It works on both
+// stores (on SQLite, Handler cannot).
+func HandlerSQL[T any](ob *Outbox, name, topic string, fn func(ctx context.Context, tx *sql.Tx, e T) error, opts ...handlers.Option) handlers.Handler {
+	return handlers.New(name, topic, func(ctx context.Context, e T) error {
+		id := handlers.MessageID(ctx)
+		return ob.TxSQL(ctx, func(tx *sql.Tx) error {
+			res, err := tx.ExecContext(ctx, inboxSQL, name, id)
+			if err != nil {
+				return fmt.Errorf("inbox: record %s: %w", id, err)
+			}
+			if n, err := res.RowsAffected(); err == nil && n == 0 {
 				ob.metrics.duplicate(name)
 				return nil // handled before: acknowledge
 			}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -26,7 +25,7 @@ import (
 //
 // A nil *Metrics records nothing.
 type Metrics struct {
-	pool      *pgxpool.Pool
+	st        store
 	published prometheus.Counter
 	setAside  prometheus.Counter
 	batches   *prometheus.CounterVec
@@ -37,9 +36,9 @@ type Metrics struct {
 }
 
 // newMetrics returns the metrics of the outbox on pool.
-func newMetrics(pool *pgxpool.Pool) *Metrics {
+func newMetrics(st store) *Metrics {
 	return &Metrics{
-		pool: pool,
+		st: st,
 		published: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "eventfx_outbox_published_total", Help: "Outbox rows published to the broker and deleted.",
 		}),
@@ -85,13 +84,13 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	m.dups.Collect(ch)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	var rows, aside int64
-	var age float64
-	err := m.pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM eventfx_outbox),
-	COALESCE(EXTRACT(EPOCH FROM clock_timestamp() - (SELECT min(created_at) FROM eventfx_outbox)), 0)::float8,
-	(SELECT count(*) FROM eventfx_outbox_aside)`).Scan(&rows, &age, &aside)
+	rows, oldest, aside, err := m.st.backlog(ctx)
 	if err != nil {
 		return
+	}
+	var age float64
+	if !oldest.IsZero() {
+		age = max(time.Since(oldest).Seconds(), 0)
 	}
 	ch <- prometheus.MustNewConstMetric(m.backlog, prometheus.GaugeValue, float64(rows))
 	ch <- prometheus.MustNewConstMetric(m.oldest, prometheus.GaugeValue, age)

@@ -29,7 +29,9 @@ import (
 	"fmt"
 	"hash/fnv"
 	"strconv"
+	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/jackc/pgx/v5"
@@ -70,7 +72,8 @@ const notifyChannel = "eventfx_outbox"
 // poll (outbox.poll_interval). With outbox.notify, Tx also sends a NOTIFY
 // after its commit, which wakes relays in other processes.
 type Outbox struct {
-	pool    *pgxpool.Pool
+	st      store
+	pool    *pgxpool.Pool // nil on SQLite
 	notify  bool
 	codec   handlers.Codec
 	metrics *Metrics
@@ -85,28 +88,100 @@ type Outbox struct {
 	// notifySlots are their slots.
 	notifyPending atomic.Int64
 	notifySlots   atomic.Uint64
+
+	// sqlTxs are the transactions TxSQL runs: PublishSQL records the slots
+	// it wrote to in them.
+	sqlTxs sync.Map // *sql.Tx → *atomic.Uint64
 }
 
 // New returns an Outbox on pool. With cfg.Notify, Tx sends a NOTIFY after
 // each commit. It does not create the schema (CreateSchema does).
 func New(pool *pgxpool.Pool, cfg config.Outbox) *Outbox {
-	return &Outbox{
-		pool:    pool,
-		notify:  cfg.Notify,
-		codec:   handlers.JSON{},
-		metrics: newMetrics(pool),
-		wake:    make(chan struct{}, 1),
-		soon:    make(chan struct{}, 1),
-	}
+	o := newOutbox(newPGStore(pool), cfg)
+	o.pool = pool
+	return o
 }
+
+// Connect opens the outbox of cfg.DSN (required): PostgreSQL for a
+// PostgreSQL connection string, the embedded SQLite store for
+// "sqlite:PATH" or "sqlite::memory:" (with package outbox/sqlite
+// imported). It does not connect: Ping does. Close closes it.
+func Connect(cfg config.Outbox) (*Outbox, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.RequireDSN(); err != nil {
+		return nil, err
+	}
+	if IsSQLite(cfg.DSN) {
+		st, err := openSQLite(cfg.DSN)
+		if err != nil {
+			return nil, err
+		}
+		return newOutbox(st, cfg), nil
+	}
+	pool, err := Open(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return New(pool, cfg), nil
+}
+
+func newOutbox(st store, cfg config.Outbox) *Outbox {
+	o := &Outbox{
+		st:     st,
+		notify: cfg.Notify && st.dialect() == "postgres",
+		codec:  handlers.JSON{},
+		wake:   make(chan struct{}, 1),
+		soon:   make(chan struct{}, 1),
+	}
+	o.metrics = newMetrics(st)
+	return o
+}
+
+// Dialect is the outbox's database: "postgres" or "sqlite".
+func (o *Outbox) Dialect() string { return o.st.dialect() }
+
+// Ping checks that the outbox's database answers, with an error of one
+// line that names it (its password redacted).
+func (o *Outbox) Ping(ctx context.Context, cfg config.Outbox) error {
+	if err := o.st.ping(ctx); err != nil {
+		return fmt.Errorf("outbox: connect to %s: %s", cfg.RedactedDSN(), flatten(err))
+	}
+	return nil
+}
+
+// CreateSchema creates the outbox's tables if they are missing (Schema,
+// or SQLiteSchema on SQLite).
+func (o *Outbox) CreateSchema(ctx context.Context) error { return o.st.createSchema(ctx) }
+
+// Status reads the backlog per slot and the set-aside rows (ReadStatus).
+func (o *Outbox) Status(ctx context.Context) (Status, error) { return o.st.status(ctx) }
+
+// Retry moves set-aside rows back into the outbox (see the function
+// Retry).
+func (o *Outbox) Retry(ctx context.Context, ids ...string) (int64, error) {
+	return o.st.retry(ctx, ids)
+}
+
+// CleanInbox deletes the inbox records older than retention (see the
+// function CleanInbox).
+func (o *Outbox) CleanInbox(ctx context.Context, retention time.Duration) (int64, error) {
+	return o.st.cleanInbox(ctx, retention)
+}
+
+// Close closes the outbox's connections (the pool New was given too).
+func (o *Outbox) Close() { o.st.close() }
 
 // Metrics are the Outbox's metrics, its relay's and its transactional
 // handlers': register them on a Prometheus registry (app.OutboxModule
 // does).
 func (o *Outbox) Metrics() *Metrics { return o.metrics }
 
-// Pool is the connection pool the Outbox was made with.
+// Pool is the connection pool the Outbox was made with; nil on SQLite.
 func (o *Outbox) Pool() *pgxpool.Pool { return o.pool }
+
+// DB is the outbox's database for database/sql: TxSQL's. On SQLite it
+// holds one connection: inside a transaction, use only the transaction.
+func (o *Outbox) DB() *sql.DB { return o.st.db() }
 
 // CreateSchema creates the outbox's tables if they are missing (Schema).
 // Several processes may run it at once, and beside running relays and
@@ -158,7 +233,7 @@ func (o *Outbox) Publish(ctx context.Context, tx pgx.Tx, topic string, event any
 	if err != nil {
 		return nil, err
 	}
-	tag, err := tx.Exec(ctx, insertSQL, r.args()...)
+	tag, err := tx.Exec(ctx, pgInsertSQL, r.args()...)
 	if err != nil {
 		return nil, fmt.Errorf("outbox: write %s to %s: %w", r.msg.UUID, topic, err)
 	}
@@ -169,28 +244,65 @@ func (o *Outbox) Publish(ctx context.Context, tx pgx.Tx, topic string, event any
 	return r.msg, nil
 }
 
-// PublishSQL is Publish for a database/sql transaction (any PostgreSQL
-// driver: pgx's stdlib, lib/pq).
+// PublishSQL is Publish for a database/sql transaction: one of TxSQL, or
+// one of the caller's on the outbox's database (on PostgreSQL, with any
+// driver: pgx's stdlib, lib/pq). It is the API that works on both stores.
 func (o *Outbox) PublishSQL(ctx context.Context, tx *sql.Tx, topic string, event any, opts ...func(*message.Message)) (*message.Message, error) {
 	r, err := o.row(ctx, topic, event, opts)
 	if err != nil {
 		return nil, err
 	}
-	res, err := tx.ExecContext(ctx, insertSQL, r.args()...)
+	res, err := tx.ExecContext(ctx, o.st.insertSQL(), r.args()...)
 	if err != nil {
 		return nil, fmt.Errorf("outbox: write %s to %s: %w", r.msg.UUID, topic, err)
 	}
 	if n, err := res.RowsAffected(); err == nil && n == 0 {
 		return nil, fmt.Errorf("outbox: event %q: %w", r.msg.UUID, ErrDuplicateID)
 	}
-	o.wrote(nil, r.slot)
+	if slots, ok := o.sqlTxs.Load(tx); ok {
+		slots.(*atomic.Uint64).Or(1 << r.slot)
+	} else {
+		o.wrote(nil, r.slot)
+	}
 	return r.msg, nil
 }
 
-// insertSQL writes one row; a duplicate ID writes nothing, without
-// aborting the transaction.
-const insertSQL = `INSERT INTO eventfx_outbox (id, topic, key, slot, payload, headers)
-VALUES ($1, $2, $3, $4, $5, $6::json) ON CONFLICT (id) DO NOTHING`
+// TxSQL is Tx for database/sql: it runs fn in a transaction on DB and
+// commits it when fn returns nil; events written with PublishSQL in it
+// wake the relay at once after the commit. It works on both stores.
+func (o *Outbox) TxSQL(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := o.st.db().BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("outbox: begin: %w", err)
+	}
+	slots := new(atomic.Uint64)
+	o.sqlTxs.Store(tx, slots)
+	defer o.sqlTxs.Delete(tx)
+	defer func() { _ = tx.Rollback() }() // no-op after a commit
+	if err := fn(tx); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("outbox: commit: %w", err)
+	}
+	o.committedSlots(slots.Load())
+	return nil
+}
+
+// committedSlots wakes the relay for the slots of a commit.
+func (o *Outbox) committedSlots(slots uint64) {
+	if slots == 0 {
+		return
+	}
+	o.committed.Or(slots)
+	signal(o.wake)
+	if o.notify {
+		o.sendNotify(slots)
+	}
+}
+
+// errNeedsPgx is what the pgx API answers on SQLite.
+var errNeedsPgx = errors.New("outbox: Tx, Publish and Handler need a PostgreSQL outbox (pgx); on SQLite use TxSQL, PublishSQL and HandlerSQL")
 
 // Tx runs fn in a transaction on the Outbox's pool and commits it when fn
 // returns nil (rolls it back otherwise, or when fn panics). Once it
@@ -198,6 +310,9 @@ VALUES ($1, $2, $3, $4, $5, $6::json) ON CONFLICT (id) DO NOTHING`
 // outbox.notify a NOTIFY is sent, after the commit, for relays elsewhere.
 // It returns fn's error, or the commit's.
 func (o *Outbox) Tx(ctx context.Context, fn func(pgx.Tx) error) error {
+	if o.pool == nil {
+		return handlers.Permanent(errNeedsPgx)
+	}
 	inner, err := o.pool.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("outbox: begin: %w", err)
@@ -210,13 +325,7 @@ func (o *Outbox) Tx(ctx context.Context, fn func(pgx.Tx) error) error {
 	if err := inner.Commit(ctx); err != nil {
 		return fmt.Errorf("outbox: commit: %w", err)
 	}
-	if slots := tx.slots; slots != 0 {
-		o.committed.Or(slots)
-		signal(o.wake)
-		if o.notify {
-			o.sendNotify(slots)
-		}
-	}
+	o.committedSlots(tx.slots)
 	return nil
 }
 

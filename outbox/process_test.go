@@ -234,10 +234,7 @@ func TestOutboxExampleRuns(t *testing.T) {
 	}
 	t.Parallel()
 	bin := proctest.Build(t, "github.com/eventfx/eventfx/examples/outbox")
-	dsn := pgtest.DSN(t)
-	for run := range 2 { // a second run on the same database tells the same story
-		out, code := proctest.Run(t, 90*time.Second, nil, proctest.Env("EVENTFX_OUTBOX_DSN", dsn, "EVENTFX_OBSERVABILITY_LOG_LEVEL", "warn"), bin)
-		require.Equal(t, 0, code, "run %d:\n%s", run+1, out)
+	story := func(t *testing.T, out string, run int) {
 		for _, want := range []string{
 			"[orders]   o-2 rolled back: order o-2: amount must be positive, got -5 (no row, no event)",
 			"[ledger]   PaymentCaptured o-1 4200",
@@ -245,13 +242,23 @@ func TestOutboxExampleRuns(t *testing.T) {
 			"[billing]  skipped the repeat; payments: 2 rows, 6199 in total",
 			"== The end",
 		} {
-			assert.Contains(t, out, want, "run %d", run+1)
+			assert.Contains(t, out, want, "run %d", run)
 		}
 		assert.NotContains(t, out, "PaymentCaptured o-2")
 	}
-	out, code := proctest.Run(t, 60*time.Second, nil, proctest.Env("EVENTFX_OUTBOX_DSN", ""), bin)
-	assert.Equal(t, 1, code, out)
-	assert.Contains(t, out, "set EVENTFX_OUTBOX_DSN")
+	// Nothing set: the embedded SQLite store.
+	out, code := proctest.Run(t, 90*time.Second, nil, proctest.Env("EVENTFX_OUTBOX_DSN", "", "EVENTFX_OBSERVABILITY_LOG_LEVEL", "warn"), bin)
+	require.Equal(t, 0, code, out)
+	assert.Contains(t, out, "on the embedded SQLite store")
+	story(t, out, 0)
+
+	dsn := pgtest.DSN(t)
+	for run := range 2 { // a second run on the same database tells the same story
+		out, code := proctest.Run(t, 90*time.Second, nil, proctest.Env("EVENTFX_OUTBOX_DSN", dsn, "EVENTFX_OBSERVABILITY_LOG_LEVEL", "warn"), bin)
+		require.Equal(t, 0, code, "run %d:\n%s", run+1, out)
+		assert.NotContains(t, out, "SQLite")
+		story(t, out, run+1)
+	}
 }
 
 // The transactional handler's service as real processes, its messages

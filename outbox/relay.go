@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
-	"github.com/jackc/pgx/v5"
 	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/eventfx/eventfx/config"
@@ -91,6 +90,11 @@ func NewRelay(o *Outbox, p RelayParams) (*Relay, error) {
 	if r.log == nil {
 		r.log = slog.Default()
 	}
+	if o.st.dialect() == "sqlite" {
+		// A batch holds SQLite's one writer from its rows to its commit:
+		// more workers would only wait for it.
+		r.cfg.Workers = 1
+	}
 	r.sched.ready = make(chan struct{}, 1)
 	return r, nil
 }
@@ -112,7 +116,7 @@ func (r *Relay) Run(ctx context.Context) error {
 	}
 	wg.Go(func() { r.poll(ctx) })
 	wg.Go(func() { r.followWrites(ctx) })
-	if r.cfg.Notify {
+	if r.o.notify {
 		wg.Go(func() { r.listen(ctx) })
 	}
 	wg.Wait()
@@ -276,12 +280,6 @@ func (r *Relay) work(ctx context.Context) {
 // acknowledged and committed.
 const stopGrace = 10 * time.Second
 
-// relayTx begins a batch's transaction. Its commit does not wait for the
-// WAL to reach disk: a database crash can lose the deletion of a batch
-// already published, which is published again (at-least-once), never an
-// event.
-var relayTx = pgx.TxOptions{BeginQuery: "BEGIN; SET LOCAL synchronous_commit = off"}
-
 // outboxRow is a row taken from the table.
 type outboxRow struct {
 	seq     int64
@@ -301,20 +299,20 @@ func (r *Relay) drain(ctx context.Context, slot int) (int, error) {
 	// publish it again later.
 	work, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopGrace+r.cfg.MaxBackoff)
 	defer cancel()
-	tx, err := r.o.pool.BeginTx(work, relayTx)
+	tx, err := r.o.st.begin(work)
 	if err != nil {
 		return 0, fmt.Errorf("begin: %w", err)
 	}
-	defer func() { _ = tx.Rollback(context.WithoutCancel(work)) }()
+	defer func() { _ = tx.rollback(context.WithoutCancel(work)) }()
 	if r.eos != nil {
 		return r.drainExactlyOnce(work, tx, slot)
 	}
-	rows, err := takeBatch(work, tx, slot, r.cfg.BatchSize)
+	rows, err := tx.take(work, slot, r.cfg.BatchSize)
 	if err != nil {
 		return 0, err
 	}
 	if len(rows) == 0 {
-		return 0, tx.Commit(work)
+		return 0, tx.commit(work)
 	}
 	aside, err := r.publish(work, rows)
 	if err != nil {
@@ -327,11 +325,11 @@ func (r *Relay) drain(ctx context.Context, slot int) (int, error) {
 // commit ends a batch whose rows were published (or set aside): the
 // set-aside rows moved, tx committed, the metrics and the log told. It
 // returns how many rows the batch held.
-func (r *Relay) commit(ctx context.Context, tx pgx.Tx, rows []outboxRow, aside []asideRow) (int, error) {
-	if err := setAside(ctx, tx, aside); err != nil {
+func (r *Relay) commit(ctx context.Context, tx batchTx, rows []outboxRow, aside []asideRow) (int, error) {
+	if err := tx.setAside(ctx, aside); err != nil {
 		return 0, err
 	}
-	if err := tx.Commit(ctx); err != nil {
+	if err := tx.commit(ctx); err != nil {
 		return 0, fmt.Errorf("commit: %w", err)
 	}
 	r.m.batch(true)
@@ -340,29 +338,6 @@ func (r *Relay) commit(ctx context.Context, tx pgx.Tx, rows []outboxRow, aside [
 		r.log.Warn("outbox relay: event set aside", "message_id", a.row.id, "topic", a.row.topic, "reason", a.reason)
 	}
 	return len(rows), nil
-}
-
-// takeBatch deletes the first rows of slot, in the transaction that
-// holds the slot's lock, and returns them in seq order; none when another
-// transaction holds the lock.
-func takeBatch(ctx context.Context, tx pgx.Tx, slot, limit int) ([]outboxRow, error) {
-	q, err := tx.Query(ctx, `WITH lock AS (SELECT pg_try_advisory_xact_lock($1, $2) AS held)
-DELETE FROM eventfx_outbox WHERE (SELECT held FROM lock) AND ctid = ANY(ARRAY(
-	SELECT ctid FROM eventfx_outbox WHERE slot = $2 ORDER BY seq LIMIT $3))
-RETURNING seq, id, topic, key, slot, payload, headers, created_at`, int32(slotLock), int32(slot), limit)
-	if err != nil {
-		return nil, fmt.Errorf("take batch: %w", err)
-	}
-	rows, err := pgx.CollectRows(q, func(row pgx.CollectableRow) (outboxRow, error) {
-		var o outboxRow
-		err := row.Scan(&o.seq, &o.id, &o.topic, &o.key, &o.slot, &o.payload, &o.headers, &o.created)
-		return o, err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("take batch: %w", err)
-	}
-	slices.SortFunc(rows, func(a, b outboxRow) int { return int(a.seq - b.seq) })
-	return rows, nil
 }
 
 // asideRow is a row the broker refused for good, and why.
@@ -494,25 +469,6 @@ func (o outboxRow) message() (*message.Message, error) {
 		m.Metadata.Set(meta.Key, *o.key)
 	}
 	return m, nil
-}
-
-// setAside moves rows, already deleted from the outbox in tx, to the
-// set-aside table with their reasons.
-func setAside(ctx context.Context, tx pgx.Tx, rows []asideRow) error {
-	if len(rows) == 0 {
-		return nil
-	}
-	b := &pgx.Batch{}
-	for _, a := range rows {
-		o := a.row
-		b.Queue(`INSERT INTO eventfx_outbox_aside (seq, id, topic, key, slot, payload, headers, created_at, reason)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (seq) DO NOTHING`,
-			o.seq, o.id, o.topic, o.key, o.slot, o.payload, o.headers, o.created, a.reason)
-	}
-	if err := tx.SendBatch(ctx, b).Close(); err != nil {
-		return fmt.Errorf("set aside: %w", err)
-	}
-	return nil
 }
 
 // scheduler hands due slots to workers, one worker per slot at a time.

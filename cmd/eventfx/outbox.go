@@ -8,13 +8,13 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/spf13/cobra"
 	"go.uber.org/fx"
 
 	"github.com/eventfx/eventfx/app"
 	"github.com/eventfx/eventfx/config"
 	"github.com/eventfx/eventfx/outbox"
+	_ "github.com/eventfx/eventfx/outbox/sqlite" // sqlite: DSNs
 )
 
 func newOutboxCmd(g *globals) *cobra.Command {
@@ -22,17 +22,18 @@ func newOutboxCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "outbox",
 		Short: "Run the transactional outbox's relay, show its backlog, retry set-aside rows",
-		Long: `The outbox is a PostgreSQL table services write their events into, in the
-transaction of their own data (package outbox). "outbox relay" publishes the
-committed rows to Kafka and deletes them once acknowledged; "outbox status"
-shows what waits, per slot, and the rows set aside for a permanent failure
-with their reasons; "outbox retry" puts set-aside rows back.
+		Long: `The outbox is a table (on PostgreSQL, or the embedded SQLite store) that
+services write their events into, in the transaction of their own data
+(package outbox). "outbox relay" publishes the committed rows to Kafka and
+deletes them once acknowledged; "outbox status" shows what waits, per slot,
+and the rows set aside for a permanent failure with their reasons; "outbox
+retry" puts set-aside rows back.
 
 The database is --dsn, else outbox.dsn from --config or EVENTFX_OUTBOX_DSN.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
-	cmd.PersistentFlags().StringVar(&dsn, "dsn", "", "PostgreSQL connection string (default: outbox.dsn from --config/EVENTFX_OUTBOX_DSN)")
+	cmd.PersistentFlags().StringVar(&dsn, "dsn", "", "the outbox database: a PostgreSQL connection string or sqlite:PATH (default: outbox.dsn from --config/EVENTFX_OUTBOX_DSN)")
 	cmd.AddCommand(newOutboxRelayCmd(g, &dsn), newOutboxStatusCmd(g, &dsn), newOutboxRetryCmd(g, &dsn))
 	return cmd
 }
@@ -50,17 +51,17 @@ func outboxConfig(g *globals, dsn string) (config.Config, error) {
 	return cfg, cfg.Outbox.RequireDSN()
 }
 
-// outboxPool connects to the outbox's database.
-func outboxPool(ctx context.Context, cfg config.Config) (*pgxpool.Pool, error) {
-	pool, err := outbox.Open(cfg.Outbox)
+// openOutbox connects to the outbox's database.
+func openOutbox(ctx context.Context, cfg config.Config) (*outbox.Outbox, error) {
+	ob, err := outbox.Connect(cfg.Outbox)
 	if err != nil {
 		return nil, err
 	}
-	if err := outbox.Ping(ctx, pool, cfg.Outbox); err != nil {
-		pool.Close()
+	if err := ob.Ping(ctx, cfg.Outbox); err != nil {
+		ob.Close()
 		return nil, err
 	}
-	return pool, nil
+	return ob, nil
 }
 
 func newOutboxRelayCmd(g *globals, dsn *string) *cobra.Command {
@@ -118,21 +119,21 @@ are served there.`,
 	return cmd
 }
 
-// withOutboxPool runs fn on a pool of the outbox's database (the --dsn
-// flag, else outbox.dsn), within outboxCommandTimeout.
-func withOutboxPool(cmd *cobra.Command, g *globals, dsn string, fn func(context.Context, *pgxpool.Pool) error) error {
+// withOutbox runs fn on the outbox's database (the --dsn flag, else
+// outbox.dsn), within outboxCommandTimeout.
+func withOutbox(cmd *cobra.Command, g *globals, dsn string, fn func(context.Context, *outbox.Outbox) error) error {
 	cfg, err := outboxConfig(g, dsn)
 	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(cmd.Context(), outboxCommandTimeout)
 	defer cancel()
-	pool, err := outboxPool(ctx, cfg)
+	ob, err := openOutbox(ctx, cfg)
 	if err != nil {
 		return err
 	}
-	defer pool.Close()
-	return fn(ctx, pool)
+	defer ob.Close()
+	return fn(ctx, ob)
 }
 
 // outboxCommandTimeout bounds `outbox status` and `outbox retry`.
@@ -145,8 +146,8 @@ func newOutboxStatusCmd(g *globals, dsn *string) *cobra.Command {
 		Short: "Show the outbox's backlog per slot and its set-aside rows with their reasons",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return withOutboxPool(cmd, g, *dsn, func(ctx context.Context, pool *pgxpool.Pool) error {
-				st, err := outbox.ReadStatus(ctx, pool)
+			return withOutbox(cmd, g, *dsn, func(ctx context.Context, ob *outbox.Outbox) error {
+				st, err := ob.Status(ctx)
 				if err != nil {
 					return err
 				}
@@ -188,8 +189,8 @@ to the end of its key's order. A row set aside again keeps its reason in
 "outbox status".`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return withOutboxPool(cmd, g, *dsn, func(ctx context.Context, pool *pgxpool.Pool) error {
-				n, err := outbox.Retry(ctx, pool, ids...)
+			return withOutbox(cmd, g, *dsn, func(ctx context.Context, ob *outbox.Outbox) error {
+				n, err := ob.Retry(ctx, ids...)
 				if err != nil {
 					return err
 				}

@@ -1,16 +1,23 @@
 // Outbox: an orders service writes its order row and OrderPlaced in one
-// PostgreSQL transaction; a billing service with a transactional handler
-// records the payment and emits PaymentCaptured through the outbox, in
-// the transaction of its inbox record. An order that fails validation
-// rolls back and announces nothing; an OrderPlaced delivered twice is
-// charged once. Both services run in one process on the embedded Kafka
-// broker, each with its outbox relay, on the database of outbox.dsn:
+// transaction; a billing service with a transactional handler records the
+// payment and emits PaymentCaptured through the outbox, in the
+// transaction of its inbox record. An order that fails validation rolls
+// back and announces nothing; an OrderPlaced delivered twice is charged
+// once. The services run in one process on the embedded Kafka broker,
+// each with its outbox relay. With nothing set, each service has its own
+// embedded SQLite database (in memory); with outbox.dsn, both run on that
+// database, PostgreSQL for instance:
 //
+//	go run ./examples/outbox
 //	EVENTFX_OUTBOX_DSN=postgres://user:password@127.0.0.1:5432/shop go run ./examples/outbox
+//
+// The code is the database/sql API of the outbox (TxSQL, PublishSQL,
+// HandlerSQL), which speaks both stores.
 package main
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"flag"
 	"fmt"
@@ -18,7 +25,6 @@ import (
 	"os"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/fx"
 
@@ -26,6 +32,7 @@ import (
 	"github.com/eventfx/eventfx/config"
 	"github.com/eventfx/eventfx/handlers"
 	"github.com/eventfx/eventfx/outbox"
+	_ "github.com/eventfx/eventfx/outbox/sqlite" // the embedded store
 )
 
 const (
@@ -66,11 +73,11 @@ func main() {
 // placeOrder is the orders service's business transaction: the order row
 // and its event commit together, or neither does.
 func placeOrder(ctx context.Context, ob *outbox.Outbox, run string, o OrderPlaced) error {
-	return ob.Tx(ctx, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, "INSERT INTO orders (id, amount) VALUES ($1, $2)", o.ID, o.Amount); err != nil {
+	return ob.TxSQL(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, "INSERT INTO orders (id, amount) VALUES ($1, $2)", o.ID, o.Amount); err != nil {
 			return err
 		}
-		if _, err := ob.Publish(ctx, tx, ordersTopic, o, app.WithID(messageID(run, o.ID))); err != nil {
+		if _, err := ob.PublishSQL(ctx, tx, ordersTopic, o, app.WithID(messageID(run, o.ID))); err != nil {
 			return err
 		}
 		if o.Amount <= 0 {
@@ -88,12 +95,12 @@ func messageID(run, id string) string { return "placed-" + run + "-" + id }
 // transaction of the inbox record: once per OrderPlaced message.
 func billing(out io.Writer) fx.Option {
 	return fx.Provide(handlers.AsHandler(func(ob *outbox.Outbox) handlers.Handler {
-		return outbox.Handler(ob, "billing", ordersTopic, func(ctx context.Context, tx pgx.Tx, o OrderPlaced) error {
-			if _, err := tx.Exec(ctx, "INSERT INTO payments (order_id, amount) VALUES ($1, $2)", o.ID, o.Amount); err != nil {
+		return outbox.HandlerSQL(ob, "billing", ordersTopic, func(ctx context.Context, tx *sql.Tx, o OrderPlaced) error {
+			if _, err := tx.ExecContext(ctx, "INSERT INTO payments (order_id, amount) VALUES ($1, $2)", o.ID, o.Amount); err != nil {
 				return err
 			}
 			fmt.Fprintf(out, "[billing]  %s: captured %d (message %s, correlation_id=%s)\n", o.ID, o.Amount, handlers.MessageID(ctx), handlers.CorrelationID(ctx))
-			_, err := ob.Publish(ctx, tx, paymentsTopic, PaymentCaptured{OrderID: o.ID, Amount: o.Amount})
+			_, err := ob.PublishSQL(ctx, tx, paymentsTopic, PaymentCaptured{OrderID: o.ID, Amount: o.Amount})
 			return err
 		})
 	}))
@@ -105,7 +112,8 @@ func run(out io.Writer, timeout time.Duration) error {
 		return err
 	}
 	if cfg.Outbox.DSN == "" {
-		return errors.New("set EVENTFX_OUTBOX_DSN (or outbox.dsn in EVENTFX_CONFIG) to a PostgreSQL database, e.g. postgres://user:password@127.0.0.1:5432/shop")
+		cfg.Outbox.DSN = "sqlite::memory:" // one database per service
+		fmt.Fprintln(out, "(on the embedded SQLite store; set EVENTFX_OUTBOX_DSN to run on PostgreSQL)")
 	}
 	cfg.Outbox.PollInterval = 200 * time.Millisecond
 	service := func(name string) config.Config { c := cfg; c.Service = name; return c }
@@ -132,12 +140,17 @@ func run(out io.Writer, timeout time.Duration) error {
 		}
 	}
 	defer stopAll(apps)
-	for _, ddl := range []string{
-		"CREATE TABLE IF NOT EXISTS orders (id text PRIMARY KEY, amount int NOT NULL)",
-		"CREATE TABLE IF NOT EXISTS payments (order_id text PRIMARY KEY, amount int NOT NULL)",
-		"TRUNCATE orders, payments",
+	// Each service's own table, in its database.
+	for _, ddl := range []struct {
+		db  *sql.DB
+		sql string
+	}{
+		{orders.DB(), "CREATE TABLE IF NOT EXISTS orders (id text PRIMARY KEY, amount int NOT NULL)"},
+		{orders.DB(), "DELETE FROM orders"},
+		{billingOutbox.DB(), "CREATE TABLE IF NOT EXISTS payments (order_id text PRIMARY KEY, amount int NOT NULL)"},
+		{billingOutbox.DB(), "DELETE FROM payments"},
 	} {
-		if _, err := orders.Pool().Exec(ctx, ddl); err != nil {
+		if _, err := ddl.db.ExecContext(ctx, ddl.sql); err != nil {
 			return err
 		}
 	}
@@ -168,7 +181,7 @@ func run(out io.Writer, timeout time.Duration) error {
 		}
 	}
 	var rows, total int
-	if err := orders.Pool().QueryRow(ctx, "SELECT count(*), COALESCE(sum(amount), 0) FROM payments").Scan(&rows, &total); err != nil {
+	if err := billingOutbox.DB().QueryRowContext(ctx, "SELECT count(*), COALESCE(sum(amount), 0) FROM payments").Scan(&rows, &total); err != nil {
 		return err
 	}
 	if rows != 2 {
