@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -60,7 +61,7 @@ func benchService(b *testing.B) (*app.Publisher, *pgxpool.Pool, string, string) 
 // BenchmarkOutboxDrain drains a backlog of -outbox.backlog rows to the
 // broker, msgs/s: the relay (postgres); PublishMessages of the same events
 // in batches of the relay's size, as many at once as it has workers (the
-// ceiling); Watermill's forwarder over watermill-sql on the same database
+// ceiling); the relay on the embedded SQLite store (sqlite); Watermill's forwarder over watermill-sql on the same database
 // (the peer), with its defaults.
 func BenchmarkOutboxDrain(b *testing.B) {
 	n := *backlog
@@ -70,26 +71,19 @@ func BenchmarkOutboxDrain(b *testing.B) {
 		pub, pool, _, _ := benchService(b)
 		for range b.N {
 			b.StopTimer()
-			ob := outbox.New(pool, config.Outbox{})
-			topic := kafkatest.Unique("drain")
-			fill(b, ob, topic, n)
-			reg := prometheus.NewRegistry()
-			reg.MustRegister(ob.Metrics())
-			r, err := outbox.NewRelay(ob, outbox.RelayParams{Config: drainCfg, Publisher: pub})
-			require.NoError(b, err)
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan struct{})
-			start := time.Now()
-			b.StartTimer()
-			go func() { defer close(done); _ = r.Run(ctx) }()
-			for counter(b, reg, "eventfx_outbox_published_total") < float64(n) {
-				time.Sleep(2 * time.Millisecond)
-			}
+			drain(b, outbox.New(pool, config.Outbox{}), pub, drainCfg, n)
+		}
+	})
+	b.Run("sqlite", func(b *testing.B) {
+		pub, _, _, _ := benchService(b)
+		dsn := outbox.SQLitePrefix + filepath.Join(b.TempDir(), "outbox.db")
+		for range b.N {
 			b.StopTimer()
-			elapsed := time.Since(start)
-			cancel()
-			<-done
-			b.ReportMetric(float64(n)/elapsed.Seconds(), "msgs/s")
+			ob, err := outbox.Connect(config.Outbox{DSN: dsn})
+			require.NoError(b, err)
+			require.NoError(b, ob.CreateSchema(context.Background()))
+			drain(b, ob, pub, drainCfg, n)
+			ob.Close()
 		}
 	})
 	b.Run("publish-batch", func(b *testing.B) {
@@ -174,6 +168,30 @@ func BenchmarkOutboxDrain(b *testing.B) {
 	})
 }
 
+// drain fills ob with n rows, then times its relay draining them, with
+// the timer stopped on entry and on return.
+func drain(b *testing.B, ob *outbox.Outbox, pub *app.Publisher, cfg config.Outbox, n int) {
+	topic := kafkatest.Unique("drain")
+	fill(b, ob, topic, n)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(ob.Metrics())
+	r, err := outbox.NewRelay(ob, outbox.RelayParams{Config: cfg, Publisher: pub})
+	require.NoError(b, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	start := time.Now()
+	b.StartTimer()
+	go func() { defer close(done); _ = r.Run(ctx) }()
+	for counter(b, reg, "eventfx_outbox_published_total") < float64(n) {
+		time.Sleep(2 * time.Millisecond)
+	}
+	b.StopTimer()
+	elapsed := time.Since(start)
+	cancel()
+	<-done
+	b.ReportMetric(float64(n)/elapsed.Seconds(), "msgs/s")
+}
+
 // countingPublisher publishes through an app.Publisher and counts.
 type countingPublisher struct {
 	pub *app.Publisher
@@ -196,9 +214,9 @@ func fill(b *testing.B, ob *outbox.Outbox, topic string, n int) {
 	b.Helper()
 	ctx := context.Background()
 	for start := 0; start < n; start += 500 {
-		err := pgx.BeginFunc(ctx, ob.Pool(), func(tx pgx.Tx) error {
+		err := ob.TxSQL(ctx, func(tx *sql.Tx) error {
 			for i := start; i < min(start+500, n); i++ {
-				if _, err := ob.Publish(ctx, tx, topic, OrderPlaced{Order: fmt.Sprintf("o-%03d", i%benchKeys), Seq: i / benchKeys}); err != nil {
+				if _, err := ob.PublishSQL(ctx, tx, topic, OrderPlaced{Order: fmt.Sprintf("o-%03d", i%benchKeys), Seq: i / benchKeys}); err != nil {
 					return err
 				}
 			}

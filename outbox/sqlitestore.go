@@ -220,14 +220,20 @@ func (s *sqliteStore) backlog(ctx context.Context) (rows int64, oldest time.Time
 // write lock from its start.
 type sqliteTx struct{ tx *sql.Tx }
 
-func (t sqliteTx) take(ctx context.Context, slot, limit int) ([]outboxRow, error) {
+// take takes the first rows of every slot, not only slot's: the batch
+// holds the one write lock anyway, so slots share no work out, and a
+// batch is as full as the backlog allows. Rows leave in seq order, so
+// the events of a key keep theirs.
+func (t sqliteTx) take(ctx context.Context, _, limit int) ([]outboxRow, error) {
 	rows, err := t.query(ctx, `DELETE FROM eventfx_outbox WHERE seq IN (
-	SELECT seq FROM eventfx_outbox WHERE slot = $1 ORDER BY seq LIMIT $2)
-RETURNING `+rowColumns, slot, limit)
+	SELECT seq FROM eventfx_outbox ORDER BY seq LIMIT $1)
+RETURNING `+rowColumns, limit)
 	slices.SortFunc(rows, func(a, b outboxRow) int { return int(a.seq - b.seq) })
 	return rows, err
 }
 
+// peek peeks at slot's rows alone: in exactly-once mode a batch is one
+// slot's, published by the slot's transactional producer.
 func (t sqliteTx) peek(ctx context.Context, slot, limit int) ([]outboxRow, error) {
 	return t.query(ctx, "SELECT "+rowColumns+" FROM eventfx_outbox WHERE slot = $1 ORDER BY seq LIMIT $2", slot, limit)
 }
