@@ -2,7 +2,6 @@ package outbox
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -458,13 +457,15 @@ func oneLine(err error) string {
 
 // message is the row as the message it was written from.
 func (o outboxRow) message() (*message.Message, error) {
-	m := message.NewMessage(o.id, o.payload)
-	if err := json.Unmarshal(o.headers, &m.Metadata); err != nil {
+	md, err := decodeHeaders(o.headers)
+	if err != nil {
 		return nil, fmt.Errorf("outbox row %d (%s): headers: %w", o.seq, o.id, err)
 	}
-	if m.Metadata == nil {
-		m.Metadata = message.Metadata{}
+	if md == nil {
+		md = message.Metadata{}
 	}
+	m := message.NewMessage(o.id, o.payload)
+	m.Metadata = md
 	if o.key != nil {
 		m.Metadata.Set(meta.Key, *o.key)
 	}
