@@ -3,6 +3,7 @@ package outbox
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -87,18 +88,18 @@ func (s *pgStore) insertSQL() string { return pgInsertSQL }
 const pgInsertSQL = `INSERT INTO eventfx_outbox (id, topic, key, slot, payload, headers)
 VALUES ($1, $2, $3, $4, $5, $6::json) ON CONFLICT (id) DO NOTHING`
 
-// pgBatchTx begins a batch's transaction. Its commit does not wait for the
-// WAL to reach disk: a database crash can lose the deletion of a batch
-// already published, which is published again (at-least-once), never an
-// event.
-var pgBatchTx = pgx.TxOptions{BeginQuery: "BEGIN; SET LOCAL synchronous_commit = off"}
+// pgBatchTxSetting is the setting of a batch's transaction, queued after
+// its BEGIN: its commit does not wait for the WAL to reach disk. A
+// database crash can lose the deletion of a batch already published,
+// which is published again (at-least-once), never an event.
+const pgBatchTxSetting = "SELECT set_config('synchronous_commit', 'off', true)"
 
 func (s *pgStore) begin(ctx context.Context) (batchTx, error) {
-	tx, err := s.pool.BeginTx(ctx, pgBatchTx)
+	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return pgTx{tx}, nil
+	return &pgTx{conn: conn}, nil
 }
 
 func (s *pgStore) status(ctx context.Context) (Status, error) { return ReadStatus(ctx, s.pool) }
@@ -122,14 +123,20 @@ func (s *pgStore) backlog(ctx context.Context) (rows int64, oldest time.Time, as
 }
 
 // pgTx is a batch's transaction on PostgreSQL: the slot is held by a
-// transaction-scoped advisory lock, taken without waiting.
-type pgTx struct{ tx pgx.Tx }
+// transaction-scoped advisory lock, taken without waiting. The
+// transaction begins in the round trip of its first statement (take or
+// peek): a batch costs two round trips to the database, that one and
+// the commit.
+type pgTx struct {
+	conn *pgxpool.Conn
+	tx   pgx.Tx // once begun
+}
 
 // rowColumns are the columns a batch reads, in outboxRow's order.
 const rowColumns = "seq, id, topic, key, slot, payload, headers, created_at"
 
-func (t pgTx) take(ctx context.Context, slot, limit int) ([]outboxRow, error) {
-	rows, err := t.query(ctx, `WITH lock AS (SELECT pg_try_advisory_xact_lock($1, $2) AS held)
+func (t *pgTx) take(ctx context.Context, slot, limit int) ([]outboxRow, error) {
+	rows, err := t.first(ctx, `WITH lock AS (SELECT pg_try_advisory_xact_lock($1, $2) AS held)
 DELETE FROM eventfx_outbox WHERE (SELECT held FROM lock) AND ctid = ANY(ARRAY(
 	SELECT ctid FROM eventfx_outbox WHERE slot = $2 ORDER BY seq LIMIT $3))
 RETURNING `+rowColumns, int32(slotLock), int32(slot), limit)
@@ -137,15 +144,32 @@ RETURNING `+rowColumns, int32(slotLock), int32(slot), limit)
 	return rows, err
 }
 
-func (t pgTx) peek(ctx context.Context, slot, limit int) ([]outboxRow, error) {
-	return t.query(ctx, `WITH lock AS (SELECT pg_try_advisory_xact_lock($1, $2) AS held)
+func (t *pgTx) peek(ctx context.Context, slot, limit int) ([]outboxRow, error) {
+	return t.first(ctx, `WITH lock AS (SELECT pg_try_advisory_xact_lock($1, $2) AS held)
 SELECT `+rowColumns+` FROM eventfx_outbox
 WHERE (SELECT held FROM lock) AND slot = $2 ORDER BY seq LIMIT $3`, int32(slotLock), int32(slot), limit)
 }
 
-func (t pgTx) query(ctx context.Context, q string, args ...any) ([]outboxRow, error) {
-	res, err := t.tx.Query(ctx, q, args...)
+// first begins the transaction and runs the query q in one round trip.
+func (t *pgTx) first(ctx context.Context, q string, args ...any) ([]outboxRow, error) {
+	if t.tx != nil {
+		return nil, errors.New("take batch: the batch's transaction has begun already")
+	}
+	b := &pgx.Batch{}
+	b.BeginTx(pgx.TxOptions{})
+	b.Queue(pgBatchTxSetting)
+	b.Queue(q, args...)
+	br := t.conn.SendBatch(ctx, b)
+	t.tx = br.Tx()
+	for range 2 { // BEGIN, the setting
+		if _, err := br.Exec(); err != nil {
+			_ = br.Close()
+			return nil, fmt.Errorf("begin: %w", err)
+		}
+	}
+	res, err := br.Query()
 	if err != nil {
+		_ = br.Close()
 		return nil, fmt.Errorf("take batch: %w", err)
 	}
 	rows, err := pgx.CollectRows(res, func(row pgx.CollectableRow) (outboxRow, error) {
@@ -153,20 +177,23 @@ func (t pgTx) query(ctx context.Context, q string, args ...any) ([]outboxRow, er
 		err := row.Scan(&o.seq, &o.id, &o.topic, &o.key, &o.slot, &o.payload, &o.headers, &o.created)
 		return o, err
 	})
+	if cerr := br.Close(); err == nil && cerr != nil {
+		err = cerr
+	}
 	if err != nil {
 		return nil, fmt.Errorf("take batch: %w", err)
 	}
 	return rows, nil
 }
 
-func (t pgTx) remove(ctx context.Context, seqs []int64) error {
+func (t *pgTx) remove(ctx context.Context, seqs []int64) error {
 	if _, err := t.tx.Exec(ctx, "DELETE FROM eventfx_outbox WHERE seq = ANY($1)", seqs); err != nil {
 		return fmt.Errorf("delete batch: %w", err)
 	}
 	return nil
 }
 
-func (t pgTx) setAside(ctx context.Context, rows []asideRow) error {
+func (t *pgTx) setAside(ctx context.Context, rows []asideRow) error {
 	if len(rows) == 0 {
 		return nil
 	}
@@ -183,6 +210,19 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (seq) DO NOTHING`,
 	return nil
 }
 
-func (t pgTx) commit(ctx context.Context) error { return t.tx.Commit(ctx) }
+func (t *pgTx) commit(ctx context.Context) error {
+	if t.tx == nil {
+		return nil
+	}
+	return t.tx.Commit(ctx)
+}
 
-func (t pgTx) rollback(ctx context.Context) error { return t.tx.Rollback(ctx) }
+// rollback ends the transaction, unless it committed, and gives the
+// connection back (the pool closes one left inside a transaction).
+func (t *pgTx) rollback(ctx context.Context) error {
+	defer t.conn.Release()
+	if t.tx == nil {
+		return nil
+	}
+	return t.tx.Rollback(ctx)
+}
