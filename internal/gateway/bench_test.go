@@ -22,12 +22,15 @@ import (
 // discardTransport is a transport whose publisher acknowledges at once.
 type discardTransport struct{ transport.Transport }
 
-func (discardTransport) Publisher() message.Publisher { return discardPublisher{} }
+func (discardTransport) Publisher() transport.Publisher { return discardPublisher{} }
 
 type discardPublisher struct{}
 
 func (discardPublisher) Publish(string, ...*message.Message) error { return nil }
-func (discardPublisher) Close() error                              { return nil }
+func (discardPublisher) PublishContext(context.Context, string, ...*message.Message) error {
+	return nil
+}
+func (discardPublisher) Close() error { return nil }
 
 // BenchmarkServeHTTP is the gateway's own cost per request, without the
 // network and the broker: a 256-byte event with a bearer token and a
