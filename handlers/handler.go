@@ -96,6 +96,7 @@ func buildOptions(opts []Option) options {
 // is a permanent error: the message goes to the poison queue at once.
 func New[T any](name, topic string, fn func(ctx context.Context, e T) error, opts ...Option) Handler {
 	o := buildOptions(opts)
+	dec := newDecoder(o.codec)
 	return Handler{
 		Name:        name,
 		Topic:       topic,
@@ -103,7 +104,7 @@ func New[T any](name, topic string, fn func(ctx context.Context, e T) error, opt
 		Consume:     o.consume,
 		MaxInFlight: o.maxInFlight,
 		Func: func(msg *message.Message) ([]*message.Message, error) {
-			ctx, e, err := decode[T](msg, o.codec)
+			ctx, e, err := decode[T](msg, dec)
 			if err != nil {
 				return nil, err
 			}
@@ -121,6 +122,7 @@ func New[T any](name, topic string, fn func(ctx context.Context, e T) error, opt
 // than once (at-least-once), with a new ID each time.
 func NewEmitting[In, Out any](name, topic, publishTopic string, fn func(ctx context.Context, e In) ([]Out, error), opts ...Option) Handler {
 	o := buildOptions(opts)
+	dec := newDecoder(o.codec)
 	return Handler{
 		Name:         name,
 		Topic:        topic,
@@ -129,7 +131,7 @@ func NewEmitting[In, Out any](name, topic, publishTopic string, fn func(ctx cont
 		Consume:      o.consume,
 		MaxInFlight:  o.maxInFlight,
 		Func: func(msg *message.Message) ([]*message.Message, error) {
-			ctx, e, err := decode[In](msg, o.codec)
+			ctx, e, err := decode[In](msg, dec)
 			if err != nil {
 				return nil, err
 			}
@@ -150,14 +152,15 @@ func NewEmitting[In, Out any](name, topic, publishTopic string, fn func(ctx cont
 	}
 }
 
-// decode turns msg into a T and the context the typed function gets.
-func decode[T any](msg *message.Message, c Codec) (context.Context, T, error) {
+// decode turns msg into a T, decoded by d, and the context the typed
+// function gets.
+func decode[T any](msg *message.Message, d *decoder) (context.Context, T, error) {
 	ctx := msg.Context()
 	if m, ok := MessageFromContext(ctx); !ok || m != msg {
 		ctx = meta.WithMessage(ctx, msg) // outside the router's chain
 	}
 	var e T
-	if err := c.Unmarshal(msg.Payload, &e); err != nil {
+	if err := d.unmarshal(msg.Payload, &e); err != nil {
 		return ctx, e, codecError(fmt.Errorf("decode %T: %w", e, err))
 	}
 	if v, ok := any(&e).(Validator); ok {

@@ -101,3 +101,15 @@ func TestErrorMarkers(t *testing.T) {
 	assert.True(t, ok)
 	assert.Equal(t, time.Second, d)
 }
+
+// panicking is a codec whose Unmarshal panics.
+type panicking struct{ handlers.JSON }
+
+func (panicking) Unmarshal([]byte, any) error { panic("codec bug") }
+
+func TestTypedHandlerCodecPanicReachesTheCaller(t *testing.T) {
+	h := handlers.New("panics", "orders", func(context.Context, Shipment) error { return nil }, handlers.WithCodec(panicking{}))
+	for range 3 { // the first decode starts a decoding goroutine, the next ones reuse it
+		assert.PanicsWithValue(t, "codec bug", func() { _, _ = h.Func(message.NewMessage("m", []byte(`{}`))) })
+	}
+}
