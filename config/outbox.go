@@ -91,10 +91,17 @@ func (p *problems) outbox(o Outbox) {
 	}
 	p.positive("outbox.max_backoff", o.MaxBackoff)
 	p.positive("outbox.inbox_retention", o.InboxRetention)
-	if o.Notify && strings.HasPrefix(o.DSN, "sqlite:") {
+	if o.Notify && o.SQLite() {
 		p.add("outbox.notify", "PostgreSQL's LISTEN/NOTIFY: not available on the SQLite store (%s)", o.DSN)
 	}
 }
+
+// SQLitePrefix starts the outbox.dsn of the embedded SQLite store:
+// "sqlite:PATH" or "sqlite::memory:".
+const SQLitePrefix = "sqlite:"
+
+// SQLite reports whether the DSN names the embedded SQLite store.
+func (o Outbox) SQLite() bool { return strings.HasPrefix(o.DSN, SQLitePrefix) }
 
 // RequireDSN reports a missing outbox.dsn the way Validate reports its
 // fields: the outbox module and commands need it.

@@ -111,7 +111,7 @@ func Connect(cfg config.Outbox) (*Outbox, error) {
 	if err := cfg.RequireDSN(); err != nil {
 		return nil, err
 	}
-	if IsSQLite(cfg.DSN) {
+	if cfg.SQLite() {
 		st, err := openSQLite(cfg.DSN)
 		if err != nil {
 			return nil, err

@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/eventfx/eventfx/config"
 )
 
 // SQLiteSchema is the SQL that creates the outbox's tables on SQLite
@@ -22,10 +24,7 @@ var SQLiteSchema string
 // "sqlite:PATH" (a file, created when missing) or "sqlite::memory:" (a
 // database that lives as long as the process). The driver is linked in
 // by importing github.com/eventfx/eventfx/outbox/sqlite.
-const SQLitePrefix = "sqlite:"
-
-// IsSQLite reports whether dsn names an embedded SQLite store.
-func IsSQLite(dsn string) bool { return strings.HasPrefix(dsn, SQLitePrefix) }
+const SQLitePrefix = config.SQLitePrefix
 
 // sqliteDriver is the database/sql driver name of modernc.org/sqlite,
 // which package outbox/sqlite registers.
@@ -125,11 +124,8 @@ func (s *sqliteStore) status(ctx context.Context) (Status, error) {
 		}
 		s.Oldest = time.UnixMicro(oldest)
 		st.Slots = append(st.Slots, s)
-		st.Rows += s.Rows
-		if st.Oldest.IsZero() || s.Oldest.Before(st.Oldest) {
-			st.Oldest = s.Oldest
-		}
 	}
+	st.total()
 	if err := q.Err(); err != nil {
 		return st, fmt.Errorf("outbox status: %w", err)
 	}

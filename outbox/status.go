@@ -39,6 +39,16 @@ type AsideRow struct {
 	SetAsideAt time.Time `json:"set_aside_at"`
 }
 
+// total sets Rows and Oldest from the slots.
+func (s *Status) total() {
+	for _, st := range s.Slots {
+		s.Rows += st.Rows
+		if s.Oldest.IsZero() || st.Oldest.Before(s.Oldest) {
+			s.Oldest = st.Oldest
+		}
+	}
+}
+
 // ReadStatus reads the backlog per slot and the set-aside rows, as of one
 // moment (one snapshot).
 func ReadStatus(ctx context.Context, pool *pgxpool.Pool) (Status, error) {
@@ -60,12 +70,7 @@ func ReadStatus(ctx context.Context, pool *pgxpool.Pool) (Status, error) {
 	if err != nil {
 		return s, fmt.Errorf("outbox status: %w", err)
 	}
-	for _, st := range s.Slots {
-		s.Rows += st.Rows
-		if s.Oldest.IsZero() || st.Oldest.Before(s.Oldest) {
-			s.Oldest = st.Oldest
-		}
-	}
+	s.total()
 	q, err = tx.Query(ctx, "SELECT id, topic, COALESCE(key, ''), reason, created_at, set_aside_at FROM eventfx_outbox_aside ORDER BY seq")
 	if err != nil {
 		return s, fmt.Errorf("outbox status: %w", err)
