@@ -207,10 +207,12 @@ func (e *eos) drop(slot int) {
 
 // lastPublished reads the seqs of the last committed state record of id
 // in partition slot (none when there is none): the last records of the
-// partition, further back until one is found.
+// partition, further back until one is found. It reads up to the
+// partition's last stable offset, where every transaction before it has
+// ended (startProducer ended the slot's own).
 func (e *eos) lastPublished(ctx context.Context, slot int, id string) (map[int64]bool, error) {
 	adm := kadm.NewClient(e.admin)
-	ends, err := adm.ListEndOffsets(ctx, StateTopic)
+	ends, err := adm.ListCommittedOffsets(ctx, StateTopic)
 	if err != nil {
 		return nil, fmt.Errorf("exactly-once: end of %s: %w", StateTopic, err)
 	}
@@ -230,48 +232,60 @@ func (e *eos) lastPublished(ctx context.Context, slot int, id string) (map[int64
 	}
 }
 
-// readState reads partition slot of StateTopic from offset from to until
-// (read_committed) and returns the seqs of the last state id committed
-// there.
+// stateReadTimeout bounds readState: a state that cannot be read in time
+// is an error (the batch waits and tries again), never taken for none.
+const stateReadTimeout = 30 * time.Second
+
+// readState reads partition slot of StateTopic (read_committed) from
+// offset from until it has consumed offset until-1, and returns the seqs
+// of the last state record of id committed there. It stops on the
+// offsets it consumed, not on a quiet poll: a busy broker may answer a
+// fetch late, and a state missed would publish its batch again. Control
+// records (transaction markers) are kept, since they hold offsets too:
+// the last offset before the last stable one is a marker or a committed
+// record, except when another relay's transaction interleaves with an
+// aborted one there; then the read times out and the batch is tried
+// again later.
 func (e *eos) readState(ctx context.Context, slot int, id string, from, until int64) (map[int64]bool, bool, error) {
 	if from >= until {
 		return nil, false, nil
 	}
 	cl, err := kgo.NewClient(append(e.opts[:len(e.opts):len(e.opts)],
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.KeepControlRecords(),
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{StateTopic: {int32(slot): kgo.NewOffset().At(from)}}),
 	)...)
 	if err != nil {
 		return nil, false, err
 	}
 	defer cl.Close()
+	rctx, cancel := context.WithTimeout(ctx, stateReadTimeout)
+	defer cancel()
 	var seqs map[int64]bool
 	found := false
-	for {
-		// The partition's transactions are all ended (startProducer): what
-		// is committed comes at once.
-		pctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
-		fs := cl.PollFetches(pctx)
-		cancel()
+	next := from
+	var fetchErr error
+	for next < until {
+		fs := cl.PollFetches(rctx)
 		if err := ctx.Err(); err != nil {
 			return nil, false, err
 		}
-		n, last := 0, int64(-1)
+		if rctx.Err() != nil {
+			return nil, false, fmt.Errorf("exactly-once: read the state of slot %d: reached offset %d of %d in %s (last fetch error: %v)",
+				slot, next, until, stateReadTimeout, fetchErr)
+		}
+		fs.EachError(func(_ string, _ int32, err error) { fetchErr = err })
 		fs.EachRecord(func(r *kgo.Record) {
-			n++
-			last = r.Offset
-			if string(r.Key) != id {
+			next = max(next, r.Offset+1)
+			if r.Attrs.IsControl() || string(r.Key) != id {
 				return
 			}
 			if v, err := parseSeqs(r.Value); err == nil {
 				seqs, found = v, true
 			}
 		})
-		// Past the last record, or only markers and aborted records left.
-		if n == 0 || last >= until-1 {
-			return seqs, found, nil
-		}
 	}
+	return seqs, found, nil
 }
 
 // close closes every producer.
