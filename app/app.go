@@ -158,6 +158,12 @@ var SubscriberModule = fx.Module("eventfx.subscriber",
 // newRouter builds the router of the registered handlers and ties it to
 // the lifecycle.
 func newRouter(p subscriberParams) (*routing.Router, error) {
+	if len(p.Handlers) == 0 {
+		// Most often a constructor provided without handlers.AsHandler:
+		// fx takes it for a value nobody asks for.
+		p.Logger.Warn("subscriber: no handlers registered, so nothing is consumed; register them with handlers.Register, " +
+			"or fx.Provide(handlers.AsHandler(constructor)) for one that needs dependencies")
+	}
 	r, err := routing.New(routing.Params{
 		Config:        p.Config,
 		Logger:        p.Logger,

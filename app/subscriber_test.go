@@ -472,3 +472,21 @@ func TestLogLinesAboutARetriedMessageCarryTheFiveKeys(t *testing.T) {
 	assert.True(t, msgs["handler failed, retrying"], "the retry is logged: %v", msgs)
 	assert.True(t, msgs["message handled"], "the result is logged: %v", msgs)
 }
+
+// A subscriber with no handlers says so at start: a handler constructor
+// provided without handlers.AsHandler is a value fx never asks for.
+func TestSubscriberWithoutHandlersWarns(t *testing.T) {
+	t.Parallel()
+	cfg := kafkatest.Config(kafkatest.Broker(t))
+	var buf kafkatest.Buffer
+	a := fxtest.New(t, app.Core(cfg), app.KafkaModule, app.SubscriberModule,
+		fx.Decorate(func() *slog.Logger { return slog.New(slog.NewTextHandler(&buf, nil)) }),
+		fx.Provide(func() handlers.Handler { // not in the handlers group
+			return handlers.New("billing", "orders", func(context.Context, Order) error { return nil })
+		}),
+	)
+	a.RequireStart()
+	a.RequireStop()
+	assert.Contains(t, buf.String(), "no handlers registered")
+	assert.Contains(t, buf.String(), "handlers.AsHandler")
+}

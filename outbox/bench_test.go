@@ -6,8 +6,11 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -37,6 +40,7 @@ var (
 	latencyRate     = flag.Int("outbox.rate", 1000, "events per second BenchmarkOutboxLatency's writers commit")
 	drainBatch      = flag.Int("outbox.batch", 0, "outbox.batch_size of BenchmarkOutboxDrain's relay (0: the default)")
 	drainWorkers    = flag.Int("outbox.workers", 0, "outbox.workers of BenchmarkOutboxDrain's relay (0: the default)")
+	drainProfile    = flag.String("outbox.cpuprofile", "", "write a CPU profile of each timed drain of BenchmarkOutboxDrain's relays to this path, suffixed with the benchmark's name")
 	latencyDuration = flag.Duration("outbox.duration", 2*time.Second, "how long BenchmarkOutboxLatency's writers write (the documented figures use 10s)")
 )
 
@@ -180,6 +184,12 @@ func drain(b *testing.B, ob *outbox.Outbox, pub *app.Publisher, cfg config.Outbo
 	require.NoError(b, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
+	if *drainProfile != "" {
+		f, err := os.Create(*drainProfile + "-" + strings.ReplaceAll(b.Name(), "/", "-"))
+		require.NoError(b, err)
+		require.NoError(b, pprof.StartCPUProfile(f))
+		defer func() { pprof.StopCPUProfile(); f.Close() }()
+	}
 	start := time.Now()
 	b.StartTimer()
 	go func() { defer close(done); _ = r.Run(ctx) }()
