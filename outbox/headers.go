@@ -5,6 +5,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/eventfx/eventfx/internal/meta"
 )
 
 // decodeHeaders reads a row's headers column, a JSON object of strings,
@@ -43,14 +45,15 @@ func decodeFlat(b []byte) (message.Metadata, bool) {
 		return md, i == len(b)-1
 	}
 	for {
-		k, next, ok := flatString(b, i)
+		kb, next, ok := flatString(b, i)
 		if !ok || next >= len(b) || b[next] != ':' {
 			return nil, false
 		}
-		v, next, ok := flatString(b, next+1)
+		vb, next, ok := flatString(b, next+1)
 		if !ok || next >= len(b) {
 			return nil, false
 		}
+		k, v := common(kb), common(vb)
 		if _, dup := md[k]; dup {
 			return nil, false // encoding/json's rule: the last one wins
 		}
@@ -67,18 +70,38 @@ func decodeFlat(b []byte) (message.Metadata, bool) {
 }
 
 // flatString reads a JSON string starting at b[i] that holds no escape
-// and no control character, and returns it and the index after it.
-func flatString(b []byte, i int) (string, int, bool) {
+// and no control character, and returns its bytes and the index after it.
+func flatString(b []byte, i int) ([]byte, int, bool) {
 	if i >= len(b) || b[i] != '"' {
-		return "", 0, false
+		return nil, 0, false
 	}
 	for j := i + 1; j < len(b); j++ {
 		switch c := b[j]; {
 		case c == '"':
-			return string(b[i+1 : j]), j + 1, true
+			return b[i+1 : j], j + 1, true
 		case c == '\\' || c < 0x20:
-			return "", 0, false
+			return nil, 0, false
 		}
 	}
-	return "", 0, false
+	return nil, 0, false
+}
+
+// common returns b as a string, without allocating one for the header
+// names and values most rows hold.
+func common(b []byte) string {
+	switch string(b) { // compiled without a conversion
+	case meta.CorrelationID:
+		return meta.CorrelationID
+	case meta.ContentType:
+		return meta.ContentType
+	case meta.Traceparent:
+		return meta.Traceparent
+	case meta.Tracestate:
+		return meta.Tracestate
+	case meta.Service:
+		return meta.Service
+	case "application/json":
+		return "application/json"
+	}
+	return string(b)
 }

@@ -172,11 +172,7 @@ func (t *pgTx) first(ctx context.Context, q string, args ...any) ([]outboxRow, e
 		_ = br.Close()
 		return nil, fmt.Errorf("take batch: %w", err)
 	}
-	rows, err := pgx.CollectRows(res, func(row pgx.CollectableRow) (outboxRow, error) {
-		var o outboxRow
-		err := row.Scan(&o.seq, &o.id, &o.topic, &o.key, &o.slot, &o.payload, &o.headers, &o.created)
-		return o, err
-	})
+	rows, err := readRows(res)
 	if cerr := br.Close(); err == nil && cerr != nil {
 		err = cerr
 	}

@@ -274,3 +274,67 @@ func Private(t testing.TB) (*Cluster, string) {
 	t.Cleanup(c.Stop)
 	return c, c.DSN("postgres")
 }
+
+// CPU is the CPU time the cluster's processes have used so far: the
+// postmaster's, its exited children's, and its living children's (the
+// backends of open connections). It reads /proc, so it works on Linux
+// only; the benchmarks report it per message beside their own process's.
+func (c *Cluster) CPU() (time.Duration, error) {
+	if c.cmd == nil || c.cmd.Process == nil {
+		return 0, errors.New("pgtest: the cluster is not running")
+	}
+	pm := c.cmd.Process.Pid
+	own, err := procTicks(pm, true)
+	if err != nil {
+		return 0, err
+	}
+	ticks := own.ticks
+	procs, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0, err
+	}
+	for _, p := range procs {
+		pid, err := strconv.Atoi(p.Name())
+		if err != nil || pid == pm {
+			continue
+		}
+		st, err := procTicks(pid, false)
+		if err == nil && st.ppid == pm { // a process that ended meanwhile is in the postmaster's
+			ticks += st.ticks
+		}
+	}
+	return time.Duration(ticks) * time.Second / clockTicks, nil
+}
+
+// clockTicks is Linux's USER_HZ, the unit of /proc/PID/stat's times.
+const clockTicks = 100
+
+type procStat struct {
+	ppid  int
+	ticks int64
+}
+
+// procTicks reads pid's parent and user+system time from /proc/PID/stat,
+// with its waited-for children's when children is set.
+func procTicks(pid int, children bool) (procStat, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return procStat{}, err
+	}
+	// The command name, in parentheses, may hold spaces: the fields
+	// start after its closing one, at field 3 (state).
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return procStat{}, fmt.Errorf("/proc/%d/stat: no command name", pid)
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 15 {
+		return procStat{}, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f))
+	}
+	num := func(field int) int64 { v, _ := strconv.ParseInt(f[field-3], 10, 64); return v }
+	st := procStat{ppid: int(num(4)), ticks: num(14) + num(15)}
+	if children {
+		st.ticks += num(16) + num(17)
+	}
+	return st, nil
+}

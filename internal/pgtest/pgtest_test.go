@@ -3,8 +3,10 @@ package pgtest_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/eventfx/eventfx/internal/pgtest"
@@ -36,4 +38,19 @@ func TestDSNIsAFreshDatabasePerTest(t *testing.T) {
 	var version string
 	require.NoError(t, b.QueryRow(ctx, "SHOW server_version").Scan(&version))
 	t.Logf("PostgreSQL %s", version)
+}
+
+// The cluster's CPU time grows with the work its backends do.
+func TestClusterCPUCountsTheBackends(t *testing.T) {
+	c := pgtest.Shared(t)
+	before, err := c.CPU()
+	require.NoError(t, err)
+	conn, err := pgx.Connect(context.Background(), pgtest.DSN(t))
+	require.NoError(t, err)
+	defer conn.Close(context.Background())
+	_, err = conn.Exec(context.Background(), "SELECT count(*) FROM generate_series(1, 3000000)")
+	require.NoError(t, err)
+	after, err := c.CPU()
+	require.NoError(t, err)
+	assert.Greater(t, after-before, 100*time.Millisecond, "a query of about a second of CPU, seen from /proc")
 }
