@@ -41,6 +41,7 @@ var (
 	latencyRate     = flag.Int("outbox.rate", 1000, "events per second BenchmarkOutboxLatency's writers commit")
 	drainBatch      = flag.Int("outbox.batch", 0, "outbox.batch_size of BenchmarkOutboxDrain's relay (0: the default)")
 	drainWorkers    = flag.Int("outbox.workers", 0, "outbox.workers of BenchmarkOutboxDrain's relay (0: the default)")
+	drainAnalyze    = flag.Bool("outbox.analyze", false, "ANALYZE the outbox table of BenchmarkOutboxDrain/postgres after filling it, as autovacuum does to a table that keeps a backlog")
 	drainProfile    = flag.String("outbox.cpuprofile", "", "write a CPU profile of each timed drain of BenchmarkOutboxDrain's relays to this path, suffixed with the benchmark's name")
 	latencyDuration = flag.Duration("outbox.duration", 2*time.Second, "how long BenchmarkOutboxLatency's writers write (the documented figures use 10s)")
 )
@@ -297,6 +298,10 @@ func fill(b *testing.B, ob *outbox.Outbox, topic string, n int) {
 			}
 			return nil
 		})
+		require.NoError(b, err)
+	}
+	if *drainAnalyze && ob.Dialect() == "postgres" {
+		_, err := ob.DB().ExecContext(ctx, "ANALYZE eventfx_outbox")
 		require.NoError(b, err)
 	}
 }

@@ -135,10 +135,20 @@ type pgTx struct {
 // rowColumns are the columns a batch reads, in outboxRow's order.
 const rowColumns = "seq, id, topic, key, slot, payload, headers, created_at"
 
+// inSlot selects slot $2's rows in seq order. "slot = $2 ORDER BY seq"
+// would say the same, but with the table's statistics PostgreSQL then
+// prefers walking the primary key in seq order and filtering on slot,
+// reading about Slots rows for each one it takes: choosing a batch of 500
+// from a 100,000-row backlog took 5.3 ms that way against 1.3 ms through
+// the (slot, seq) index (EXPLAIN ANALYZE, PostgreSQL 15). With slot in a
+// range and in the ORDER BY, only that index gives the order, and every
+// plan, generic or custom, uses it.
+const inSlot = "slot BETWEEN $2 AND $2 ORDER BY slot, seq"
+
 func (t *pgTx) take(ctx context.Context, slot, limit int) ([]outboxRow, error) {
 	rows, err := t.first(ctx, `WITH lock AS (SELECT pg_try_advisory_xact_lock($1, $2) AS held)
 DELETE FROM eventfx_outbox WHERE (SELECT held FROM lock) AND ctid = ANY(ARRAY(
-	SELECT ctid FROM eventfx_outbox WHERE slot = $2 ORDER BY seq LIMIT $3))
+	SELECT ctid FROM eventfx_outbox WHERE `+inSlot+` LIMIT $3))
 RETURNING `+rowColumns, int32(slotLock), int32(slot), limit)
 	slices.SortFunc(rows, func(a, b outboxRow) int { return int(a.seq - b.seq) })
 	return rows, err
@@ -147,7 +157,7 @@ RETURNING `+rowColumns, int32(slotLock), int32(slot), limit)
 func (t *pgTx) peek(ctx context.Context, slot, limit int) ([]outboxRow, error) {
 	return t.first(ctx, `WITH lock AS (SELECT pg_try_advisory_xact_lock($1, $2) AS held)
 SELECT `+rowColumns+` FROM eventfx_outbox
-WHERE (SELECT held FROM lock) AND slot = $2 ORDER BY seq LIMIT $3`, int32(slotLock), int32(slot), limit)
+WHERE (SELECT held FROM lock) AND `+inSlot+` LIMIT $3`, int32(slotLock), int32(slot), limit)
 }
 
 // first begins the transaction and runs the query q in one round trip.
