@@ -47,7 +47,7 @@ type benchGatewayOpts struct {
 }
 
 func newBenchGatewayCmd(g *globals) *cobra.Command {
-	o := benchGatewayOpts{url: "http://127.0.0.1:8080", clients: []int{1, 16, 64}, requests: 20000, size: 256, duration: 10 * time.Second, rounds: 4}
+	o := benchGatewayOpts{url: "http://127.0.0.1:8080", clients: []int{1, 16, 64}, requests: 20000, size: 256, duration: 10 * time.Second, rounds: 10}
 	cmd := &cobra.Command{
 		Use:   "gateway [--url U | --compare [--rounds N]] [--topic T] [--clients 1,16,64] [--requests N] [--duration D] [--size BYTES] [--token T] [--json]",
 		Short: "Load a publisher service's HTTP gateway and measure it",

@@ -13,7 +13,7 @@ import (
 )
 
 var (
-	compareConfigLine = regexp.MustCompile(`^config mode=compare brokers=(\S+) embedded=false eventfx_topic=(\S+) hand_written_topic=(\S+) size=64 requests=200 duration=0s rounds=4 auth=true$`)
+	compareConfigLine = regexp.MustCompile(`^config mode=compare brokers=(\S+) embedded=false eventfx_topic=(\S+) hand_written_topic=(\S+) size=64 requests=200 duration=0s rounds=10 auth=true$`)
 	compareRow        = regexp.MustCompile(`^clients=(\d+) gateway=(eventfx|hand-written) requests=200 errors=0 seconds=(\S+) req_per_sec=(\d+) p50=(\S+) p90=(\S+) p99=(\S+) max=(\S+)$`)
 	compareRatioLine  = regexp.MustCompile(`^clients=(\d+) ratio req_per_sec=(\S+) p50=(\S+) p99=(\S+)$`)
 )

@@ -30,7 +30,7 @@ var gatewayClients = []int{1, 16, 64}
 
 // gatewayRounds is how many rounds each level of BenchmarkGateway splits
 // its requests into, the two gateways taking turns.
-const gatewayRounds = 4
+const gatewayRounds = 10
 
 // BenchmarkGateway sends b.N POST /v1/events/{topic} requests of 256
 // bytes (Content-Type and bearer token set, as `eventfx bench gateway`

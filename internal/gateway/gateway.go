@@ -228,7 +228,10 @@ func writeResponse(w http.ResponseWriter, res *response) {
 	h["X-Content-Type-Options"] = valueNosniff
 	w.WriteHeader(res.status)
 	if res.status == http.StatusAccepted {
-		_, _ = w.Write(appendAccepted(make([]byte, 0, 128), &res.accepted))
+		a := &res.accepted
+		// The body is its three strings and 41 bytes of JSON around them
+		// (more only for a string encoding/json escapes).
+		_, _ = w.Write(appendAccepted(make([]byte, 0, 64+len(a.ID)+len(a.Topic)+len(a.CorrelationID)), a))
 		return
 	}
 	_ = json.NewEncoder(w).Encode(Error{Error: res.reason})
