@@ -52,9 +52,10 @@ const gatewayRounds = 10
 // they take turns: gatewayRounds rounds of b.N/gatewayRounds requests,
 // in the order eventfx, hand-written, then hand-written, eventfx, and so
 // on, after a garbage collection each. On a shared machine whose load
-// changes from one minute to the next, both gateways then see the same
+// changes from one second to the next, both gateways then see the same
 // machine: go test -count repeats a benchmark's repetitions one after the
-// other, so two benchmarks of their own would measure them minutes apart.
+// other, so two benchmarks of their own would measure them a minute or
+// more apart.
 //
 // Each level reports, for each gateway (prefix eventfx- or hand-written-),
 // its requests/s (every request, all answered 202), the p50 and p99
