@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime"
 	"strconv"
 	"testing"
 	"time"
@@ -27,12 +28,16 @@ const gatewayToken = "bench-token"
 // each sending its next request when the previous one was answered.
 var gatewayClients = []int{1, 16, 64}
 
+// gatewayRounds is how many rounds each level of BenchmarkGateway splits
+// its requests into, the two gateways taking turns.
+const gatewayRounds = 10
+
 // BenchmarkGateway sends b.N POST /v1/events/{topic} requests of 256
 // bytes (Content-Type and bearer token set, as `eventfx bench gateway`
 // sends them) from 1, 16 and 64 concurrent clients in a closed loop
-// (internal/loadgen) to two gateways on the package's embedded broker,
-// each answering 202 once the broker acknowledged the event (acks from
-// all in-sync replicas):
+// (internal/loadgen) to each of two gateways on the package's embedded
+// broker, each answering 202 once the broker acknowledged the event (acks
+// from all in-sync replicas):
 //
 //   - eventfx: cmd/publisher's service (app.Core, KafkaModule,
 //     PublisherModule, HTTPModule, gateway.Module) with its features on:
@@ -42,70 +47,135 @@ var gatewayClients = []int{1, 16, 64}
 //   - hand-written: internal/handwritten, net/http and one franz-go
 //     client, none of those features.
 //
-// Each reports requests/s (every request, all answered 202), the p50
-// and p99 latency, as the client saw them, and the process's CPU time per
-// request (cpu-µs/req: gateway, load generator and broker; it varies less
-// between repetitions than the rate). The load generator and the
-// broker run in the same process and share the cores with the gateway:
-// the ratio of the two is the figure (ratios reports it), run with
-// -benchtime 20000x as `eventfx bench gateway` sends 20,000 requests a level.
+// Both gateways run side by side for the whole benchmark, each on a topic
+// of its own, and each level is one benchmark (Gateway/clients=N) in which
+// they take turns: gatewayRounds rounds of b.N/gatewayRounds requests,
+// in the order eventfx, hand-written, then hand-written, eventfx, and so
+// on, after a garbage collection each. On a shared machine whose load
+// changes from one second to the next, both gateways then see the same
+// machine: go test -count repeats a benchmark's repetitions one after the
+// other, so two benchmarks of their own would measure them a minute or
+// more apart.
+//
+// Each level reports, for each gateway (prefix eventfx- or hand-written-),
+// its requests/s (every request, all answered 202), the p50 and p99
+// latency as the client saw them, and the process's CPU time per request
+// (cpu-µs/req: gateway, load generator and broker; it varies less between
+// repetitions than the rate), and the ratios eventfx / hand-written of
+// the rates (ratio-req/s) and of the p99 (ratio-p99). The load generator
+// and the broker run in the same process and share the cores with the
+// gateway: the ratio is the figure, run with -benchtime 20000x as
+// `eventfx bench gateway` sends 20,000 requests a level.
 func BenchmarkGateway(b *testing.B) {
-	b.Run("eventfx", func(b *testing.B) {
-		cfg := benchConfig(brokerAddr)
-		cfg.HTTP.Addr = "127.0.0.1:0"
-		cfg.HTTP.AuthToken = gatewayToken
-		var srv *app.HTTPServer
-		startApp(b, app.Core(cfg), app.KafkaModule, app.PublisherModule, app.HTTPModule, gateway.Module, fx.Populate(&srv))
-		runGateway(b, srv.Addr())
-	})
-	b.Run("hand-written", func(b *testing.B) {
-		g, err := handwritten.New(brokerAddr)
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(g.Close)
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			b.Fatal(err)
-		}
-		srv := &http.Server{Handler: g, ReadHeaderTimeout: 10 * time.Second}
-		go func() { _ = srv.Serve(l) }()
-		b.Cleanup(func() { _ = srv.Close() })
-		runGateway(b, l.Addr().String())
-	})
+	cfg := benchConfig(brokerAddr)
+	cfg.HTTP.Addr = "127.0.0.1:0"
+	cfg.HTTP.AuthToken = gatewayToken
+	var srv *app.HTTPServer
+	startApp(b, app.Core(cfg), app.KafkaModule, app.PublisherModule, app.HTTPModule, gateway.Module, fx.Populate(&srv))
+	eventfx := newGatewayTarget(b, "eventfx", srv.Addr())
+
+	g, err := handwritten.New(brokerAddr)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(g.Close)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	hs := &http.Server{Handler: g, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = hs.Serve(l) }()
+	b.Cleanup(func() { _ = hs.Close() })
+	handWritten := newGatewayTarget(b, "hand-written", l.Addr().String())
+
+	for _, clients := range gatewayClients {
+		b.Run("clients="+strconv.Itoa(clients), func(b *testing.B) {
+			b.ReportAllocs()
+			runGateways(b, clients, eventfx, handWritten)
+		})
+	}
 }
 
-// runGateway runs every level of clients against the gateway at addr, on
-// a fresh topic that a few requests create first.
-func runGateway(b *testing.B, addr string) {
+// gatewayTarget is one gateway of BenchmarkGateway and what its rounds of
+// one level measured.
+type gatewayTarget struct {
+	name string
+	op   loadgen.Op
+	// Sums over the level's rounds.
+	requests int
+	elapsed  time.Duration
+	cpu      int64
+	latency  loadgen.Histogram
+}
+
+// newGatewayTarget returns the gateway at addr with a fresh topic, which a
+// few requests create first (opening the connections too).
+func newGatewayTarget(b *testing.B, name, addr string) *gatewayTarget {
 	endpoint := "http://" + addr + "/v1/events/" + kafkatest.Unique("bench-gateway")
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConns, tr.MaxIdleConnsPerHost = 64, 64
 	client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
 	b.Cleanup(tr.CloseIdleConnections)
-	op := func(ctx context.Context) error { return postEvent(ctx, client, endpoint) }
-	// Create the topic, open the connections.
-	if _, err := load(b, op, gatewayClients[len(gatewayClients)-1], 256); err != nil {
-		b.Fatal(err)
+	t := &gatewayTarget{name: name, op: func(ctx context.Context) error { return postEvent(ctx, client, endpoint) }}
+	if _, err := load(b, t.op, gatewayClients[len(gatewayClients)-1], 256); err != nil {
+		b.Fatalf("%s: %v", name, err)
 	}
-	for _, clients := range gatewayClients {
-		b.Run("clients="+strconv.Itoa(clients), func(b *testing.B) {
-			b.ReportAllocs()
-			b.ResetTimer()
-			cpu := cpuTime()
-			r, err := load(b, op, clients, b.N)
-			cpu = cpuTime() - cpu
+	return t
+}
+
+// runGateways sends b.N requests from clients clients to each of x and y,
+// in turns (see BenchmarkGateway), and reports what each measured and the
+// ratios of x to y.
+func runGateways(b *testing.B, clients int, x, y *gatewayTarget) {
+	for _, t := range []*gatewayTarget{x, y} {
+		t.requests, t.elapsed, t.cpu, t.latency = 0, 0, 0, loadgen.Histogram{}
+	}
+	b.ResetTimer()
+	for round := range gatewayRounds {
+		n := b.N / gatewayRounds
+		if round < b.N%gatewayRounds {
+			n++
+		}
+		if n == 0 {
+			continue
+		}
+		order := []*gatewayTarget{x, y}
+		if round%2 == 1 {
+			order = []*gatewayTarget{y, x}
+		}
+		for _, t := range order {
 			b.StopTimer()
+			runtime.GC()
+			b.StartTimer()
+			cpu := cpuTime()
+			r, err := load(b, t.op, clients, n)
+			t.cpu += cpuTime() - cpu
 			if err != nil {
-				b.Fatal(err)
+				b.Fatalf("%s: %v", t.name, err)
 			}
-			s := r.Latency.Summary()
-			b.ReportMetric(r.Rate(), "req/s")
-			b.ReportMetric(float64(s.P50)/1e6, "p50-ms")
-			b.ReportMetric(float64(s.P99)/1e6, "p99-ms")
-			b.ReportMetric(float64(cpu)/1e3/float64(r.Requests), "cpu-µs/req")
-		})
+			t.requests += r.Requests
+			t.elapsed += r.Elapsed
+			t.latency.Merge(&r.Latency)
+		}
 	}
+	b.StopTimer()
+	for _, t := range []*gatewayTarget{x, y} {
+		s := t.latency.Summary()
+		b.ReportMetric(t.rate(), t.name+"-req/s")
+		b.ReportMetric(float64(s.P50)/1e6, t.name+"-p50-ms")
+		b.ReportMetric(float64(s.P99)/1e6, t.name+"-p99-ms")
+		b.ReportMetric(float64(t.cpu)/1e3/float64(t.requests), t.name+"-cpu-µs/req")
+	}
+	b.ReportMetric(x.rate()/y.rate(), "ratio-req/s")
+	b.ReportMetric(float64(x.latency.Percentile(99))/float64(y.latency.Percentile(99)), "ratio-p99")
+}
+
+// rate is the requests per second of the level's rounds.
+func (t *gatewayTarget) rate() float64 {
+	if t.elapsed <= 0 {
+		return 0
+	}
+	return float64(t.requests) / t.elapsed.Seconds()
 }
 
 // load sends n requests from clients clients and fails on any error.

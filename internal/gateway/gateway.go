@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -161,6 +162,8 @@ type Gateway struct {
 	// none gives), so a request's span is only its caller's trace
 	// context (see startSpan).
 	noopTracer bool
+	// deadlines end the requests' publishes (see publish).
+	deadlines deadlines
 }
 
 // New returns a gateway publishing with pub and registering its metrics on
@@ -225,7 +228,10 @@ func writeResponse(w http.ResponseWriter, res *response) {
 	h["X-Content-Type-Options"] = valueNosniff
 	w.WriteHeader(res.status)
 	if res.status == http.StatusAccepted {
-		_, _ = w.Write(appendAccepted(make([]byte, 0, 128), &res.accepted))
+		a := &res.accepted
+		// The body is its three strings and 41 bytes of JSON around them
+		// (more only for a string encoding/json escapes).
+		_, _ = w.Write(appendAccepted(make([]byte, 0, 64+len(a.ID)+len(a.Topic)+len(a.CorrelationID)), a))
 		return
 	}
 	_ = json.NewEncoder(w).Encode(Error{Error: res.reason})
@@ -335,6 +341,11 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // request's copy made for it.
 func (g *Gateway) startSpan(r *http.Request) (*http.Request, trace.Span) {
 	parent := r.Context()
+	if g.noopTracer && len(r.Header["Traceparent"]) == 0 {
+		// No trace context to continue (W3C: tracestate alone is
+		// ignored), and none to start.
+		return r, trace.SpanFromContext(parent)
+	}
 	ctx := tracing.Propagator.Extract(parent, headerCarrier{propagation.HeaderCarrier(r.Header)})
 	if g.noopTracer {
 		if ctx != parent {
@@ -510,22 +521,25 @@ func (g *Gateway) tooLarge(res *response) {
 }
 
 // publish publishes body to topic as the event id, of correlation ID cid,
-// with the key, content type and trace context of the request (hdr, ctx's
-// span), and waits for the broker's acknowledgement up to PublishTimeout
-// or until the client goes away. A 503 means "not known to be written",
+// with the key, content type and trace context of the request (hdr, the
+// span of the request's context req), and waits for the broker's
+// acknowledgement up to PublishTimeout (within deadlineStep), whether or
+// not the client is still there. A 503 means "not known to be written",
 // and a client that retries with the same X-Event-ID lets consumers
 // deduplicate.
 //
-// An *app.Publisher sends aside and returns when ctx ends (the write may
-// then still land): the gateway gives it the event as the message its
-// Publish would have made of the same options (the ID, correlation ID,
-// key, content type and trace headers; the ID Publish generates first
-// would be replaced by id), through PublishMessages. Any other Publisher
-// may not honour ctx (a Sarama send does not), so it runs aside and, after
-// a timeout, finishes in the background.
-func (g *Gateway) publish(ctx context.Context, topic string, body []byte, id, cid string, hdr *headers) error {
-	ctx, cancel := context.WithTimeout(ctx, g.cfg.PublishTimeout)
-	defer cancel()
+// An *app.Publisher sends aside and returns when its context ends (the
+// write may then still land): the gateway gives it the event as the
+// message its Publish would have made of the same options (the ID,
+// correlation ID, key, content type and trace headers; the ID Publish
+// generates first would be replaced by id), through PublishMessages. Any
+// other Publisher may not honour its context (a Sarama send does not), so
+// it runs aside and, after a timeout, finishes in the background.
+func (g *Gateway) publish(req context.Context, topic string, body []byte, id, cid string, hdr *headers) error {
+	ctx := g.deadlines.after(g.cfg.PublishTimeout)
+	if span := trace.SpanFromContext(req); span.SpanContext().IsValid() {
+		ctx = trace.ContextWithSpan(ctx, span) // the publish continues the request's trace
+	}
 	trace := tracing.Headers(ctx)
 	if g.app != nil {
 		m := message.NewMessage(id, body)
@@ -565,6 +579,41 @@ func (g *Gateway) publish(ctx context.Context, topic string, body []byte, id, ci
 			return fmt.Errorf("publish to %s: no acknowledgement: %w", topic, ctx.Err())
 		}
 	}
+}
+
+// deadlineStep is how precise the publish deadline is: the requests whose
+// deadlines fall within one step share one context, which ends at the
+// step's end, so a request waits up to PublishTimeout and at most
+// deadlineStep more, and needs no timer and no context of its own.
+const deadlineStep = 5 * time.Millisecond
+
+// deadlines hands out the contexts of publish deadlines. It is safe for
+// concurrent use.
+type deadlines struct {
+	cur atomic.Pointer[deadline]
+}
+
+// deadline is a context that ends at at.
+type deadline struct {
+	at  time.Time
+	ctx context.Context
+	// cancel is never called: the context ends by itself at at, which
+	// releases its timer.
+	cancel context.CancelFunc
+}
+
+// after returns a context that ends timeout from now, rounded up to the
+// next multiple of deadlineStep: the one of the last caller in the same
+// step, or a new one.
+func (d *deadlines) after(timeout time.Duration) context.Context {
+	at := time.Now().Add(timeout).Truncate(deadlineStep).Add(deadlineStep)
+	if cur := d.cur.Load(); cur != nil && cur.at.Equal(at) {
+		return cur.ctx
+	}
+	ctx, cancel := context.WithDeadline(context.Background(), at)
+	// Callers racing here each get a valid context; the last one stays.
+	d.cur.Store(&deadline{at: at, ctx: ctx, cancel: cancel})
+	return ctx
 }
 
 // headerValue returns the single value of an optional header ("" when

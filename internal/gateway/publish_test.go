@@ -110,3 +110,56 @@ func keys(md message.Metadata) []string {
 	slices.Sort(ks)
 	return ks
 }
+
+// stallTransport is a transport whose publisher never acknowledges: a
+// publish ends with its context, whose deadline it reports.
+type stallTransport struct {
+	transport.Transport
+	deadlines chan time.Time
+}
+
+func (s stallTransport) Publisher() transport.Publisher { return stallPublisher(s) }
+
+type stallPublisher stallTransport
+
+func (stallPublisher) Publish(string, ...*message.Message) error { return nil }
+func (s stallPublisher) PublishContext(ctx context.Context, _ string, _ ...*message.Message) error {
+	d, _ := ctx.Deadline()
+	s.deadlines <- d
+	<-ctx.Done()
+	return ctx.Err()
+}
+func (stallPublisher) Close() error { return nil }
+
+// TestGatewayWaitsForTheAcknowledgementUpToThePublishTimeout: through an
+// *app.Publisher whose broker never answers, each request waits
+// PublishTimeout (rounded up to a few milliseconds, never less), then gets
+// the contract's 503.
+func TestGatewayWaitsForTheAcknowledgementUpToThePublishTimeout(t *testing.T) {
+	const timeout = 40 * time.Millisecond
+	tr := stallTransport{Transport: transport.NewMemory(slog.New(slog.DiscardHandler)), deadlines: make(chan time.Time, 4)}
+	var pub *app.Publisher
+	a := fxtest.New(t, app.Core(config.Config{}), fx.Supply(fx.Annotate(tr, fx.As(new(transport.Transport)))),
+		app.PublisherModule, fx.Populate(&pub))
+	a.RequireStart()
+	defer a.RequireStop()
+	g, err := gateway.New(gateway.Config{PublishTimeout: timeout}, pub, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+	require.NoError(t, err)
+	mux := http.NewServeMux()
+	g.Mount(mux)
+
+	for range 3 {
+		start := time.Now()
+		rec := httptest.NewRecorder()
+		mux.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/v1/events/orders", strings.NewReader(`{"n":1}`)))
+		end := time.Now()
+
+		assert.Equal(t, http.StatusServiceUnavailable, rec.Code, "body: %s", rec.Body)
+		assert.Equal(t, "1", rec.Header().Get("Retry-After"))
+		assert.JSONEq(t, `{"error":"broker unavailable: the event was not acknowledged; retry with the same X-Event-ID"}`, rec.Body.String())
+		deadline := <-tr.deadlines
+		assert.False(t, deadline.Before(start.Add(timeout)), "deadline %s: before the request's start + %s (%s)", deadline, timeout, start.Add(timeout))
+		assert.False(t, deadline.After(end.Add(timeout+10*time.Millisecond)), "deadline %s: more than 10ms past the request's end + %s", deadline, timeout)
+		assert.False(t, end.Before(deadline), "answered at %s, before the deadline %s", end, deadline)
+	}
+}

@@ -5,10 +5,11 @@
 // broker's acknowledgement, as eventfx's gateway), and the answer is a
 // small JSON object with the event's ID and topic.
 //
-// It is the baseline of BenchmarkGateway (internal/benchmarks): minimal
-// but correct, with none of eventfx's features (no authentication, topic
-// policy, header checks, correlation IDs, metrics, tracing or logs). It is
-// not part of any service.
+// It is the baseline of BenchmarkGateway (internal/benchmarks) and of
+// `eventfx bench gateway --compare`: minimal but correct, with none of
+// eventfx's features (no authentication, topic policy, header checks,
+// correlation IDs, metrics, tracing or logs). It is not part of any
+// service.
 package handwritten
 
 import (
