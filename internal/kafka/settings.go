@@ -179,9 +179,15 @@ func fnv32a(b []byte) uint32 {
 //     a session ends (rebalance, graceful stop), so a crash redelivers at
 //     most one interval of handled messages;
 //   - session/heartbeat/rebalance timeouts from config;
-//   - fetches: Sarama's defaults (ChannelBufferSize 1024, Fetch.Default
-//     8 MB and MaxProcessingTime 1 s were benchmarked in
-//     internal/benchmarks and did not move the rate);
+//   - fetches: Sarama's defaults. Fetch.Min 1 byte and MaxWaitTime
+//     500 ms (Kafka's defaults) answer a fetch as soon as one record is
+//     there, so a record waits for at most one fetch round at any rate; a
+//     larger Fetch.Min makes fewer, larger rounds at high rates but holds
+//     records up to MaxWaitTime at low ones. The partitions' queues
+//     (ChannelBufferSize 256) do not fill while the handler keeps up
+//     (ChannelBufferSize 1024, Fetch.Default 8 MB and MaxProcessingTime
+//     1 s were benchmarked in internal/benchmarks and did not move the
+//     rate);
 //   - no Sarama metrics (discardMetrics);
 //   - the connection (client ID, TLS, SASL).
 func saramaConfig(cfg config.Config, c connection) (*sarama.Config, error) {
