@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+	metrics "github.com/rcrowley/go-metrics"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
@@ -178,14 +179,22 @@ func fnv32a(b []byte) uint32 {
 //     a session ends (rebalance, graceful stop), so a crash redelivers at
 //     most one interval of handled messages;
 //   - session/heartbeat/rebalance timeouts from config;
-//   - fetches: Sarama's defaults (ChannelBufferSize 1024, Fetch.Default
-//     8 MB and MaxProcessingTime 1 s were benchmarked in
-//     internal/benchmarks and did not move the rate);
+//   - fetches: Sarama's defaults. Fetch.Min 1 byte and MaxWaitTime
+//     500 ms (Kafka's defaults) answer a fetch as soon as one record is
+//     there, so a record waits for at most one fetch round at any rate; a
+//     larger Fetch.Min makes fewer, larger rounds at high rates but holds
+//     records up to MaxWaitTime at low ones. The partitions' queues
+//     (ChannelBufferSize 256) do not fill while the handler keeps up
+//     (ChannelBufferSize 1024, Fetch.Default 8 MB and MaxProcessingTime
+//     1 s were benchmarked in internal/benchmarks and did not move the
+//     rate);
+//   - no Sarama metrics (discardMetrics);
 //   - the connection (client ID, TLS, SASL).
 func saramaConfig(cfg config.Config, c connection) (*sarama.Config, error) {
 	sc := sarama.NewConfig()
 	c.sarama(sc)
 	sc.Version = sarama.V2_8_0_0
+	sc.MetricRegistry = discardMetrics{}
 	sc.Metadata.Retry.Backoff = 100 * time.Millisecond
 	sc.Metadata.Retry.Max = 10
 
@@ -203,6 +212,42 @@ func saramaConfig(cfg config.Config, c connection) (*sarama.Config, error) {
 		return nil, fmt.Errorf("sarama config: %w", err)
 	}
 	return sc, nil
+}
+
+// discardMetrics is the metrics registry of the subscriber's Sarama
+// client: it keeps nothing, and the metrics it hands out do nothing.
+// Sarama updates its go-metrics (rates per broker and topic, histograms
+// of request latency, response size and fetched batch size, each a locked
+// reservoir sample) on every request and every fetched partition, and
+// nothing reads them: eventfx's metrics are its own. A kind of metric it
+// does not know (none in the Sarama eventfx uses) is made as a standard
+// registry would and not kept.
+type discardMetrics struct{}
+
+var _ metrics.Registry = discardMetrics{}
+
+func (discardMetrics) Each(func(string, any))            {}
+func (discardMetrics) Get(string) any                    { return nil }
+func (discardMetrics) GetAll() map[string]map[string]any { return nil }
+func (discardMetrics) Register(string, any) error        { return nil }
+func (discardMetrics) RunHealthchecks()                  {}
+func (discardMetrics) Unregister(string)                 {}
+func (discardMetrics) UnregisterAll()                    {}
+
+// GetOrRegister returns the no-op metric of the kind that the constructor
+// (or metric) m makes.
+func (discardMetrics) GetOrRegister(name string, m any) any {
+	switch m.(type) {
+	case func() metrics.Meter, metrics.Meter:
+		return metrics.NilMeter{}
+	case func() metrics.Counter, metrics.Counter:
+		return metrics.NilCounter{}
+	case func() metrics.Histogram, metrics.Histogram:
+		return metrics.NilHistogram{}
+	case func() metrics.Gauge, metrics.Gauge:
+		return metrics.NilGauge{}
+	}
+	return metrics.NewRegistry().GetOrRegister(name, m)
 }
 
 // scramClient adapts xdg-go/scram to Sarama's SCRAMClient.
