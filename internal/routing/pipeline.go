@@ -55,6 +55,7 @@ func Chain(cfg config.Config, h handlers.Handler, group string, pub message.Publ
 	return func(fn message.HandlerFunc) message.HandlerFunc {
 		q := *p
 		q.fn = fn
+		q.stack = &stackGauge{}
 		return q.handle
 	}
 }
@@ -88,6 +89,8 @@ type pipeline struct {
 	handlerLogger *slog.Logger
 	debug         bool
 	context       func(context.Context, *message.Message) context.Context
+	// stack learns whether fn needs a grown stack (see stackGauge).
+	stack *stackGauge
 
 	// The observers' hooks; the ending ones in reverse order.
 	received       []func(*message.Message)
@@ -113,8 +116,15 @@ func (p *pipeline) add(h router.Hooks) {
 
 // handle runs the chain for one message. Steps 0 to 4; each attempt is
 // steps 4b to 7 (attempt); the failure path (retries, 3b, 3) is failed.
-// The hot path's frames are kept small (see Chain).
+// The hot path's frames are kept small (see Chain), and a handler that
+// needs a bigger stack has it grown here, in the chain's first frame
+// (stackGauge).
 func (p *pipeline) handle(msg *message.Message) ([]*message.Message, error) {
+	grown := p.stack.grow()
+	if grown {
+		growStack(0)
+	}
+	mark := stackMark()
 	// 0. Targeted replay: a replayed message for another consumer group
 	// (meta.ReplayFor) was handled by this handler the first time; it is
 	// acknowledged without running anything else, observers included.
@@ -157,6 +167,9 @@ func (p *pipeline) handle(msg *message.Message) ([]*message.Message, error) {
 		f(msg, outcome, attempts)
 	}
 	msg.SetContext(orig)
+	if !grown {
+		p.stack.observe(stackMark() != mark)
+	}
 	return nil, err
 }
 
