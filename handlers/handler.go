@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -163,16 +164,26 @@ func decode[T any](msg *message.Message, d *decoder) (context.Context, T, error)
 	if err := d.unmarshal(msg.Payload, &e); err != nil {
 		return ctx, e, codecError(fmt.Errorf("decode %T: %w", e, err))
 	}
-	if v, ok := any(&e).(Validator); ok {
-		if err := v.Validate(); err != nil {
-			return ctx, e, Permanent(fmt.Errorf("invalid %T: %w", e, err))
-		}
-	} else if v, ok := any(e).(Validator); ok {
-		if err := v.Validate(); err != nil {
-			return ctx, e, Permanent(fmt.Errorf("invalid %T: %w", e, err))
-		}
+	if err := validate(&e); err != nil {
+		return ctx, e, Permanent(fmt.Errorf("invalid %T: %w", e, err))
 	}
 	return ctx, e, nil
+}
+
+// validate runs e's Validate, if *e or e has one. Only a pointer or an
+// interface T can have a Validate that *T has not: asking any other T
+// would copy it.
+func validate[T any](e *T) error {
+	if v, ok := any(e).(Validator); ok {
+		return v.Validate()
+	}
+	if k := reflect.TypeFor[T]().Kind(); k != reflect.Pointer && k != reflect.Interface {
+		return nil
+	}
+	if v, ok := any(*e).(Validator); ok {
+		return v.Validate()
+	}
+	return nil
 }
 
 // codecError classifies a codec's error: transient when the codec says

@@ -51,6 +51,39 @@ func TestTypedHandlerDecodesAndClassifiesErrors(t *testing.T) {
 	}
 }
 
+// TestTypedHandlerValidatesEventsOfEveryKind: Validate runs whether the
+// event is a value with a value or pointer method, or a pointer.
+func TestTypedHandlerValidatesEventsOfEveryKind(t *testing.T) {
+	invalid := []byte(`{"order_id":"o1","items":0}`)
+	tests := []struct {
+		name string
+		h    handlers.Handler
+	}{
+		{"value", handlers.New("ship", "orders", func(context.Context, Shipment) error { return nil })},
+		{"pointer method", handlers.New("ship", "orders", func(context.Context, checked) error { return nil })},
+		{"pointer", handlers.New("ship", "orders", func(context.Context, *Shipment) error { return nil })},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := tt.h.Func(message.NewMessage("m", invalid))
+			assert.True(t, handlers.IsPermanent(err), "permanent: %v", err)
+			assert.ErrorContains(t, err, "invalid ")
+		})
+	}
+}
+
+// checked validates itself through a pointer method.
+type checked struct {
+	Items int `json:"items"`
+}
+
+func (c *checked) Validate() error {
+	if c.Items <= 0 {
+		return errors.New("no items")
+	}
+	return nil
+}
+
 func errOrEmpty(err error) string {
 	if err == nil {
 		return ""
