@@ -184,6 +184,23 @@ func (c *Codec) MarshalTopic(topic string, v any) ([]byte, error) {
 // Unmarshal decodes a framed value into v, a pointer to one of the
 // codec's types.
 func (c *Codec) Unmarshal(data []byte, v any) error {
+	// An Avro value whose writer's schema was resolved before is decoded
+	// here; everything else, errors included, in unmarshal. Its frame
+	// stays small: a handler's stack holds it while the value decodes.
+	if t := reflect.TypeOf(v); t != nil && t.Kind() == reflect.Pointer {
+		if b, ok := c.types[t.Elem()]; ok {
+			if id, value, err := ParseFrame(data); err == nil {
+				if rs, ok := (*b.resolved.Load())[id]; ok {
+					return c.decodeAvro(rs, id, value, v)
+				}
+			}
+		}
+	}
+	return c.unmarshal(data, v)
+}
+
+// unmarshal is Unmarshal's path for the values it does not decode itself.
+func (c *Codec) unmarshal(data []byte, v any) error {
 	t := reflect.TypeOf(v)
 	if t == nil || t.Kind() != reflect.Pointer {
 		return fmt.Errorf("schema codec: decode into %T, want a pointer", v)
@@ -198,9 +215,6 @@ func (c *Codec) Unmarshal(data []byte, v any) error {
 	id, value, err := ParseFrame(data)
 	if err != nil {
 		return err
-	}
-	if rs, ok := (*b.resolved.Load())[id]; ok {
-		return c.decodeAvro(rs, id, value, v)
 	}
 	w, err := c.reg.schemaByID(id)
 	if err != nil {
@@ -235,13 +249,19 @@ func (c *Codec) Unmarshal(data []byte, v any) error {
 // schema ID id into v, with rs, the writer's schema resolved to v's.
 func (c *Codec) decodeAvro(rs *avro.Schema, id int, value []byte, v any) error {
 	rest, err := rs.Decode(value, v)
-	if err == nil && len(rest) > 0 {
+	if err == nil && len(rest) == 0 {
+		return nil
+	}
+	return c.avroError(id, rest, err)
+}
+
+// avroError is the error of an Avro decode with schema ID id that failed
+// with err or left rest unread.
+func (c *Codec) avroError(id int, rest []byte, err error) error {
+	if err == nil {
 		err = fmt.Errorf("%d bytes after the value", len(rest))
 	}
-	if err != nil {
-		return fmt.Errorf("schema ID %d%s: %w", id, c.reg.subjectsOf(id), err)
-	}
-	return nil
+	return fmt.Errorf("schema ID %d%s: %w", id, c.reg.subjectsOf(id), err)
 }
 
 // unmarshalProto decodes a Protobuf value (after the schema ID) into v, a
