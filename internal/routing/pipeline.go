@@ -89,7 +89,7 @@ type pipeline struct {
 	handlerLogger *slog.Logger
 	debug         bool
 	context       func(context.Context, *message.Message) context.Context
-	// stack learns whether fn needs a grown stack (see stackGauge).
+	// stack learns how much stack fn needs (see stackGauge).
 	stack *stackGauge
 
 	// The observers' hooks; the ending ones in reverse order.
@@ -120,9 +120,9 @@ func (p *pipeline) add(h router.Hooks) {
 // needs a bigger stack has it grown here, in the chain's first frame
 // (stackGauge).
 func (p *pipeline) handle(msg *message.Message) ([]*message.Message, error) {
-	grown := p.stack.grow()
-	if grown {
-		growStack(0)
+	level := p.stack.next()
+	if level > 0 {
+		growStack(level)
 	}
 	mark := stackMark()
 	// 0. Targeted replay: a replayed message for another consumer group
@@ -167,9 +167,7 @@ func (p *pipeline) handle(msg *message.Message) ([]*message.Message, error) {
 		f(msg, outcome, attempts)
 	}
 	msg.SetContext(orig)
-	if !grown {
-		p.stack.observe(stackMark() != mark)
-	}
+	p.stack.observe(level, stackMark() != mark)
 	return nil, err
 }
 

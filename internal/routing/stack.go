@@ -5,59 +5,98 @@ import (
 	"unsafe"
 )
 
-// stackGauge learns whether a handler's deliveries need more stack than a
-// goroutine starts with, and if so has each of them take it at once.
+// stackGauge learns how much stack a handler's deliveries need, and has
+// each of them grow its stack to that at once.
 //
 // Watermill runs every delivery on a new goroutine, whose stack starts at
-// the runtime's minimum. A handler that needs more (decoding a payload, a
-// database driver) makes the runtime grow it by copying, and a copy costs
-// in proportion to the frames it moves: below the handler there are the
-// router's and the chain's. Grown at the top of the chain, where those
-// frames are few, the stack is copied once and at a fraction of the cost.
+// the runtime's minimum (2 KiB). A handler that needs more (decoding a
+// payload, a database driver) makes the runtime grow it by copying, and a
+// copy costs in proportion to the frames it moves: under the handler there
+// are the router's and the chain's, and a codec's own. Grown at the top of
+// the chain, where the frames are few, the stack is copied once and at a
+// fraction of the cost.
 //
-// The gauge watches whether a delivery's stack moved (the runtime grew it)
-// while the chain ran. After deepAfter deliveries in a row whose stack
-// grew, every delivery grows its stack first (growStack); one delivery in
-// probeEvery goes without, and if its stack did not move, the gauge starts
-// watching again. Safe for concurrent use.
+// The gauge has a level: the stack each delivery grows first (none,
+// 4, 8 or 16 KiB, growStack). It watches whether the stack moved (the
+// runtime grew it) while the chain ran: after deepAfter deliveries in a
+// row whose stack moved, the level goes up. One delivery in probeEvery
+// grows one level less, and if its stack did not move, the level goes
+// down. Safe for concurrent use.
 type stackGauge struct {
-	deep atomic.Bool
-	// grew counts the deliveries in a row whose stack grew, while not deep.
-	grew atomic.Int32
-	// n counts the deliveries while deep, to pick the probes.
+	level atomic.Int32
+	// moved counts the deliveries in a row whose stack moved at level.
+	moved atomic.Int32
+	// n counts the deliveries above level 0, to pick the probes.
 	n atomic.Uint32
 }
 
 const (
 	// deepAfter is how many deliveries in a row must have grown their
-	// stack before every delivery grows it first.
+	// stack before the level goes up.
 	deepAfter = 16
-	// probeEvery is how often a deep handler's delivery goes without.
+	// probeEvery is how often a delivery tries one level less.
 	probeEvery = 1024
+	// maxStackLevel is the highest level: 16 KiB.
+	maxStackLevel = 3
 )
 
-// grow reports whether this delivery should grow its stack first: the
-// handler is deep, and the delivery is not a probe. Inlined, so that
-// growStack is called from the chain's first frame.
-func (g *stackGauge) grow() bool {
-	return g.deep.Load() && g.n.Add(1)%probeEvery != 0
+// next is the level the delivery about to run grows its stack to.
+func (g *stackGauge) next() int32 {
+	l := g.level.Load()
+	if l > 0 && g.n.Add(1)%probeEvery == 0 {
+		return l - 1
+	}
+	return l
 }
 
-// observe records whether the stack of a delivery that did not grow it
-// first moved.
-func (g *stackGauge) observe(moved bool) {
+// observe records whether the stack of a delivery that grew it to level l
+// first moved while the chain ran.
+func (g *stackGauge) observe(l int32, moved bool) {
+	cur := g.level.Load()
 	switch {
-	case moved && !g.deep.Load():
-		if g.grew.Add(1) >= deepAfter {
-			g.deep.Store(true)
+	case l < cur: // a probe
+		if !moved && g.level.CompareAndSwap(cur, l) {
+			g.moved.Store(0)
 		}
+	case l > cur || cur == maxStackLevel:
 	case moved:
-	case g.deep.Load():
-		g.deep.Store(false)
-		g.grew.Store(0)
-	case g.grew.Load() != 0:
-		g.grew.Store(0)
+		if g.moved.Add(1) >= deepAfter && g.level.CompareAndSwap(cur, cur+1) {
+			g.moved.Store(0)
+		}
+	case g.moved.Load() != 0:
+		g.moved.Store(0)
 	}
+}
+
+// growStack grows the stack to level l (above 0), called from the
+// chain's first frame: it calls a function whose frame, with the guard
+// the runtime keeps below it, fits in the stack of that level and not in
+// the one below. It is inlined, so the stack the runtime copies holds a
+// frame less.
+func growStack(l int32) { growers[l-1](0) }
+
+// growers are the functions growStack calls, by level.
+var growers = [maxStackLevel]func(int) byte{grow4K, grow8K, grow16K}
+
+// The growNK functions have frames of 1.5, 4 and 10 KiB; their argument and
+// result keep the frame from being optimised away.
+
+//go:noinline
+func grow4K(i int) byte {
+	var b [3 << 9]byte
+	return b[i%len(b)]
+}
+
+//go:noinline
+func grow8K(i int) byte {
+	var b [4 << 10]byte
+	return b[i%len(b)]
+}
+
+//go:noinline
+func grow16K(i int) byte {
+	var b [10 << 10]byte
+	return b[i%len(b)]
 }
 
 // stackMark is an address in the frame of its caller's callee: called
@@ -69,18 +108,3 @@ func stackMark() uintptr {
 	var b byte
 	return uintptr(unsafe.Pointer(&b))
 }
-
-// growStack has the runtime grow the stack, in one copy, to 8 KiB when
-// called from the chain's first frame: its frame, and the guard the
-// runtime keeps below it, do not fit in 4 KiB. Its argument and
-// result keep its frame from being optimised away.
-//
-//go:noinline
-func growStack(i int) byte {
-	var b [growFrame]byte
-	return b[i%growFrame]
-}
-
-// growFrame is growStack's frame: more than 4 KiB less the guard and the
-// router's frames above it, less than 8 KiB less those.
-const growFrame = 4096

@@ -1,6 +1,7 @@
 package routing
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -42,29 +43,61 @@ func TestStackMarkSeesTheStackMove(t *testing.T) {
 }
 
 // TestStackGaugeLearnsDeepHandlers: deepAfter deliveries in a row whose
-// stack grew make the gauge grow every stack but the probes; a probe
-// whose stack did not move, or a delivery that breaks the run, resets it.
+// stack moved raise the level; one that did not breaks the run; a probe,
+// one delivery in probeEvery one level down, lowers it if its stack did
+// not move.
 func TestStackGaugeLearnsDeepHandlers(t *testing.T) {
 	g := &stackGauge{}
-	for range deepAfter - 1 {
-		g.observe(true)
-	}
-	assert.False(t, g.grow(), "one delivery short of deepAfter")
-	g.observe(false)
-	for range deepAfter - 1 {
-		g.observe(true)
-	}
-	assert.False(t, g.grow(), "the run was broken")
-	g.observe(true)
-	grown := 0
-	for range probeEvery {
-		if g.grow() {
-			grown++
+	run := func(n int, moved bool) {
+		for range n {
+			g.observe(g.next(), moved)
 		}
 	}
-	assert.Equal(t, probeEvery-1, grown, "all but one probe")
-	g.observe(true)
-	assert.True(t, g.deep.Load(), "a probe whose stack grew keeps it deep")
-	g.observe(false)
-	assert.False(t, g.grow(), "a probe whose stack did not move")
+	run(deepAfter-1, true)
+	run(1, false)
+	run(deepAfter-1, true)
+	assert.Equal(t, int32(0), g.next(), "the run was broken")
+	run(1, true)
+	assert.Equal(t, int32(1), g.level.Load(), "deepAfter in a row")
+
+	levels := map[int32]int{}
+	for range probeEvery {
+		levels[g.next()]++
+	}
+	assert.Equal(t, map[int32]int{1: probeEvery - 1, 0: 1}, levels, "one probe a level down")
+
+	g.observe(0, true)
+	assert.Equal(t, int32(1), g.level.Load(), "a probe whose stack moved")
+	g.observe(0, false)
+	assert.Equal(t, int32(0), g.level.Load(), "a probe whose stack did not move")
+
+	run(deepAfter*(maxStackLevel+2), true)
+	assert.Equal(t, int32(maxStackLevel), g.level.Load(), "the level stops at maxStackLevel")
+}
+
+// TestGrowStackGrowsToItsLevel: on a new goroutine, growing to a level
+// leaves room for what needs that level's stack, and not for more.
+func TestGrowStackGrowsToItsLevel(t *testing.T) {
+	tests := []struct {
+		level int32
+		kib   int // deepFrames(kib) fits in the level's stack
+	}{
+		{1, 2},
+		{2, 6},
+		{3, 13},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprint(tt.level), func(t *testing.T) {
+			moved := make(chan [2]bool)
+			go func() {
+				growStack(tt.level)
+				mark := stackMark()
+				deepFrames(tt.kib)
+				fits := stackMark() == mark
+				deepFrames(2 * tt.kib)
+				moved <- [2]bool{fits, stackMark() == mark}
+			}()
+			assert.Equal(t, [2]bool{true, false}, <-moved, "fits, twice as much does not")
+		})
+	}
 }
