@@ -1,6 +1,7 @@
 package routing
 
 import (
+	"math/rand/v2"
 	"sync/atomic"
 	"unsafe"
 )
@@ -19,15 +20,13 @@ import (
 // The gauge has a level: the stack each delivery grows first (none,
 // 4, 8 or 16 KiB, growStack). It watches whether the stack moved (the
 // runtime grew it) while the chain ran: after deepAfter deliveries in a
-// row whose stack moved, the level goes up. One delivery in probeEvery
-// grows one level less, and if its stack did not move, the level goes
+// row whose stack moved, the level goes up. One delivery in probeEvery,
+// at random, grows one level less, and if its stack did not move, the level goes
 // down. Safe for concurrent use.
 type stackGauge struct {
 	level atomic.Int32
 	// moved counts the deliveries in a row whose stack moved at level.
 	moved atomic.Int32
-	// n counts the deliveries above level 0, to pick the probes.
-	n atomic.Uint32
 }
 
 const (
@@ -40,10 +39,12 @@ const (
 	maxStackLevel = 3
 )
 
-// next is the level the delivery about to run grows its stack to.
+// next is the level the delivery about to run grows its stack to. The
+// probes are picked at random: a counter shared by the deliveries of
+// every processor would cost more than the rest of the gauge.
 func (g *stackGauge) next() int32 {
 	l := g.level.Load()
-	if l > 0 && g.n.Add(1)%probeEvery == 0 {
+	if l > 0 && rand.Uint32()%probeEvery == 0 {
 		return l - 1
 	}
 	return l
