@@ -17,11 +17,11 @@ import (
 // the chain, where the frames are few, the stack is copied once and at a
 // fraction of the cost.
 //
-// The gauge has a level: the stack each delivery grows first (none,
-// 4, 8 or 16 KiB, growStack). It watches whether the stack moved (the
-// runtime grew it) while the chain ran: after deepAfter deliveries in a
-// row whose stack moved, the level goes up. One delivery in probeEvery,
-// at random, grows one level less, and if its stack did not move, the level goes
+// The gauge has a level: the stack each delivery grows first (none, 4, 8
+// or 16 KiB, growStack). It watches whether the stack moved (the runtime
+// grew it) while the chain ran: after deepAfter deliveries in a row whose
+// stack moved, the level goes up. One delivery in probeEvery, at random,
+// grows one level less, and if its stack did not move, the level goes
 // down. Safe for concurrent use.
 type stackGauge struct {
 	level atomic.Int32
