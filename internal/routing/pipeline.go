@@ -56,7 +56,7 @@ func Chain(cfg config.Config, h handlers.Handler, group string, pub message.Publ
 		q := *p
 		q.fn = fn
 		q.stack = &stackGauge{}
-		return q.handle
+		return q.run
 	}
 }
 
@@ -114,17 +114,24 @@ func (p *pipeline) add(h router.Hooks) {
 	}
 }
 
-// handle runs the chain for one message. Steps 0 to 4; each attempt is
-// steps 4b to 7 (attempt); the failure path (retries, 3b, 3) is failed.
-// The hot path's frames are kept small (see Chain), and a handler that
-// needs a bigger stack has it grown here, in the chain's first frame
-// (stackGauge).
-func (p *pipeline) handle(msg *message.Message) ([]*message.Message, error) {
+// run runs the chain for one message (handle) on a stack grown first to
+// what the handler needs (stackGauge): in the chain's first frame, a small
+// one, the stack the runtime copies holds the fewest frames.
+func (p *pipeline) run(msg *message.Message) ([]*message.Message, error) {
 	level := p.stack.next()
 	if level > 0 {
 		growStack(level)
 	}
 	mark := stackMark()
+	produced, err := p.handle(msg)
+	p.stack.observe(level, stackMark() != mark)
+	return produced, err
+}
+
+// handle runs the chain for one message. Steps 0 to 4; each attempt is
+// steps 4b to 7 (attempt); the failure path (retries, 3b, 3) is failed.
+// The hot path's frames are kept small (see Chain).
+func (p *pipeline) handle(msg *message.Message) ([]*message.Message, error) {
 	// 0. Targeted replay: a replayed message for another consumer group
 	// (meta.ReplayFor) was handled by this handler the first time; it is
 	// acknowledged without running anything else, observers included.
@@ -167,7 +174,6 @@ func (p *pipeline) handle(msg *message.Message) ([]*message.Message, error) {
 		f(msg, outcome, attempts)
 	}
 	msg.SetContext(orig)
-	p.stack.observe(level, stackMark() != mark)
 	return nil, err
 }
 
