@@ -105,8 +105,11 @@ func grow16K(i int) byte {
 }
 
 // stackMark is an address in the frame of its caller's callee: called
-// twice from the same frame, it returns different values if and only if
-// the runtime moved the goroutine's stack in between.
+// twice from the same frame, it returns different values if the runtime
+// moved the goroutine's stack in between. A stack grown, then shrunk by
+// the garbage collector back onto the memory it left, reads as unmoved: a
+// probe may lower a gauge's level wrongly, and deepAfter deliveries raise
+// it again.
 //
 //go:noinline
 func stackMark() uintptr {

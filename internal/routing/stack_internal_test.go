@@ -19,7 +19,7 @@ func deepFrames(n int) byte {
 }
 
 // TestStackMarkSeesTheStackMove: on a new goroutine, stackMark changes
-// across a call that grew the stack, and only then.
+// across a call that grew the stack, and not across one that did not.
 func TestStackMarkSeesTheStackMove(t *testing.T) {
 	tests := []struct {
 		name  string
