@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -104,11 +105,12 @@ func New[T any](name, topic string, fn func(ctx context.Context, e T) error, opt
 		Consume:     o.consume,
 		MaxInFlight: o.maxInFlight,
 		Func: func(msg *message.Message) ([]*message.Message, error) {
-			ctx, e, err := decode[T](msg, dec)
+			e := new(T)
+			ctx, err := decodeTo(msg, dec, e)
 			if err != nil {
 				return nil, err
 			}
-			return nil, fn(ctx, e)
+			return nil, call(fn, ctx, e)
 		},
 	}
 }
@@ -131,11 +133,12 @@ func NewEmitting[In, Out any](name, topic, publishTopic string, fn func(ctx cont
 		Consume:      o.consume,
 		MaxInFlight:  o.maxInFlight,
 		Func: func(msg *message.Message) ([]*message.Message, error) {
-			ctx, e, err := decode[In](msg, dec)
+			e := new(In)
+			ctx, err := decodeTo(msg, dec, e)
 			if err != nil {
 				return nil, err
 			}
-			outs, err := fn(ctx, e)
+			outs, err := fn(ctx, *e)
 			if err != nil {
 				return nil, err
 			}
@@ -155,24 +158,61 @@ func NewEmitting[In, Out any](name, topic, publishTopic string, fn func(ctx cont
 // decode turns msg into a T, decoded by d, and the context the typed
 // function gets.
 func decode[T any](msg *message.Message, d *decoder) (context.Context, T, error) {
+	e := new(T)
+	ctx, err := decodeTo(msg, d, e)
+	return ctx, *e, err
+}
+
+// decodeTo is decode into e. The typed handlers call it rather than
+// decode, and its errors are made in functions of their own: the frames
+// of the decode path stay small, as a handler's stack holds them while
+// the codec decodes.
+func decodeTo[T any](msg *message.Message, d *decoder, e *T) (context.Context, error) {
 	ctx := msg.Context()
 	if m, ok := MessageFromContext(ctx); !ok || m != msg {
 		ctx = meta.WithMessage(ctx, msg) // outside the router's chain
 	}
-	var e T
-	if err := d.unmarshal(msg.Payload, &e); err != nil {
-		return ctx, e, codecError(fmt.Errorf("decode %T: %w", e, err))
+	if err := d.unmarshal(msg.Payload, e); err != nil {
+		return ctx, decodeError(*e, err)
 	}
-	if v, ok := any(&e).(Validator); ok {
-		if err := v.Validate(); err != nil {
-			return ctx, e, Permanent(fmt.Errorf("invalid %T: %w", e, err))
-		}
-	} else if v, ok := any(e).(Validator); ok {
-		if err := v.Validate(); err != nil {
-			return ctx, e, Permanent(fmt.Errorf("invalid %T: %w", e, err))
-		}
+	if err := validate(e); err != nil {
+		return ctx, invalidError(*e, err)
 	}
-	return ctx, e, nil
+	return ctx, nil
+}
+
+// call is fn(ctx, *e). Its frame, which holds the copy of the event fn
+// gets, is not on the stack while the event decodes.
+//
+//go:noinline
+func call[T any](fn func(context.Context, T) error, ctx context.Context, e *T) error {
+	return fn(ctx, *e)
+}
+
+// decodeError is the error of a codec that could not decode e.
+func decodeError(e any, err error) error {
+	return codecError(fmt.Errorf("decode %T: %w", e, err))
+}
+
+// invalidError is the error of an event e whose Validate failed.
+func invalidError(e any, err error) error {
+	return Permanent(fmt.Errorf("invalid %T: %w", e, err))
+}
+
+// validate runs e's Validate, if *e or e has one. Only a pointer or an
+// interface T can have a Validate that *T has not: asking any other T
+// would copy it.
+func validate[T any](e *T) error {
+	if v, ok := any(e).(Validator); ok {
+		return v.Validate()
+	}
+	if k := reflect.TypeFor[T]().Kind(); k != reflect.Pointer && k != reflect.Interface {
+		return nil
+	}
+	if v, ok := any(*e).(Validator); ok {
+		return v.Validate()
+	}
+	return nil
 }
 
 // codecError classifies a codec's error: transient when the codec says

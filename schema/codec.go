@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"reflect"
 	"sync"
+	"sync/atomic"
 
 	"github.com/twmb/avro"
 	"google.golang.org/protobuf/proto"
@@ -72,9 +74,12 @@ type bound struct {
 	own  *written // the reader's schema (ID 0: not registered by it)
 	name string   // the record's full name
 
-	mu       sync.Mutex
-	resolved map[int]*avro.Schema // Avro: per writer ID, writer resolved to own
-	writers  map[string]writer    // per topic: the schema values are written with
+	// resolved holds, for Avro, the writers' schemas (by ID) resolved to
+	// own: read without a lock, replaced by a copy under mu.
+	resolved atomic.Pointer[map[int]*avro.Schema]
+
+	mu      sync.Mutex
+	writers map[string]writer // per topic: the schema values are written with
 }
 
 // writer is the schema a bound type's values are written with to a topic.
@@ -113,7 +118,9 @@ func NewCodec(reg *Registry, types ...Type) (*Codec, error) {
 		if t.message != nil {
 			name = string(t.message.FullName())
 		}
-		c.types[t.goType] = &bound{Type: t, own: own, name: name, resolved: map[int]*avro.Schema{}, writers: map[string]writer{}}
+		b := &bound{Type: t, own: own, name: name, writers: map[string]writer{}}
+		b.resolved.Store(&map[int]*avro.Schema{})
+		c.types[t.goType] = b
 	}
 	return c, nil
 }
@@ -177,6 +184,23 @@ func (c *Codec) MarshalTopic(topic string, v any) ([]byte, error) {
 // Unmarshal decodes a framed value into v, a pointer to one of the
 // codec's types.
 func (c *Codec) Unmarshal(data []byte, v any) error {
+	// An Avro value whose writer's schema was resolved before is decoded
+	// here; everything else, errors included, in unmarshal. Its frame
+	// stays small: a handler's stack holds it while the value decodes.
+	if t := reflect.TypeOf(v); t != nil && t.Kind() == reflect.Pointer {
+		if b, ok := c.types[t.Elem()]; ok {
+			if id, value, err := ParseFrame(data); err == nil {
+				if rs, ok := (*b.resolved.Load())[id]; ok {
+					return c.decodeAvro(rs, id, value, v)
+				}
+			}
+		}
+	}
+	return c.unmarshal(data, v)
+}
+
+// unmarshal is Unmarshal's path for the values it does not decode itself.
+func (c *Codec) unmarshal(data []byte, v any) error {
 	t := reflect.TypeOf(v)
 	if t == nil || t.Kind() != reflect.Pointer {
 		return fmt.Errorf("schema codec: decode into %T, want a pointer", v)
@@ -205,13 +229,7 @@ func (c *Codec) Unmarshal(data []byte, v any) error {
 		if err != nil {
 			return fmt.Errorf("schema ID %d%s: %v's schema cannot read it: %w", id, c.reg.subjectsOf(id), b.goType, err)
 		}
-		rest, err := rs.Decode(value, v)
-		if err == nil && len(rest) > 0 {
-			err = fmt.Errorf("%d bytes after the value", len(rest))
-		}
-		if err != nil {
-			return fmt.Errorf("schema ID %d%s: %w", id, c.reg.subjectsOf(id), err)
-		}
+		return c.decodeAvro(rs, id, value, v)
 	case FormatJSON:
 		if err := w.json.validate(value); err != nil {
 			return fmt.Errorf("schema ID %d%s: %w", id, c.reg.subjectsOf(id), err)
@@ -225,6 +243,25 @@ func (c *Codec) Unmarshal(data []byte, v any) error {
 		}
 	}
 	return nil
+}
+
+// decodeAvro decodes an Avro value (after the schema ID) written with
+// schema ID id into v, with rs, the writer's schema resolved to v's.
+func (c *Codec) decodeAvro(rs *avro.Schema, id int, value []byte, v any) error {
+	rest, err := rs.Decode(value, v)
+	if err == nil && len(rest) == 0 {
+		return nil
+	}
+	return c.avroError(id, rest, err)
+}
+
+// avroError is the error of an Avro decode with schema ID id that failed
+// with err or left rest unread.
+func (c *Codec) avroError(id int, rest []byte, err error) error {
+	if err == nil {
+		err = fmt.Errorf("%d bytes after the value", len(rest))
+	}
+	return fmt.Errorf("schema ID %d%s: %w", id, c.reg.subjectsOf(id), err)
 }
 
 // unmarshalProto decodes a Protobuf value (after the schema ID) into v, a
@@ -293,13 +330,17 @@ func (b *bound) writer(reg *Registry, topic string) (writer, error) {
 func (b *bound) resolve(w *written) (*avro.Schema, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if rs, ok := b.resolved[w.id]; ok {
+	old := *b.resolved.Load()
+	if rs, ok := old[w.id]; ok {
 		return rs, nil
 	}
 	rs, err := avro.Resolve(w.avro, b.own.avro)
 	if err != nil {
 		return nil, err
 	}
-	b.resolved[w.id] = rs
+	m := make(map[int]*avro.Schema, len(old)+1)
+	maps.Copy(m, old)
+	m[w.id] = rs
+	b.resolved.Store(&m)
 	return rs, nil
 }

@@ -55,7 +55,8 @@ func Chain(cfg config.Config, h handlers.Handler, group string, pub message.Publ
 	return func(fn message.HandlerFunc) message.HandlerFunc {
 		q := *p
 		q.fn = fn
-		return q.handle
+		q.stack = &stackGauge{}
+		return q.run
 	}
 }
 
@@ -88,6 +89,8 @@ type pipeline struct {
 	handlerLogger *slog.Logger
 	debug         bool
 	context       func(context.Context, *message.Message) context.Context
+	// stack learns how much stack fn needs (see stackGauge).
+	stack *stackGauge
 
 	// The observers' hooks; the ending ones in reverse order.
 	received       []func(*message.Message)
@@ -109,6 +112,20 @@ func (p *pipeline) add(h router.Hooks) {
 	if h.AttemptEnded != nil {
 		p.attemptEnded = append([]func(*message.Message, int, time.Duration, error){h.AttemptEnded}, p.attemptEnded...)
 	}
+}
+
+// run runs the chain for one message (handle) on a stack grown first to
+// what the handler needs (stackGauge): in the chain's first frame, a small
+// one, the stack the runtime copies holds the fewest frames.
+func (p *pipeline) run(msg *message.Message) ([]*message.Message, error) {
+	level := p.stack.next()
+	if level > 0 {
+		growStack(level)
+	}
+	mark := stackMark()
+	produced, err := p.handle(msg)
+	p.stack.observe(level, stackMark() != mark)
+	return produced, err
 }
 
 // handle runs the chain for one message. Steps 0 to 4; each attempt is
