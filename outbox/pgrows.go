@@ -17,11 +17,12 @@ import (
 // batch holds hundreds of rows, so when the columns come in the wire
 // formats pgx asks PostgreSQL for (binary for the numbers, bytea and
 // timestamptz; text and json are text either way), readRows decodes them
-// itself, and lets Scan decode anything else.
-func readRows(rows pgx.Rows) ([]outboxRow, error) {
+// itself, and lets Scan decode anything else. capHint is how many rows
+// are expected at most.
+func readRows(rows pgx.Rows, capHint int) ([]outboxRow, error) {
 	defer rows.Close()
 	raw := rawColumns(rows.FieldDescriptions())
-	var out []outboxRow
+	out := make([]outboxRow, 0, capHint)
 	var topic string // the batch's rows mostly share one: one string for them
 	for rows.Next() {
 		var o outboxRow

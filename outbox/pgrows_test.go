@@ -46,7 +46,7 @@ func TestReadRowsAgreesWithScan(t *testing.T) {
 		rows, err := pool.Query(ctx, q, opts...)
 		require.NoError(t, err)
 		require.Equal(t, wantRaw, rawColumns(rows.FieldDescriptions()), "the wire formats")
-		out, err := readRows(rows)
+		out, err := readRows(rows, 2)
 		require.NoError(t, err)
 		return out
 	}
@@ -85,4 +85,26 @@ func TestOutboxRowDecodeRefusesBadValues(t *testing.T) {
 	} {
 		assert.Error(t, o.decode(bad(good()), &topic), name)
 	}
+}
+
+// A batch is published topic by topic, in the order of each topic's first
+// row, each topic's rows in seq order; a batch of one topic is not copied.
+func TestByTopicKeepsTheOrder(t *testing.T) {
+	rows := []outboxRow{{seq: 1, topic: "a"}, {seq: 2, topic: "b"}, {seq: 3, topic: "a"}, {seq: 4, topic: "c"}, {seq: 5, topic: "b"}}
+	var got [][]int64
+	for _, g := range byTopic(rows) {
+		var seqs []int64
+		for _, r := range g {
+			assert.Equal(t, g[0].topic, r.topic)
+			seqs = append(seqs, r.seq)
+		}
+		got = append(got, seqs)
+	}
+	assert.Equal(t, [][]int64{{1, 3}, {2, 5}, {4}}, got)
+
+	one := rows[:1:1]
+	groups := byTopic(append(one, outboxRow{seq: 6, topic: "a"}))
+	require.Len(t, groups, 1)
+	assert.Len(t, groups[0], 2)
+	assert.Nil(t, byTopic(nil))
 }

@@ -339,6 +339,37 @@ func (r *Relay) commit(ctx context.Context, tx batchTx, rows []outboxRow, aside 
 	return len(rows), nil
 }
 
+// byTopic splits rows by topic, in the order of each topic's first row,
+// each in seq order. Most batches have one topic: then rows is the one
+// group, not a copy.
+func byTopic(rows []outboxRow) [][]outboxRow {
+	if len(rows) == 0 {
+		return nil
+	}
+	one := true
+	for _, row := range rows[1:] {
+		if row.topic != rows[0].topic {
+			one = false
+			break
+		}
+	}
+	if one {
+		return [][]outboxRow{rows}
+	}
+	var groups [][]outboxRow
+	index := map[string]int{}
+	for _, row := range rows {
+		i, ok := index[row.topic]
+		if !ok {
+			i = len(groups)
+			index[row.topic] = i
+			groups = append(groups, nil)
+		}
+		groups[i] = append(groups[i], row)
+	}
+	return groups
+}
+
 // asideRow is a row the broker refused for good, and why.
 type asideRow struct {
 	row    outboxRow
@@ -350,19 +381,11 @@ type asideRow struct {
 // error when some failed for a reason that may pass (then nothing may be
 // deleted: the batch is sent again whole, and keeps its order).
 func (r *Relay) publish(ctx context.Context, rows []outboxRow) ([]asideRow, error) {
-	var topics []string
-	byTopic := map[string][]outboxRow{}
-	for _, row := range rows {
-		if _, ok := byTopic[row.topic]; !ok {
-			topics = append(topics, row.topic)
-		}
-		byTopic[row.topic] = append(byTopic[row.topic], row)
-	}
 	var aside []asideRow
 	var transient []error // the first of each topic
 	failed := 0
-	for _, topic := range topics {
-		group := byTopic[topic]
+	for _, group := range byTopic(rows) {
+		topic := group[0].topic
 		if reason := r.refusedTopic(topic); reason != "" {
 			for _, row := range group {
 				aside = append(aside, asideRow{row: row, reason: reason})
@@ -372,17 +395,24 @@ func (r *Relay) publish(ctx context.Context, rows []outboxRow) ([]asideRow, erro
 		// A row whose headers do not decode (one written by hand) can
 		// never be published: it is set aside, the others go.
 		msgs := make([]*message.Message, 0, len(group))
-		sendable := group[:0:0]
-		for _, row := range group {
+		var sendable []outboxRow // group without those rows, once there is one
+		for i, row := range group {
 			m, err := row.message()
 			if err != nil {
+				if sendable == nil {
+					sendable = append(make([]outboxRow, 0, len(group)-1), group[:i]...)
+				}
 				aside = append(aside, asideRow{row: row, reason: oneLine(err)})
 				continue
 			}
 			msgs = append(msgs, m)
-			sendable = append(sendable, row)
+			if sendable != nil {
+				sendable = append(sendable, row)
+			}
 		}
-		group = sendable
+		if sendable != nil {
+			group = sendable
+		}
 		if len(msgs) == 0 {
 			continue
 		}

@@ -146,7 +146,7 @@ const rowColumns = "seq, id, topic, key, slot, payload, headers, created_at"
 const inSlot = "slot BETWEEN $2 AND $2 ORDER BY slot, seq"
 
 func (t *pgTx) take(ctx context.Context, slot, limit int) ([]outboxRow, error) {
-	rows, err := t.first(ctx, `WITH lock AS (SELECT pg_try_advisory_xact_lock($1, $2) AS held)
+	rows, err := t.first(ctx, limit, `WITH lock AS (SELECT pg_try_advisory_xact_lock($1, $2) AS held)
 DELETE FROM eventfx_outbox WHERE (SELECT held FROM lock) AND ctid = ANY(ARRAY(
 	SELECT ctid FROM eventfx_outbox WHERE `+inSlot+` LIMIT $3))
 RETURNING `+rowColumns, int32(slotLock), int32(slot), limit)
@@ -155,13 +155,14 @@ RETURNING `+rowColumns, int32(slotLock), int32(slot), limit)
 }
 
 func (t *pgTx) peek(ctx context.Context, slot, limit int) ([]outboxRow, error) {
-	return t.first(ctx, `WITH lock AS (SELECT pg_try_advisory_xact_lock($1, $2) AS held)
+	return t.first(ctx, limit, `WITH lock AS (SELECT pg_try_advisory_xact_lock($1, $2) AS held)
 SELECT `+rowColumns+` FROM eventfx_outbox
 WHERE (SELECT held FROM lock) AND `+inSlot+` LIMIT $3`, int32(slotLock), int32(slot), limit)
 }
 
-// first begins the transaction and runs the query q in one round trip.
-func (t *pgTx) first(ctx context.Context, q string, args ...any) ([]outboxRow, error) {
+// first begins the transaction and runs the query q, which returns at
+// most limit rows, in one round trip.
+func (t *pgTx) first(ctx context.Context, limit int, q string, args ...any) ([]outboxRow, error) {
 	if t.tx != nil {
 		return nil, errors.New("take batch: the batch's transaction has begun already")
 	}
@@ -182,7 +183,7 @@ func (t *pgTx) first(ctx context.Context, q string, args ...any) ([]outboxRow, e
 		_ = br.Close()
 		return nil, fmt.Errorf("take batch: %w", err)
 	}
-	rows, err := readRows(res)
+	rows, err := readRows(res, limit)
 	if cerr := br.Close(); err == nil && cerr != nil {
 		err = cerr
 	}
