@@ -371,21 +371,6 @@ type compareTarget struct {
 	result           loadgen.Result
 }
 
-// add adds the result of one round to t's level.
-func (t *compareTarget) add(r loadgen.Result) {
-	t.result.Clients = r.Clients
-	t.result.Requests += r.Requests
-	t.result.Errors += r.Errors
-	t.result.Elapsed += r.Elapsed
-	t.result.Latency.Merge(&r.Latency)
-	for c, n := range r.ErrorsByClass {
-		if _, ok := t.result.Samples[c]; !ok {
-			t.result.Samples[c] = r.Samples[c]
-		}
-		t.result.ErrorsByClass[c] += n
-	}
-}
-
 // runCompare is --compare: eventfx's gateway (the config cfg, on brokers)
 // and the hand-written one started here, measured in turns.
 func (o benchGatewayOpts) runCompare(ctx context.Context, brokers []string, cfg config.Config, out, status io.Writer) error {
@@ -469,7 +454,7 @@ func (o benchGatewayOpts) runCompare(ctx context.Context, brokers []string, cfg 
 // first in odd rounds and last in even ones.
 func (o benchGatewayOpts) compareLevel(ctx context.Context, clients int, targets [2]*compareTarget) error {
 	for _, t := range targets {
-		t.result = loadgen.Result{ErrorsByClass: map[string]int{}, Samples: map[string]string{}}
+		t.result = loadgen.Result{}
 	}
 	for round := range o.rounds {
 		cfg := loadgen.Config{Clients: clients, Duration: o.duration / time.Duration(o.rounds)}
@@ -488,7 +473,7 @@ func (o benchGatewayOpts) compareLevel(ctx context.Context, clients int, targets
 			if err != nil {
 				return fmt.Errorf("interrupted at %d clients in round %d (%s gateway) after %d requests", clients, round+1, t.name, r.Requests)
 			}
-			t.add(r)
+			t.result.Add(r)
 		}
 	}
 	return nil

@@ -102,10 +102,8 @@ type gatewayTarget struct {
 	name string
 	op   loadgen.Op
 	// Sums over the level's rounds.
-	requests int
-	elapsed  time.Duration
-	cpu      int64
-	latency  loadgen.Histogram
+	result loadgen.Result
+	cpu    int64
 }
 
 // newGatewayTarget returns the gateway at addr with a fresh topic, which a
@@ -128,7 +126,7 @@ func newGatewayTarget(b *testing.B, name, addr string) *gatewayTarget {
 // ratios of x to y.
 func runGateways(b *testing.B, clients int, x, y *gatewayTarget) {
 	for _, t := range []*gatewayTarget{x, y} {
-		t.requests, t.elapsed, t.cpu, t.latency = 0, 0, 0, loadgen.Histogram{}
+		t.result, t.cpu = loadgen.Result{}, 0
 	}
 	b.ResetTimer()
 	for round := range gatewayRounds {
@@ -153,29 +151,19 @@ func runGateways(b *testing.B, clients int, x, y *gatewayTarget) {
 			if err != nil {
 				b.Fatalf("%s: %v", t.name, err)
 			}
-			t.requests += r.Requests
-			t.elapsed += r.Elapsed
-			t.latency.Merge(&r.Latency)
+			t.result.Add(r)
 		}
 	}
 	b.StopTimer()
 	for _, t := range []*gatewayTarget{x, y} {
-		s := t.latency.Summary()
-		b.ReportMetric(t.rate(), t.name+"-req/s")
+		s := t.result.Latency.Summary()
+		b.ReportMetric(t.result.Rate(), t.name+"-req/s")
 		b.ReportMetric(float64(s.P50)/1e6, t.name+"-p50-ms")
 		b.ReportMetric(float64(s.P99)/1e6, t.name+"-p99-ms")
-		b.ReportMetric(float64(t.cpu)/1e3/float64(t.requests), t.name+"-cpu-µs/req")
+		b.ReportMetric(float64(t.cpu)/1e3/float64(t.result.Requests), t.name+"-cpu-µs/req")
 	}
-	b.ReportMetric(x.rate()/y.rate(), "ratio-req/s")
-	b.ReportMetric(float64(x.latency.Percentile(99))/float64(y.latency.Percentile(99)), "ratio-p99")
-}
-
-// rate is the requests per second of the level's rounds.
-func (t *gatewayTarget) rate() float64 {
-	if t.elapsed <= 0 {
-		return 0
-	}
-	return float64(t.requests) / t.elapsed.Seconds()
+	b.ReportMetric(x.result.Rate()/y.result.Rate(), "ratio-req/s")
+	b.ReportMetric(float64(x.result.Latency.Percentile(99))/float64(y.result.Latency.Percentile(99)), "ratio-p99")
 }
 
 // load sends n requests from clients clients and fails on any error.

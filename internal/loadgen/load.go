@@ -93,6 +93,27 @@ func (r Result) Rate() float64 {
 	return float64(r.Requests) / r.Elapsed.Seconds()
 }
 
+// Add adds the run o to r, as one run of both: the requests, errors and
+// latencies, and the time, summed (runs one after the other, as rounds of
+// one level that take turns with another load). A class's first error
+// is the first run's that had one.
+func (r *Result) Add(o Result) {
+	r.Clients = o.Clients
+	r.Requests += o.Requests
+	r.Errors += o.Errors
+	r.Elapsed += o.Elapsed
+	r.Latency.Merge(&o.Latency)
+	for c, n := range o.ErrorsByClass {
+		if r.ErrorsByClass == nil {
+			r.ErrorsByClass, r.Samples = map[string]int{}, map[string]string{}
+		}
+		if _, ok := r.Samples[c]; !ok {
+			r.Samples[c] = o.Samples[c]
+		}
+		r.ErrorsByClass[c] += n
+	}
+}
+
 // Run runs op under cfg's bounds and returns what it measured. When ctx
 // ends first, Run stops starting requests, waits for those in flight
 // (whose failures caused by ctx are not counted) and returns what it

@@ -105,3 +105,27 @@ func TestConfigNeedsClientsAndABound(t *testing.T) {
 	assert.ErrorContains(t, loadgen.Config{Clients: 1}.Validate(), "set at least one bound")
 	assert.NoError(t, loadgen.Config{Clients: 1, Duration: time.Second}.Validate())
 }
+
+// Runs added together read as one: counts, time and latencies summed, the
+// first sample of each error class kept.
+func TestResultAddSumsRuns(t *testing.T) {
+	var a, b loadgen.Result
+	a.Clients, a.Requests, a.Errors, a.Elapsed = 4, 10, 1, time.Second
+	a.ErrorsByClass, a.Samples = map[string]int{"503": 1}, map[string]string{"503": "first"}
+	a.Latency.Record(time.Millisecond)
+	b.Clients, b.Requests, b.Errors, b.Elapsed = 4, 30, 2, 3*time.Second
+	b.ErrorsByClass, b.Samples = map[string]int{"503": 1, "transport": 1}, map[string]string{"503": "second", "transport": "reset"}
+	b.Latency.Record(3 * time.Millisecond)
+
+	var sum loadgen.Result
+	sum.Add(a)
+	sum.Add(b)
+	assert.Equal(t, 4, sum.Clients)
+	assert.Equal(t, 40, sum.Requests)
+	assert.Equal(t, 3, sum.Errors)
+	assert.Equal(t, 4*time.Second, sum.Elapsed)
+	assert.InDelta(t, 10.0, sum.Rate(), 1e-9)
+	assert.Equal(t, map[string]int{"503": 2, "transport": 1}, sum.ErrorsByClass)
+	assert.Equal(t, map[string]string{"503": "first", "transport": "reset"}, sum.Samples)
+	assert.Equal(t, uint64(2), sum.Latency.Count())
+}
