@@ -93,7 +93,7 @@ func (e BatchError) Error() string {
 // size (messaging.batch.message_count) and handler (eventfx.handler).
 func NewBatch[T any](name, topic string, fn func(ctx context.Context, events []T) error, opts ...Option) Handler {
 	o := buildOptions(opts)
-	b := &batcher[T]{name: name, decoder: newDecoder(o.codec), size: o.batchSize, wait: o.batchWait, fn: fn}
+	b := &batcher[T]{name: name, codec: o.codec, size: o.batchSize, wait: o.batchWait, fn: fn}
 	return Handler{Name: name, Topic: topic, Retry: o.retry, Consume: o.consume, MaxInFlight: o.maxInFlight, Func: b.handle}
 }
 
@@ -109,7 +109,7 @@ func NewBatch[T any](name, topic string, fn func(ctx context.Context, events []T
 // and the acknowledged events' effects must not need their emitted events.
 func NewBatchEmitting[In, Out any](name, topic, publishTopic string, fn func(ctx context.Context, events []In) ([]Out, error), opts ...Option) Handler {
 	o := buildOptions(opts)
-	b := &batcher[In]{name: name, decoder: newDecoder(o.codec), size: o.batchSize, wait: o.batchWait}
+	b := &batcher[In]{name: name, codec: o.codec, size: o.batchSize, wait: o.batchWait}
 	b.fn = func(ctx context.Context, events []In) error {
 		outs, err := fn(ctx, events)
 		if err != nil || len(outs) == 0 {
@@ -130,10 +130,10 @@ func NewBatchEmitting[In, Out any](name, topic, publishTopic string, fn func(ctx
 
 // batcher collects the events of the messages in flight into batches.
 type batcher[T any] struct {
-	name    string
-	decoder *decoder
-	size    int
-	wait    time.Duration
+	name  string
+	codec Codec
+	size  int
+	wait  time.Duration
 	// fn handles a batch: a nil error acknowledges every event; a
 	// BatchError names the failed ones.
 	fn func(ctx context.Context, events []T) error
@@ -156,7 +156,7 @@ type batch[T any] struct {
 // adds it to the open batch (the first event opens one and leads it: it
 // runs the batch function) and returns the event's outcome.
 func (b *batcher[T]) handle(msg *message.Message) ([]*message.Message, error) {
-	ctx, e, err := decode[T](msg, b.decoder)
+	ctx, e, err := decode[T](msg, b.codec)
 	if err != nil {
 		return nil, err
 	}

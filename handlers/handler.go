@@ -97,7 +97,6 @@ func buildOptions(opts []Option) options {
 // is a permanent error: the message goes to the poison queue at once.
 func New[T any](name, topic string, fn func(ctx context.Context, e T) error, opts ...Option) Handler {
 	o := buildOptions(opts)
-	dec := newDecoder(o.codec)
 	return Handler{
 		Name:        name,
 		Topic:       topic,
@@ -106,7 +105,7 @@ func New[T any](name, topic string, fn func(ctx context.Context, e T) error, opt
 		MaxInFlight: o.maxInFlight,
 		Func: func(msg *message.Message) ([]*message.Message, error) {
 			e := new(T)
-			ctx, err := decodeTo(msg, dec, e)
+			ctx, err := decodeTo(msg, o.codec, e)
 			if err != nil {
 				return nil, err
 			}
@@ -124,7 +123,6 @@ func New[T any](name, topic string, fn func(ctx context.Context, e T) error, opt
 // than once (at-least-once), with a new ID each time.
 func NewEmitting[In, Out any](name, topic, publishTopic string, fn func(ctx context.Context, e In) ([]Out, error), opts ...Option) Handler {
 	o := buildOptions(opts)
-	dec := newDecoder(o.codec)
 	return Handler{
 		Name:         name,
 		Topic:        topic,
@@ -134,7 +132,7 @@ func NewEmitting[In, Out any](name, topic, publishTopic string, fn func(ctx cont
 		MaxInFlight:  o.maxInFlight,
 		Func: func(msg *message.Message) ([]*message.Message, error) {
 			e := new(In)
-			ctx, err := decodeTo(msg, dec, e)
+			ctx, err := decodeTo(msg, o.codec, e)
 			if err != nil {
 				return nil, err
 			}
@@ -155,11 +153,11 @@ func NewEmitting[In, Out any](name, topic, publishTopic string, fn func(ctx cont
 	}
 }
 
-// decode turns msg into a T, decoded by d, and the context the typed
+// decode turns msg into a T, decoded by c, and the context the typed
 // function gets.
-func decode[T any](msg *message.Message, d *decoder) (context.Context, T, error) {
+func decode[T any](msg *message.Message, c Codec) (context.Context, T, error) {
 	e := new(T)
-	ctx, err := decodeTo(msg, d, e)
+	ctx, err := decodeTo(msg, c, e)
 	return ctx, *e, err
 }
 
@@ -167,12 +165,12 @@ func decode[T any](msg *message.Message, d *decoder) (context.Context, T, error)
 // decode, and its errors are made in functions of their own: the frames
 // of the decode path stay small, as a handler's stack holds them while
 // the codec decodes.
-func decodeTo[T any](msg *message.Message, d *decoder, e *T) (context.Context, error) {
+func decodeTo[T any](msg *message.Message, c Codec, e *T) (context.Context, error) {
 	ctx := msg.Context()
 	if m, ok := MessageFromContext(ctx); !ok || m != msg {
 		ctx = meta.WithMessage(ctx, msg) // outside the router's chain
 	}
-	if err := d.unmarshal(msg.Payload, e); err != nil {
+	if err := c.Unmarshal(msg.Payload, e); err != nil {
 		return ctx, decodeError(*e, err)
 	}
 	if err := validate(e); err != nil {
