@@ -13,7 +13,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -31,6 +30,7 @@ import (
 	"github.com/eventfx/eventfx/app"
 	"github.com/eventfx/eventfx/config"
 	"github.com/eventfx/eventfx/handlers"
+	"github.com/eventfx/eventfx/internal/bench"
 	"github.com/eventfx/eventfx/internal/kafkatest"
 	"github.com/eventfx/eventfx/internal/pgtest"
 	"github.com/eventfx/eventfx/outbox"
@@ -108,7 +108,7 @@ func BenchmarkOutboxDrain(b *testing.B) {
 			chunks := slices.Collect(slices.Chunk(msgs, batch))
 			var next atomic.Int64
 			var wg sync.WaitGroup
-			cpu := processCPU(b)
+			cpu := bench.ProcessCPU()
 			start := time.Now()
 			b.StartTimer()
 			for range workers {
@@ -124,7 +124,7 @@ func BenchmarkOutboxDrain(b *testing.B) {
 			wg.Wait()
 			b.StopTimer()
 			b.ReportMetric(float64(n)/time.Since(start).Seconds(), "msgs/s")
-			b.ReportMetric(perMsg(processCPU(b)-cpu, n), "cpu-µs/msg")
+			b.ReportMetric(perMsg(bench.ProcessCPU()-cpu, n), "cpu-µs/msg")
 		}
 	})
 	b.Run("watermill-forwarder", func(b *testing.B) {
@@ -198,7 +198,7 @@ func drain(b *testing.B, ob *outbox.Outbox, pub *app.Publisher, cfg config.Outbo
 		require.NoError(b, pprof.StartCPUProfile(f))
 		defer func() { pprof.StopCPUProfile(); f.Close() }()
 	}
-	cpu, dbCPU := processCPU(b), clusterCPU(b, db)
+	cpu, dbCPU := bench.ProcessCPU(), clusterCPU(b, db)
 	start := time.Now()
 	b.StartTimer()
 	go func() { defer close(done); _ = r.Run(ctx) }()
@@ -221,7 +221,7 @@ func drain(b *testing.B, ob *outbox.Outbox, pub *app.Publisher, cfg config.Outbo
 	}
 	b.StopTimer()
 	elapsed := time.Since(start)
-	cpu, dbCPU = processCPU(b)-cpu, clusterCPU(b, db)-dbCPU
+	cpu, dbCPU = bench.ProcessCPU()-cpu, clusterCPU(b, db)-dbCPU
 	cancel()
 	<-done
 	b.ReportMetric(float64(n)/elapsed.Seconds(), "msgs/s")
@@ -229,13 +229,6 @@ func drain(b *testing.B, ob *outbox.Outbox, pub *app.Publisher, cfg config.Outbo
 	if db != nil {
 		b.ReportMetric(perMsg(dbCPU, n), "db-cpu-µs/msg")
 	}
-}
-
-// processCPU is the CPU time (user and system) the test process has used.
-func processCPU(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	require.NoError(b, syscall.Getrusage(syscall.RUSAGE_SELF, &ru))
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // clusterCPU is the CPU time db's processes have used; 0 without one.

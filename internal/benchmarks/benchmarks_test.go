@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -23,6 +22,7 @@ import (
 	"github.com/eventfx/eventfx/app"
 	"github.com/eventfx/eventfx/config"
 	"github.com/eventfx/eventfx/handlers"
+	"github.com/eventfx/eventfx/internal/bench"
 	"github.com/eventfx/eventfx/internal/broker"
 	"github.com/eventfx/eventfx/internal/ids"
 	"github.com/eventfx/eventfx/internal/intake"
@@ -87,13 +87,7 @@ func (c *counter) add(k int) {
 }
 
 // cpuTime is the CPU time the process has used, in nanoseconds.
-func cpuTime() int64 {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return ru.Utime.Nano() + ru.Stime.Nano()
-}
+func cpuTime() int64 { return bench.ProcessCPU().Nanoseconds() }
 
 func (c *counter) handle(*message.Message) error { c.add(1); return nil }
 
